@@ -1,0 +1,28 @@
+import CLibUV
+
+/// Delivers a POSIX signal on the loop thread, where it is safe to act on it.
+public final class SignalWatcher: UVHandle {
+    private var callback: ((Int32) -> Void)?
+
+    public init(loop: EventLoop) {
+        let memory = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
+        uv_signal_init(loop.raw, memory)
+        super.init(loop: loop, memory: memory)
+    }
+
+    private var signal: UnsafeMutablePointer<uv_signal_t> {
+        UnsafeMutableRawPointer(rawHandle).assumingMemoryBound(to: uv_signal_t.self)
+    }
+
+    public func start(signal number: Int32, _ callback: @escaping (Int32) -> Void) throws {
+        self.callback = callback
+        try UVError.check(uv_signal_start(signal, { handle, signum in
+            let owner = Unmanaged<SignalWatcher>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
+            owner.callback?(signum)
+        }, number))
+    }
+
+    public func stop() { uv_signal_stop(signal) }
+
+    public override func didClose() { callback = nil }
+}

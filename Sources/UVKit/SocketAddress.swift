@@ -1,0 +1,39 @@
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IPv4 or IPv6 address and port, as libuv takes them.
+public struct SocketAddress: Sendable {
+    public private(set) var storage = sockaddr_storage()
+
+    /// Parses a numeric address ("127.0.0.1", "::1"); "localhost" means 127.0.0.1.
+    public init(host: String, port: Int) throws {
+        let literal = host == "localhost" ? "127.0.0.1" : host
+        var s = sockaddr_storage()
+        let rc: Int32
+        if literal.contains(":") {
+            rc = withUnsafeMutableBytes(of: &s) { uv_ip6_addr(literal, Int32(port), $0.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)) }
+        } else {
+            rc = withUnsafeMutableBytes(of: &s) { uv_ip4_addr(literal, Int32(port), $0.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)) }
+        }
+        try UVError.check(rc)
+        storage = s
+    }
+
+    init(storage: sockaddr_storage) { self.storage = storage }
+
+    public var port: Int {
+        withUnsafeBytes(of: storage) { raw in
+            let family = raw.load(as: sa_family_t.self)
+            if family == sa_family_t(AF_INET6) {
+                return Int(UInt16(bigEndian: raw.load(as: sockaddr_in6.self).sin6_port))
+            }
+            return Int(UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port))
+        }
+    }
+
+    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>) -> R) -> R {
+        withUnsafeBytes(of: storage) { body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self)) }
+    }
+}

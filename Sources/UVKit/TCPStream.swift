@@ -1,0 +1,163 @@
+import CLibUV
+
+/// A connected TCP socket. Subclasses receive its events by overriding the
+/// `open` methods: a class call, resolved through the vtable, with no closure
+/// and no existential on the read path.
+///
+/// Buffers: the subclass hands out the memory each read lands in
+/// (`readBuffer()`), and keeps the memory of a queued `write` valid until
+/// `didCompleteWrite` is called for it. libuv calls that callback for every
+/// queued write, with `UVError.cancelled` if the handle closes first, and always
+/// before `didClose()`.
+open class TCPStream: UVHandle {
+    public private(set) var isReading = false
+    /// Queued writes whose callbacks have not run yet.
+    public private(set) var writesInFlight = 0
+
+    public init(loop: EventLoop) {
+        let memory = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
+        uv_tcp_init(loop.raw, memory)
+        super.init(loop: loop, memory: memory)
+    }
+
+    @usableFromInline var stream: UnsafeMutablePointer<uv_stream_t> {
+        UnsafeMutableRawPointer(rawHandle).assumingMemoryBound(to: uv_stream_t.self)
+    }
+
+    var tcp: UnsafeMutablePointer<uv_tcp_t> {
+        UnsafeMutableRawPointer(rawHandle).assumingMemoryBound(to: uv_tcp_t.self)
+    }
+
+    // MARK: Connection set-up
+
+    /// Takes the next pending connection of `listener`.
+    public func accept(from listener: TCPListener) throws {
+        let server = UnsafeMutableRawPointer(listener.tcp).assumingMemoryBound(to: uv_stream_t.self)
+        try UVError.check(uv_accept(server, stream))
+    }
+
+    /// Connects to `address`, from `source` if given (to spread many client
+    /// connections over several loopback addresses). `didConnect` reports the end.
+    public func connect(to address: SocketAddress, from source: SocketAddress? = nil) throws {
+        if let source {
+            try UVError.check(source.withSockaddr { uv_tcp_bind(tcp, $0, 0) })
+        }
+        let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
+        let rc = address.withSockaddr { addr in
+            uv_tcp_connect(request, tcp, addr) { request, status in
+                let owner = Unmanaged<TCPStream>.fromOpaque(request!.pointee.handle.pointee.data).takeUnretainedValue()
+                request!.deallocate()
+                owner.didConnect(status < 0 ? UVError(status) : nil)
+            }
+        }
+        if rc < 0 {
+            request.deallocate()
+            throw UVError(rc)
+        }
+    }
+
+    /// Disables Nagle's algorithm: frames are corked by the caller already.
+    public func setNoDelay(_ on: Bool) {
+        uv_tcp_nodelay(tcp, on ? 1 : 0)
+    }
+
+    // MARK: Reading
+
+    public func startReading() throws {
+        if isReading || isClosing { return }
+        try UVError.check(uv_read_start(stream, { handle, _, buf in
+            let owner = Unmanaged<TCPStream>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
+            let region = owner.readBuffer()
+            buf!.pointee = uv_buf_init(region.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(region.count))
+        }, { handle, nread, _ in
+            let owner = Unmanaged<TCPStream>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
+            if nread >= 0 {
+                // 0 is EAGAIN: nothing arrived, and it is not end of file.
+                owner.didRead(nread)
+            } else if Int32(nread) == UV_ENOBUFS.rawValue {
+                owner.didRunOutOfReadBuffer()
+            } else {
+                owner.didReachEnd(Int32(nread) == UV_EOF.rawValue ? nil : UVError(Int32(nread)))
+            }
+        }))
+        isReading = true
+    }
+
+    public func stopReading() {
+        if !isReading { return }
+        uv_read_stop(stream)
+        isReading = false
+    }
+
+    /// Where the next read may land. An empty buffer makes libuv report
+    /// `didRunOutOfReadBuffer()` instead of reading.
+    open func readBuffer() -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+
+    /// `count` bytes landed in the buffer `readBuffer()` gave (0: none this time).
+    open func didRead(_ count: Int) {}
+
+    /// `readBuffer()` gave no room. By default reading stops.
+    open func didRunOutOfReadBuffer() { stopReading() }
+
+    /// The peer closed its side (nil) or the connection failed.
+    open func didReachEnd(_ error: UVError?) {}
+
+    open func didConnect(_ error: UVError?) {}
+
+    // MARK: Writing
+
+    /// Writes what the kernel takes now, without queueing (`uv_try_write`), from
+    /// up to three pieces in order. Returns the bytes written (0 when the socket
+    /// buffer is full) or throws on a real error.
+    @inlinable
+    public func tryWrite(_ a: UnsafeRawBufferPointer,
+                         _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                         _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws -> Int {
+        var bufs = (uv_buf_init(UnsafeMutablePointer(mutating: a.baseAddress?.assumingMemoryBound(to: CChar.self)), UInt32(a.count)),
+                    uv_buf_init(UnsafeMutablePointer(mutating: b.baseAddress?.assumingMemoryBound(to: CChar.self)), UInt32(b.count)),
+                    uv_buf_init(UnsafeMutablePointer(mutating: c.baseAddress?.assumingMemoryBound(to: CChar.self)), UInt32(c.count)))
+        let n: UInt32 = c.count > 0 ? 3 : (b.count > 0 ? 2 : 1)
+        let rc = withUnsafePointer(to: &bufs) {
+            uv_try_write(stream, UnsafeRawPointer($0).assumingMemoryBound(to: uv_buf_t.self), n)
+        }
+        if rc >= 0 { return Int(rc) }
+        if rc == UV_EAGAIN.rawValue { return 0 }
+        throw UVError(rc)
+    }
+
+    /// Queues `bytes` for writing. They must stay valid and unchanged until
+    /// `didCompleteWrite` runs for this write.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        let request = loop.takeWriteRequest()
+        var buf = uv_buf_init(UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: CChar.self)), UInt32(bytes.count))
+        let rc = uv_write(request, stream, &buf, 1) { request, status in
+            let owner = Unmanaged<TCPStream>.fromOpaque(request!.pointee.handle.pointee.data).takeUnretainedValue()
+            owner.loop.returnWriteRequest(request!)
+            owner.writesInFlight -= 1
+            owner.didCompleteWrite(status < 0 ? UVError(status) : nil)
+        }
+        if rc < 0 {
+            loop.returnWriteRequest(request)
+            throw UVError(rc)
+        }
+        writesInFlight += 1
+    }
+
+    open func didCompleteWrite(_ error: UVError?) {}
+
+    /// Sends FIN once queued writes are out (`uv_shutdown`); reading goes on.
+    public func shutdown() {
+        let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        let rc = uv_shutdown(request, stream) { request, status in
+            let owner = Unmanaged<TCPStream>.fromOpaque(request!.pointee.handle.pointee.data).takeUnretainedValue()
+            request!.deallocate()
+            owner.didShutdown(status < 0 ? UVError(status) : nil)
+        }
+        if rc < 0 {
+            request.deallocate()
+            didShutdown(UVError(rc))
+        }
+    }
+
+    open func didShutdown(_ error: UVError?) {}
+}

@@ -1,0 +1,123 @@
+/// A fixed-capacity byte ring: the receive buffer of a connection, sized by
+/// `receiveBufferSize`.
+///
+/// The socket reader writes straight into `writableRegion` (libuv's alloc
+/// callback hands it out) and the frame parser reads and unmasks frames in place.
+/// Nothing is copied between the socket and the handler.
+///
+/// Ownership: a `ByteRing` is a value that refers to memory it allocated; exactly
+/// one owner calls `deallocate()` (the server's ring pool). Pointers taken from it
+/// stay valid until the bytes are consumed or the ring is written again.
+///
+/// The storage has `spillCapacity` bytes past the end. When a frame header or a
+/// control frame wraps around the end, `contiguousBytes` copies the wrapped part
+/// there, so the parser always sees such small pieces in one piece.
+public struct ByteRing {
+    /// Bytes past the ring's end reserved for making a wrapped piece contiguous:
+    /// enough for a 14-byte header plus a 125-byte control payload (RFC 6455 §5.5).
+    public static let spillCapacity = 160
+    /// The smallest ring that can always make progress: it must hold a whole
+    /// control frame with the largest header.
+    public static let minimumCapacity = 256
+
+    public let capacity: Int
+    @usableFromInline let mask: Int
+    public let storage: UnsafeMutableRawPointer
+    /// Offset of the first readable byte.
+    @usableFromInline var head: Int = 0
+    /// Readable bytes.
+    @usableFromInline var readable: Int = 0
+    @inlinable public var count: Int { readable }
+
+    /// `capacity` must be a power of two, at least `minimumCapacity`.
+    public init(capacity: Int) {
+        precondition(capacity >= ByteRing.minimumCapacity && capacity & (capacity - 1) == 0,
+                     "ring capacity must be a power of two >= \(ByteRing.minimumCapacity)")
+        self.capacity = capacity
+        self.mask = capacity - 1
+        self.storage = UnsafeMutableRawPointer.allocate(byteCount: capacity + ByteRing.spillCapacity, alignment: 16)
+    }
+
+    public func deallocate() { storage.deallocate() }
+
+    @inlinable public var isEmpty: Bool { count == 0 }
+    @inlinable public var isFull: Bool { count == capacity }
+    @inlinable public var freeCount: Int { capacity &- count }
+
+    /// The largest contiguous free region, where the next read may land.
+    @inlinable
+    public var writableRegion: UnsafeMutableRawBufferPointer {
+        let tail = (head &+ count) & mask
+        let length: Int
+        if count == capacity {
+            length = 0
+        } else if tail >= head {
+            length = capacity &- tail  // free space runs to the end (and then wraps)
+        } else {
+            length = head &- tail
+        }
+        return UnsafeMutableRawBufferPointer(start: storage + tail, count: length)
+    }
+
+    /// Marks `n` bytes of `writableRegion` as written.
+    @inlinable
+    public mutating func commitWrite(_ n: Int) {
+        precondition(n >= 0 && n <= freeCount)
+        readable &+= n
+    }
+
+    /// Copies bytes in (used for bytes that arrived before the ring existed, such
+    /// as a frame sent in the same segment as the upgrade request). Returns the
+    /// number copied, which is less than asked when the ring fills.
+    @discardableResult
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var done = 0
+        while done < bytes.count {
+            let region = writableRegion
+            if region.count == 0 { break }
+            let n = min(region.count, bytes.count - done)
+            region.baseAddress!.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
+            commitWrite(n)
+            done += n
+        }
+        return done
+    }
+
+    /// Drops `n` readable bytes from the front. An empty ring restarts at offset 0
+    /// so the next read gets the whole buffer in one piece.
+    @inlinable
+    public mutating func consume(_ n: Int) {
+        precondition(n >= 0 && n <= count)
+        readable &-= n
+        head = readable == 0 ? 0 : (head &+ n) & mask
+    }
+
+    /// Readable bytes from `offset` on that sit in one piece before the wrap point.
+    @inlinable
+    public func contiguousReadable(from offset: Int) -> (pointer: UnsafeMutableRawPointer, count: Int) {
+        let start = (head &+ offset) & mask
+        let untilEnd = capacity &- start
+        let left = count &- offset
+        return (storage + start, left < untilEnd ? left : untilEnd)
+    }
+
+    /// A pointer to `length` readable bytes from `offset`, in one piece. When they
+    /// wrap, the wrapped part is copied into the spill area past the end. The
+    /// pointer is valid until the ring is next written or consumed.
+    @inlinable
+    public func contiguousBytes(from offset: Int, length: Int) -> UnsafeMutableRawPointer {
+        precondition(offset + length <= count && length <= ByteRing.spillCapacity)
+        let start = (head &+ offset) & mask
+        let overflow = start &+ length &- capacity
+        if overflow > 0 {
+            (storage + capacity).copyMemory(from: storage, byteCount: overflow)
+        }
+        return storage + start
+    }
+
+    /// Byte at `offset` from the first readable byte.
+    @inlinable
+    public func byte(at offset: Int) -> UInt8 {
+        storage.load(fromByteOffset: (head &+ offset) & mask, as: UInt8.self)
+    }
+}

@@ -1,0 +1,175 @@
+/// What the parser found next in the receive ring.
+///
+/// Every buffer view points into the ring and is valid only until the next call
+/// to `FrameParser.next(_:)`: copy what must outlive it.
+public enum FrameEvent {
+    /// Not enough bytes for anything more; read again.
+    case needMoreData
+    /// A piece of a text or binary message. A message may arrive as many chunks
+    /// (one per frame, and more when a frame spans reads or the ring's wrap point);
+    /// `isFinal` marks its last one, as ASP.NET's `EndOfMessage` does. Text chunks
+    /// have been UTF-8 validated so far, but a chunk may end inside a code point.
+    case data(UnsafeRawBufferPointer, type: MessageType, isFinal: Bool)
+    case ping(UnsafeRawBufferPointer)
+    case pong(UnsafeRawBufferPointer)
+    /// The peer's close frame, validated. `code` is 1005 when the frame had no
+    /// payload (RFC 6455 §7.1.5). No event follows a close.
+    case close(code: CloseCode, reason: UnsafeRawBufferPointer)
+    /// The peer broke a rule: fail the connection with this code (§7.1.7). No
+    /// event follows a failure.
+    case failure(CloseCode)
+}
+
+/// The receiving half of RFC 6455 framing, sans I/O: it reads frames from a
+/// `ByteRing`, unmasks payloads in place and reports them as `FrameEvent`s.
+///
+/// It is a pull parser: the caller asks for the next event until it gets
+/// `.needMoreData`. The bytes an event points at are consumed on the following
+/// call, so the views stay valid while the caller handles the event, and nothing
+/// is copied or allocated per frame.
+public struct FrameParser {
+    public let role: Role
+    /// A message whose fragments add up to more fails with 1009 (§7.4.1), checked
+    /// on each frame header, before the payload arrives.
+    public var maxMessageSize: UInt64
+    /// RSV bits that a negotiated extension defines (none yet).
+    public var allowedRSV: UInt8 = 0
+
+    /// Bytes handed out by the previous event, consumed on the next call.
+    @usableFromInline var pendingConsume = 0
+    /// Inside a data frame's payload.
+    @usableFromInline var inPayload = false
+    @usableFromInline var remaining: UInt64 = 0
+    @usableFromInline var frameFin = false
+    @usableFromInline var frameMasked = false
+    @usableFromInline var maskKey: UInt32 = 0
+    @usableFromInline var maskPhase = 0
+    /// The open message's type, nil between messages.
+    @usableFromInline var messageType: MessageType?
+    @usableFromInline var messageSize: UInt64 = 0
+    @usableFromInline var utf8 = UTF8Validator()
+    /// Set after a close or a failure: the parser reports nothing more.
+    @usableFromInline var terminated = false
+    @inlinable public var isTerminated: Bool { terminated }
+
+    public init(role: Role, maxMessageSize: UInt64 = .max) {
+        self.role = role
+        self.maxMessageSize = maxMessageSize
+    }
+
+    /// True while a fragmented message has started and not ended.
+    @inlinable public var isInsideMessage: Bool { messageType != nil }
+
+    @inlinable
+    public mutating func next(_ ring: inout ByteRing) -> FrameEvent {
+        if pendingConsume != 0 {
+            ring.consume(pendingConsume)
+            pendingConsume = 0
+        }
+        if terminated { return .needMoreData }
+        if inPayload { return nextPayloadChunk(&ring) }
+        return nextHeader(&ring)
+    }
+
+    @inlinable
+    mutating func nextHeader(_ ring: inout ByteRing) -> FrameEvent {
+        if ring.count < 2 { return .needMoreData }
+        let headerLength = FrameHeader.length(firstTwoBytes: ring.byte(at: 0), ring.byte(at: 1))
+        if ring.count < headerLength { return .needMoreData }
+        let header = FrameHeader.decode(ring.contiguousBytes(from: 0, length: headerLength))
+        if let code = FrameRules.violation(of: header, role: role, allowedRSV: allowedRSV,
+                                           messageInProgress: messageType != nil) {
+            return fail(code)
+        }
+        if header.opcode & 0x8 != 0 {
+            return controlFrame(header, &ring)
+        }
+        if header.opcode != 0 {
+            messageType = header.opcode == 0x1 ? .text : .binary
+            messageSize = 0
+            utf8.reset()
+        }
+        // Checked against the whole message before any payload is read (§10.4).
+        if header.payloadLength > maxMessageSize &- messageSize { return fail(.messageTooBig) }
+        messageSize &+= header.payloadLength
+        ring.consume(headerLength)
+        remaining = header.payloadLength
+        frameFin = header.fin
+        frameMasked = header.masked
+        maskKey = header.maskKey
+        maskPhase = 0
+        if remaining == 0 {
+            // An empty frame still carries the end-of-message flag (and an empty
+            // fragment is echoed as one).
+            return deliver(UnsafeMutableRawPointer(ring.storage), count: 0, isFinal: frameFin)
+        }
+        inPayload = true
+        return nextPayloadChunk(&ring)
+    }
+
+    @inlinable
+    mutating func nextPayloadChunk(_ ring: inout ByteRing) -> FrameEvent {
+        let (pointer, available) = ring.contiguousReadable(from: 0)
+        if available == 0 { return .needMoreData }
+        let n = UInt64(available) < remaining ? available : Int(truncatingIfNeeded: remaining)
+        if frameMasked {
+            maskPhase = Masking.apply(key: maskKey, phase: maskPhase, to: pointer, count: n)
+        }
+        remaining &-= UInt64(n)
+        if remaining == 0 { inPayload = false }
+        pendingConsume = n
+        return deliver(pointer, count: n, isFinal: remaining == 0 && frameFin)
+    }
+
+    @inlinable
+    mutating func deliver(_ pointer: UnsafeMutableRawPointer, count: Int, isFinal: Bool) -> FrameEvent {
+        let type = messageType!
+        if type == .text {
+            // §8.1: fail as soon as the text can no longer be valid UTF-8.
+            if !utf8.validate(pointer, count: count) || (isFinal && !utf8.isComplete) {
+                return fail(.invalidPayloadData)
+            }
+        }
+        if isFinal { messageType = nil }
+        return .data(UnsafeRawBufferPointer(start: pointer, count: count), type: type, isFinal: isFinal)
+    }
+
+    @inlinable
+    mutating func controlFrame(_ header: FrameHeader, _ ring: inout ByteRing) -> FrameEvent {
+        // Control payloads are at most 125 bytes (checked by the rules), so the
+        // whole frame is awaited and handed out in one piece.
+        let length = Int(header.payloadLength)
+        let total = header.headerLength &+ length
+        if ring.count < total { return .needMoreData }
+        let frame = ring.contiguousBytes(from: 0, length: total)
+        let payload = frame + header.headerLength
+        if header.masked {
+            Masking.apply(key: header.maskKey, phase: 0, to: payload, count: length)
+        }
+        pendingConsume = total
+        let view = UnsafeRawBufferPointer(start: payload, count: length)
+        switch header.opcode {
+        case 0x9: return .ping(view)
+        case 0xA: return .pong(view)
+        default: return closeFrame(view)
+        }
+    }
+
+    @inlinable
+    mutating func closeFrame(_ payload: UnsafeRawBufferPointer) -> FrameEvent {
+        switch ClosePayload.parse(payload) {
+        case .success(let (code, reason)):
+            terminated = true
+            return .close(code: code, reason: reason)
+        case .failure(let error):
+            return fail(error.code)
+        }
+    }
+
+    @inlinable
+    mutating func fail(_ code: CloseCode) -> FrameEvent {
+        terminated = true
+        inPayload = false
+        return .failure(code)
+    }
+}

@@ -1,0 +1,29 @@
+/// Every rule a received frame header must satisfy, in one place, apart from the
+/// byte-level decoding. Returns the close code to fail the connection with, or nil.
+public enum FrameRules {
+    @inlinable
+    public static func violation(of header: FrameHeader, role: Role, allowedRSV: UInt8,
+                                 messageInProgress: Bool) -> CloseCode? {
+        // §5.2: RSV bits must be 0 unless an extension defining them was negotiated.
+        if header.rsv & ~allowedRSV != 0 { return .protocolError }
+        // §5.1: a server must close on an unmasked frame, a client on a masked one.
+        if header.masked != (role == .server) { return .protocolError }
+        // §5.2: a 64-bit length must have its most significant bit clear.
+        if header.payloadLength & (1 << 63) != 0 { return .protocolError }
+        switch header.opcode {
+        case 0x0:
+            // §5.4: a continuation needs a message to continue.
+            if !messageInProgress { return .protocolError }
+        case 0x1, 0x2:
+            // §5.4: a new data frame may not interleave with an open fragmented message.
+            if messageInProgress { return .protocolError }
+        case 0x8, 0x9, 0xA:
+            // §5.5: control frames are at most 125 bytes and never fragmented.
+            if header.payloadLength > 125 || !header.fin { return .protocolError }
+        default:
+            // §5.2: opcodes 3–7 and 11–15 are reserved.
+            return .protocolError
+        }
+        return nil
+    }
+}

@@ -1,0 +1,54 @@
+/// The sending half of RFC 6455 framing: writes headers into a small scratch
+/// area so the payload can go out by reference (a second `iovec`), or copies and
+/// masks it when the role requires masking.
+public enum FrameWriter {
+    /// Header size for a payload of `length` bytes (§5.2).
+    @inlinable
+    public static func headerLength(payloadLength length: Int, masked: Bool) -> Int {
+        (length < 126 ? 2 : (length <= 0xFFFF ? 4 : 10)) &+ (masked ? 4 : 0)
+    }
+
+    /// Writes a frame header at `p`, which must have `FrameHeader.maxLength`
+    /// bytes. With a `maskKey` the mask bit is set and the key written; the
+    /// caller masks the payload. Returns the header length.
+    @inlinable
+    @discardableResult
+    public static func writeHeader(into p: UnsafeMutableRawPointer, opcode: Opcode, fin: Bool,
+                                   payloadLength length: Int, maskKey: UInt32? = nil) -> Int {
+        p.storeBytes(of: (fin ? 0x80 : 0) | opcode.rawValue, as: UInt8.self)
+        let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
+        var offset: Int
+        if length < 126 {
+            p.storeBytes(of: maskBit | UInt8(truncatingIfNeeded: length), toByteOffset: 1, as: UInt8.self)
+            offset = 2
+        } else if length <= 0xFFFF {
+            p.storeBytes(of: maskBit | 126, toByteOffset: 1, as: UInt8.self)
+            (p + 2).storeBytes(of: UInt16(truncatingIfNeeded: length).bigEndian, as: UInt16.self)
+            offset = 4
+        } else {
+            p.storeBytes(of: maskBit | 127, toByteOffset: 1, as: UInt8.self)
+            (p + 2).storeBytes(of: UInt64(truncatingIfNeeded: length).bigEndian, as: UInt64.self)
+            offset = 10
+        }
+        if let key = maskKey {
+            (p + offset).storeBytes(of: key, as: UInt32.self)
+            offset &+= 4
+        }
+        return offset
+    }
+
+    /// Writes a whole frame, header and payload, at `p` (which must have
+    /// `headerLength + payload.count` bytes), masking the copy when a key is given.
+    /// Returns the frame length.
+    @inlinable
+    @discardableResult
+    public static func writeFrame(into p: UnsafeMutableRawPointer, opcode: Opcode, fin: Bool,
+                                  payload: UnsafeRawBufferPointer, maskKey: UInt32? = nil) -> Int {
+        let h = writeHeader(into: p, opcode: opcode, fin: fin, payloadLength: payload.count, maskKey: maskKey)
+        if payload.count > 0 {
+            (p + h).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
+            if let key = maskKey { Masking.apply(key: key, phase: 0, to: p + h, count: payload.count) }
+        }
+        return h &+ payload.count
+    }
+}
