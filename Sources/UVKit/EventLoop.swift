@@ -99,3 +99,10 @@ public final class EventLoop: @unchecked Sendable {
 
 @available(*, unavailable)
 extension UVHandle: Sendable {}
+
+/// Carries a loop-confined value through `EventLoop.execute` to the loop thread.
+/// It is unchecked: only the closure that runs on the loop may use `value`.
+public struct LoopBound<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
+}

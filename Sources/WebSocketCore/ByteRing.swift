@@ -40,6 +40,13 @@ public struct ByteRing {
 
     public func deallocate() { storage.deallocate() }
 
+    /// Drops every readable byte.
+    @inlinable
+    public mutating func reset() {
+        head = 0
+        readable = 0
+    }
+
     @inlinable public var isEmpty: Bool { count == 0 }
     @inlinable public var isFull: Bool { count == capacity }
     @inlinable public var freeCount: Int { capacity &- count }

@@ -1,0 +1,52 @@
+/// When a connection needs a ping, when it is dead, and when it must next be
+/// looked at: the keep-alive rules as a pure function of the clock readings, so
+/// they are tested without a clock.
+///
+/// - A ping goes out after `interval` in which nothing was read or nothing was
+///   written: proxies such as nginx time out on either direction going quiet
+///   (`proxy_read_timeout` counts the server's silence).
+/// - After a ping, anything read before `timeout` (a pong, or any other frame)
+///   proves the peer alive; otherwise the connection is dead.
+public struct KeepAlivePolicy: Sendable {
+    /// 0 turns pings off.
+    public var interval: UInt64
+    /// 0 waits for pongs forever.
+    public var timeout: UInt64
+
+    public init(interval: UInt64, timeout: UInt64) {
+        self.interval = interval
+        self.timeout = timeout
+    }
+
+    public enum Decision: Equatable, Sendable {
+        case nothing
+        case sendPing
+        case peerIsDead
+    }
+
+    /// What to do at `now`, and when to look again (nil: never, until activity
+    /// or a ping changes the inputs).
+    ///
+    /// - Parameters:
+    ///   - lastRead: when bytes last arrived from the peer.
+    ///   - lastWrite: when bytes were last sent to the peer.
+    ///   - pingSentAt: when the unanswered ping went out, or nil.
+    public func evaluate(now: UInt64, lastRead: UInt64, lastWrite: UInt64,
+                         pingSentAt: UInt64?) -> (decision: Decision, nextCheck: UInt64?) {
+        var pongDeadline: UInt64?
+        if let sent = pingSentAt, timeout > 0, lastRead <= sent {
+            if now >= sent + timeout { return (.peerIsDead, nil) }
+            pongDeadline = sent + timeout
+        }
+        guard interval > 0 else { return (.nothing, pongDeadline) }
+        let quietSince = min(lastRead, lastWrite)
+        if now >= quietSince + interval {
+            // The ping itself is a write, so the next one is due an interval on,
+            // and the pong deadline starts now.
+            let nextPing = now + interval
+            return (.sendPing, timeout > 0 ? min(nextPing, now + timeout) : nextPing)
+        }
+        let nextPing = quietSince + interval
+        return (.nothing, pongDeadline.map { min($0, nextPing) } ?? nextPing)
+    }
+}

@@ -1,0 +1,37 @@
+/// Plain HTTP/1.1 responses: the errors of the upgrade path and the static files.
+/// Every response closes the connection (`Connection: close`); persistent HTTP
+/// connections are out of scope for a WebSocket server's side door.
+enum HTTPResponse {
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 400: return "Bad Request"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 426: return "Upgrade Required"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 503: return "Service Unavailable"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Error"
+        }
+    }
+
+    /// A head plus body. With `headOnly` (a HEAD request) the body is left out but
+    /// its length still announced (RFC 9110 §9.3.2).
+    static func make(status: Int, contentType: String, body: [UInt8], extraHeaders: [String] = [],
+                     headOnly: Bool = false) -> [UInt8] {
+        var head = "HTTP/1.1 \(status) \(reasonPhrase(status))\r\n"
+        head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
+        head += "X-Content-Type-Options: nosniff\r\n"
+        for header in extraHeaders { head += header + "\r\n" }
+        head += "\r\n"
+        return Array(head.utf8) + (headOnly ? [] : body)
+    }
+
+    static func error(_ status: Int, _ message: String, extraHeaders: [String] = []) -> [UInt8] {
+        make(status: status, contentType: "text/plain; charset=utf-8",
+             body: Array("\(status) \(reasonPhrase(status)): \(message)\n".utf8), extraHeaders: extraHeaders)
+    }
+}

@@ -1,0 +1,62 @@
+/// Bytes a connection could not write at once, waiting for the socket.
+///
+/// Two buffers: `inFlight` is handed to libuv by `uv_write` and must not move or
+/// change until its callback; `pending` collects what comes meanwhile and may
+/// grow. Both are freed when they empty, so a burst's memory goes back to the
+/// allocator instead of staying with an idle connection.
+struct OutboundQueue {
+    private(set) var inFlight: UnsafeMutableRawBufferPointer?
+    private var pending: UnsafeMutableRawPointer?
+    private var pendingCount = 0
+    private var pendingCapacity = 0
+
+    /// Bytes queued, in flight or not (`bufferedAmount`).
+    var count: Int { (inFlight?.count ?? 0) + pendingCount }
+    var isEmpty: Bool { inFlight == nil && pendingCount == 0 }
+    var hasPending: Bool { pendingCount > 0 }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if bytes.isEmpty { return }
+        let needed = pendingCount + bytes.count
+        if needed > pendingCapacity {
+            var capacity = max(pendingCapacity * 2, 4096)
+            while capacity < needed { capacity *= 2 }
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+            if let old = pending {
+                grown.copyMemory(from: old, byteCount: pendingCount)
+                old.deallocate()
+            }
+            pending = grown
+            pendingCapacity = capacity
+        }
+        (pending! + pendingCount).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        pendingCount = needed
+    }
+
+    /// Moves the pending bytes in flight and returns them, or nil if a write is
+    /// already in flight or nothing is pending.
+    mutating func takePendingForWrite() -> UnsafeRawBufferPointer? {
+        guard inFlight == nil, let buffer = pending, pendingCount > 0 else { return nil }
+        inFlight = UnsafeMutableRawBufferPointer(start: buffer, count: pendingCount)
+        pending = nil
+        pendingCount = 0
+        pendingCapacity = 0
+        return UnsafeRawBufferPointer(inFlight!)
+    }
+
+    /// The in-flight write finished (or was cancelled): free its buffer.
+    mutating func completeWrite() {
+        inFlight?.baseAddress?.deallocate()
+        inFlight = nil
+    }
+
+    /// Frees everything; only once libuv holds no pointer into the queue (after
+    /// the write callbacks, which precede the close callback).
+    mutating func deallocate() {
+        completeWrite()
+        pending?.deallocate()
+        pending = nil
+        pendingCount = 0
+        pendingCapacity = 0
+    }
+}

@@ -1,0 +1,38 @@
+import WebSocketCore
+
+/// Receive rings shared by a loop's connections. A connection takes a ring when
+/// bytes arrive and gives it back as soon as the parser has consumed them, so an
+/// idle connection holds no receive buffer (DESIGN.md §2; issue: under 1 KiB per
+/// idle connection). Only a connection with a partial frame keeps one.
+final class RingPool {
+    let ringCapacity: Int
+    private var free: [ByteRing] = []
+    /// Rings kept for reuse; more are freed, so a burst's memory is given back.
+    private let maxFree: Int
+
+    init(ringCapacity: Int, maxFree: Int = 256) {
+        self.ringCapacity = ringCapacity
+        self.maxFree = maxFree
+    }
+
+    func take() -> ByteRing {
+        free.popLast() ?? ByteRing(capacity: ringCapacity)
+    }
+
+    /// The ring's bytes are dropped: call it when they have been consumed, or when
+    /// the connection no longer reads frames.
+    func give(_ ring: ByteRing) {
+        if free.count < maxFree {
+            var emptied = ring
+            emptied.reset()
+            free.append(emptied)
+        } else {
+            ring.deallocate()
+        }
+    }
+
+    func deallocateAll() {
+        for ring in free { ring.deallocate() }
+        free.removeAll()
+    }
+}

@@ -1,0 +1,20 @@
+import WebSocketCore
+
+/// Counters a server keeps as it runs: plain integers bumped on the loop thread,
+/// read there too (or through `EventLoop.execute`).
+public struct ServerMetrics: Sendable {
+    public var connectionsAccepted = 0
+    public var connectionsOpen = 0
+    public var webSocketsOpened = 0
+    public var handshakesRejected = 0
+    public var messagesReceived = 0
+    public var bytesReceived = 0
+    public var messagesSent = 0
+    public var bytesSent = 0
+    public var pingsSent = 0
+    public var deadPeersClosed = 0
+    /// Closes by code: the peer's, the server's failure code, or 1006.
+    public var closesByCode: [UInt16: Int] = [:]
+
+    public init() {}
+}

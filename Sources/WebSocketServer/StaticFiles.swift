@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Serves files under a root directory: the fall-through for every path that is
+/// not a WebSocket route, as ASP.NET's static-file middleware is in the article.
+///
+/// Files are read when asked for, on the loop thread; this is meant for a
+/// sample page and small assets, not for a CDN.
+struct StaticFiles {
+    /// The root, resolved (symlinks followed), without a trailing slash.
+    let root: String
+    let maxFileSize = 16 * 1024 * 1024
+
+    init?(root: String) {
+        guard let resolved = StaticFiles.realPath(root) else { return nil }
+        self.root = resolved
+    }
+
+    enum Outcome: Equatable {
+        case file(path: String, contentType: String)
+        case error(Int)
+    }
+
+    /// Maps a request target to a file under the root. Refuses every way out of
+    /// it: `..` and `.` segments (also percent-encoded, as `%2e%2e`), encoded
+    /// slashes and backslashes, NUL, and symlinks that lead outside.
+    func resolve(target: String) -> Outcome {
+        var path = Substring(target)
+        if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
+        guard path.hasPrefix("/") else { return .error(400) }
+        guard let decoded = StaticFiles.percentDecode(path) else { return .error(400) }
+        var segments: [String] = []
+        for segment in decoded.split(separator: "/", omittingEmptySubsequences: true) {
+            if segment == "." || segment == ".." || segment.contains("\\") || segment.contains("\0") {
+                return .error(400)
+            }
+            segments.append(String(segment))
+        }
+        var candidate = root + "/" + segments.joined(separator: "/")
+        if StaticFiles.isDirectory(candidate) {
+            candidate += (candidate.hasSuffix("/") ? "" : "/") + "index.html"
+        }
+        // The resolved file must still be inside the root (a symlink may not
+        // lead out of it).
+        guard let resolved = StaticFiles.realPath(candidate) else { return .error(404) }
+        guard resolved.hasPrefix(root + "/") else { return .error(404) }
+        guard !StaticFiles.isDirectory(resolved) else { return .error(404) }
+        return .file(path: resolved, contentType: StaticFiles.contentType(for: resolved))
+    }
+
+    func read(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size <= maxFileSize else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, $0.count - done) }
+            if n <= 0 { return nil }
+            done += n
+        }
+        return bytes
+    }
+
+    static func contentType(for path: String) -> String {
+        let ext = path.split(separator: ".").last.map { $0.lowercased() } ?? ""
+        switch ext {
+        case "html", "htm": return "text/html; charset=utf-8"
+        case "css": return "text/css; charset=utf-8"
+        case "js", "mjs": return "text/javascript; charset=utf-8"
+        case "json", "map": return "application/json"
+        case "txt": return "text/plain; charset=utf-8"
+        case "svg": return "image/svg+xml"
+        case "png": return "image/png"
+        case "jpg", "jpeg": return "image/jpeg"
+        case "gif": return "image/gif"
+        case "ico": return "image/x-icon"
+        case "wasm": return "application/wasm"
+        case "woff2": return "font/woff2"
+        default: return "application/octet-stream"
+        }
+    }
+
+    /// %XX decoding; nil for a malformed escape or bytes that are not UTF-8.
+    /// An encoded "/" (%2F) is refused rather than decoded, so that it cannot
+    /// join segments the split above would have kept apart.
+    static func percentDecode(_ s: Substring) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.utf8.count)
+        var it = s.utf8.makeIterator()
+        while let c = it.next() {
+            if c == UInt8(ascii: "%") {
+                guard let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) else { return nil }
+                let byte = h << 4 | l
+                if byte == UInt8(ascii: "/") || byte == 0 { return nil }
+                bytes.append(byte)
+            } else {
+                bytes.append(c)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+}

@@ -1,0 +1,458 @@
+import UVKit
+import WebSocketCore
+
+/// One client connection, from the first byte of its HTTP request to its close.
+///
+/// Owned by the server's connection table from accept until libuv's close
+/// callback; all of it runs on the loop thread. Handlers get it in every call
+/// and may keep it (strongly) for later sends; after `didClose` it only drops
+/// what is sent.
+public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
+    enum State {
+        /// Reading the HTTP request head.
+        case handshake
+        /// WebSocket frames flow both ways.
+        case open
+        /// We sent a close frame and await the peer's (RFC 6455 §7.1.2).
+        case closeSent
+        /// Done with frames or HTTP: FIN sent after the queued writes, reads
+        /// discarded until the peer's FIN or the close timeout.
+        case draining
+        /// The handle is closing.
+        case closed
+    }
+
+    unowned(unsafe) let server: WebSocketServer<Handler>
+    let slot: Int32
+    var state = State.handshake
+
+    // Handshake: the request head, read into its own buffer (freed after).
+    var head: UnsafeMutableRawPointer?
+    var headCount = 0
+    var headCapacity = 0
+
+    // Frames.
+    var parser: FrameParser
+    /// Borrowed from the server's pool while unparsed bytes remain.
+    var ring: ByteRing?
+    var outbound = OutboundQueue()
+    /// The last data frame we sent had FIN clear: the next one is a continuation.
+    var sendingFragmented = false
+    var pausedForBackpressure = false
+    var owesDrainEvent = false
+    var closeReported = false
+
+    // Clocks, in the loop's milliseconds.
+    var acceptedAt: UInt64
+    var lastRead: UInt64
+    var lastWrite: UInt64
+    var pingSentAt: UInt64?
+    var closeStartedAt: UInt64 = 0
+
+    /// The round-trip time measured by the last keep-alive ping, in milliseconds.
+    public private(set) var roundTripTime: UInt64?
+    /// The subprotocol agreed in the handshake.
+    public internal(set) var subprotocol: String?
+    /// The request path the WebSocket was opened on.
+    public internal(set) var path: String?
+    /// Per-connection state for the application.
+    public var userInfo: AnyObject?
+
+    init(server: WebSocketServer<Handler>, slot: Int32) {
+        self.server = server
+        self.slot = slot
+        self.parser = FrameParser(role: .server, maxMessageSize: UInt64(server.options.maxMessageSize))
+        let now = server.loop.now
+        acceptedAt = now
+        lastRead = now
+        lastWrite = now
+        super.init(loop: server.loop)
+    }
+
+    /// Bytes queued in user space, not yet taken by the kernel.
+    public var bufferedAmount: Int { outbound.count }
+
+    public var isOpen: Bool { state == .open }
+
+    // MARK: Reading
+
+    public override func readBuffer() -> UnsafeMutableRawBufferPointer {
+        switch state {
+        case .handshake:
+            return headReadBuffer()
+        case .open, .closeSent:
+            if ring == nil { ring = server.ringPool.take() }
+            return ring!.writableRegion
+        case .draining, .closed:
+            return server.discardBuffer
+        }
+    }
+
+    public override func didRead(_ count: Int) {
+        if count > 0 { lastRead = server.loop.now }
+        switch state {
+        case .handshake:
+            if count > 0 {
+                let scanned = headCount
+                headCount += count
+                handshakeBytesArrived(scannedBefore: scanned)
+            }
+        case .open, .closeSent:
+            server.metrics.bytesReceived &+= count
+            ring!.commitWrite(count)
+            readFrames()
+        case .draining, .closed:
+            break
+        }
+        returnRingIfDrained()
+    }
+
+    public override func didRunOutOfReadBuffer() {
+        // Only the handshake can fill its buffer, and the parser reports 431
+        // before that; a full ring means a peer we stopped reading for anyway.
+        stopReading()
+    }
+
+    public override func didReachEnd(_ error: UVError?) {
+        switch state {
+        case .draining, .closed:
+            closeNow()
+        default:
+            reportClose(code: .abnormalClosure, reason: "")
+            closeNow()
+        }
+    }
+
+    /// Parses and dispatches every complete event in the ring. Replies made
+    /// meanwhile are corked and written once, when the loop ends.
+    func readFrames() {
+        server.beginCork()
+        defer { server.endCork() }
+        while state == .open || state == .closeSent {
+            switch parser.next(&ring!) {
+            case .needMoreData:
+                return
+            case .data(let chunk, let type, let isFinal):
+                if isFinal { server.metrics.messagesReceived &+= 1 }
+                server.handler.didReceive(self, chunk: chunk, type: type, isFinal: isFinal)
+            case .ping(let payload):
+                // §5.5.2: answer with a pong carrying the same payload; once our
+                // close is out, nothing more may follow it (§5.5.1).
+                if state == .open { _ = sendFrame(.pong, fin: true, payload: payload) }
+            case .pong(let payload):
+                if let sent = pingSentAt {
+                    roundTripTime = server.loop.now - sent
+                    pingSentAt = nil
+                }
+                server.handler.didReceivePong(self, payload: payload)
+            case .close(let code, let reason):
+                // §5.5.1: reply with the peer's code (and reason, as the article's
+                // echo does), unless we already sent our close.
+                if state == .open { _ = sendClose(code: code, reason: reason) }
+                reportClose(code: code, reason: String(decoding: reason, as: UTF8.self))
+                beginDraining()
+                return
+            case .failure(let code):
+                // §7.1.7: fail the connection, telling the peer why.
+                if state == .open { _ = sendClose(code: code, reason: UnsafeRawBufferPointer(start: nil, count: 0)) }
+                reportClose(code: code, reason: "")
+                beginDraining()
+                return
+            }
+        }
+    }
+
+    func returnRingIfDrained() {
+        if let r = ring, r.isEmpty || (state != .open && state != .closeSent) {
+            server.ringPool.give(r)
+            ring = nil
+        }
+    }
+
+    // MARK: Sending
+
+    /// Sends a message, or one fragment of it. Successive calls with `isFinal`
+    /// false send one fragmented message (the first frame has `type`'s opcode, the
+    /// rest are continuations), which is how an echo returns a message chunk by
+    /// chunk. `payload` is copied or written before this returns.
+    @discardableResult
+    public func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true) -> SendStatus {
+        guard state == .open else { return .dropped }
+        let opcode: Opcode = sendingFragmented ? .continuation : type.opcode
+        let status = sendFrame(opcode, fin: isFinal, payload: payload)
+        if status != .dropped {
+            sendingFragmented = !isFinal
+            if isFinal { server.metrics.messagesSent &+= 1 }
+        }
+        return status
+    }
+
+    @discardableResult
+    public func send(text: String) -> SendStatus {
+        var text = text
+        return text.withUTF8 { send(UnsafeRawBufferPointer($0), type: .text) }
+    }
+
+    @discardableResult
+    public func send(binary: [UInt8]) -> SendStatus {
+        binary.withUnsafeBytes { send($0, type: .binary) }
+    }
+
+    /// Sends a ping (at most 125 bytes of payload).
+    @discardableResult
+    public func ping(_ payload: [UInt8] = []) -> SendStatus {
+        guard state == .open, payload.count <= 125 else { return .dropped }
+        return payload.withUnsafeBytes { sendFrame(.ping, fin: true, payload: $0) }
+    }
+
+    /// Starts the closing handshake (§7.1.2): sends a close frame and waits for
+    /// the peer's, up to `closeTimeout`. `didClose` follows.
+    public func close(code: CloseCode = .normalClosure, reason: String = "") {
+        guard state == .open else { return }
+        var reason = reason
+        reason.withUTF8 { _ = sendClose(code: code, reason: UnsafeRawBufferPointer($0)) }
+        state = .closeSent
+        closeStartedAt = server.loop.now
+        scheduleTimer()
+    }
+
+    /// Drops the connection at once, without a closing handshake.
+    public func abort() {
+        reportClose(code: .abnormalClosure, reason: "")
+        closeNow()
+    }
+
+    func sendClose(code: CloseCode, reason: UnsafeRawBufferPointer) -> SendStatus {
+        // A close body is at most 125 bytes (§5.5); build it on the stack.
+        var body = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                    UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        return withUnsafeMutableBytes(of: &body) { raw in
+            let length = ClosePayload.write(code: code, reason: reason, into: raw.baseAddress!)
+            return sendFrame(.close, fin: true, payload: UnsafeRawBufferPointer(start: raw.baseAddress!, count: length))
+        }
+    }
+
+    /// Frames and writes one frame: into the server's cork buffer when it fits,
+    /// otherwise straight to the socket with the payload by reference; whatever
+    /// the kernel does not take is copied to the outbound queue.
+    func sendFrame(_ opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> SendStatus {
+        if outbound.count > server.hardQueueLimit { return .dropped }
+        server.metrics.bytesSent &+= payload.count
+        if !outbound.isEmpty {
+            // Bytes are already waiting: keep order by queueing behind them.
+            var header = (UInt64(0), UInt64(0))
+            withUnsafeMutableBytes(of: &header) { raw in
+                let h = FrameWriter.writeHeader(into: raw.baseAddress!, opcode: opcode, fin: fin, payloadLength: payload.count)
+                outbound.append(UnsafeRawBufferPointer(start: raw.baseAddress!, count: h))
+            }
+            outbound.append(payload)
+            startQueuedWrite()
+        } else if !server.cork(self, opcode: opcode, fin: fin, payload: payload) {
+            // Too large for the cork: write it by reference, behind what is corked.
+            writeLarge(opcode: opcode, fin: fin, payload: payload)
+        }
+        return checkBackpressure()
+    }
+
+    func writeLarge(opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) {
+        let corked = server.takeCorked(for: self)
+        var header = (UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &header) { raw in
+            let h = FrameWriter.writeHeader(into: raw.baseAddress!, opcode: opcode, fin: fin, payloadLength: payload.count)
+            let headerBytes = UnsafeRawBufferPointer(start: raw.baseAddress!, count: h)
+            writeNow(corked, headerBytes, payload)
+        }
+    }
+
+    /// Writes up to three pieces with one `uv_try_write` and queues (copies) only
+    /// what the kernel did not take.
+    func writeNow(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                  _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        guard state != .closed else { return }
+        var written: Int
+        do {
+            written = try tryWrite(a.count > 0 ? a : b, a.count > 0 ? b : c, a.count > 0 ? c : UnsafeRawBufferPointer(start: nil, count: 0))
+        } catch {
+            reportClose(code: .abnormalClosure, reason: "")
+            closeNow()
+            return
+        }
+        lastWrite = server.loop.now
+        written = queueUnwritten(a, skipping: written)
+        written = queueUnwritten(b, skipping: written)
+        _ = queueUnwritten(c, skipping: written)
+        startQueuedWrite()
+    }
+
+    /// Copies the part of `piece` past the first `written` bytes to the queue;
+    /// returns how many of `written` are left for the pieces after it.
+    private func queueUnwritten(_ piece: UnsafeRawBufferPointer, skipping written: Int) -> Int {
+        if written >= piece.count { return written - piece.count }
+        outbound.append(UnsafeRawBufferPointer(rebasing: piece[written...]))
+        return 0
+    }
+
+    func startQueuedWrite() {
+        guard state != .closed, let bytes = outbound.takePendingForWrite() else { return }
+        do {
+            try write(bytes)
+        } catch {
+            outbound.completeWrite()
+            reportClose(code: .abnormalClosure, reason: "")
+            closeNow()
+        }
+    }
+
+    public override func didCompleteWrite(_ error: UVError?) {
+        outbound.completeWrite()
+        if state == .closed { return }
+        if error != nil {
+            reportClose(code: .abnormalClosure, reason: "")
+            closeNow()
+            return
+        }
+        lastWrite = server.loop.now
+        startQueuedWrite()
+        if pausedForBackpressure && outbound.count <= server.options.maxBackpressure / 2 {
+            pausedForBackpressure = false
+            if state == .open || state == .closeSent { try? startReading() }
+        }
+        if owesDrainEvent && outbound.isEmpty {
+            owesDrainEvent = false
+            if state == .open { server.handler.didDrain(self) }
+        }
+    }
+
+    /// Past `maxBackpressure`, stop reading from this peer: a client that sends
+    /// without reading can then not grow our memory past the limit plus a ring.
+    func checkBackpressure() -> SendStatus {
+        if outbound.count > server.options.maxBackpressure {
+            owesDrainEvent = true
+            if !pausedForBackpressure {
+                pausedForBackpressure = true
+                stopReading()
+            }
+            return .backpressure
+        }
+        return .sent
+    }
+
+    // MARK: Closing
+
+    /// Tells the handler once that the connection is over. From here on the
+    /// connection is out of the open states, so sends made from `didClose` are
+    /// dropped.
+    func reportClose(code: CloseCode, reason: String) {
+        if closeReported { return }
+        closeReported = true
+        server.metrics.closesByCode[code.rawValue, default: 0] += 1
+        let wasWebSocket = state == .open || state == .closeSent
+        state = state == .closed ? .closed : .draining
+        if wasWebSocket { server.handler.didClose(self, code: code, reason: reason) }
+    }
+
+    /// Frames are done: send FIN after what is queued, then wait for the peer's
+    /// FIN (reads are discarded) up to the close timeout. Closing at once instead
+    /// could reset the connection and destroy the close frame in flight.
+    func beginDraining() {
+        guard state != .closed else { return }
+        state = .draining
+        server.flushCork(ifOwner: self)
+        closeStartedAt = server.loop.now
+        if pausedForBackpressure {
+            pausedForBackpressure = false
+        }
+        try? startReading()
+        shutdown()
+        returnRingIfDrained()
+        scheduleTimer()
+    }
+
+    public override func didShutdown(_ error: UVError?) {
+        if error != nil { closeNow() }
+    }
+
+    func closeNow() {
+        if state == .closed && isClosing { return }
+        state = .closed
+        server.forgetCork(self)
+        server.wheel.cancel(slot)
+        stopReading()
+        close()
+    }
+
+    public override func didClose() {
+        outbound.deallocate()
+        if let r = ring {
+            server.ringPool.give(r)
+            ring = nil
+        }
+        head?.deallocate()
+        head = nil
+        server.connectionDidClose(self)
+    }
+
+    // MARK: Timers
+
+    /// Puts the connection's next deadline on the server's timing wheel.
+    func scheduleTimer() {
+        let options = server.timeouts
+        switch state {
+        case .handshake:
+            if options.handshake > 0 { server.wheel.schedule(slot, at: acceptedAt + options.handshake) }
+        case .open:
+            let (_, next) = server.keepAlive.evaluate(now: server.loop.now, lastRead: lastRead,
+                                                      lastWrite: lastWrite, pingSentAt: pingSentAt)
+            if let next { server.wheel.schedule(slot, at: next) } else { server.wheel.cancel(slot) }
+        case .closeSent, .draining:
+            server.wheel.schedule(slot, at: closeStartedAt + options.close)
+        case .closed:
+            server.wheel.cancel(slot)
+        }
+    }
+
+    /// The wheel reached this connection's deadline.
+    func timerExpired(now: UInt64) {
+        switch state {
+        case .handshake:
+            // Slowloris: the head did not arrive in time. Drop without a word.
+            server.metrics.handshakesRejected &+= 1
+            closeNow()
+        case .open:
+            if let sent = pingSentAt, lastRead > sent { pingSentAt = nil }
+            let (decision, _) = server.keepAlive.evaluate(now: now, lastRead: lastRead, lastWrite: lastWrite,
+                                                          pingSentAt: pingSentAt)
+            switch decision {
+            case .nothing:
+                break
+            case .sendPing:
+                if pingSentAt == nil { pingSentAt = now }
+                server.metrics.pingsSent &+= 1
+                _ = sendFrame(.ping, fin: true, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+                lastWrite = now
+            case .peerIsDead:
+                // §7.4.1: 1011 if we can still write; a peer whose socket does not
+                // take even that is dropped.
+                server.metrics.deadPeersClosed &+= 1
+                if outbound.isEmpty {
+                    _ = sendClose(code: .internalError, reason: UnsafeRawBufferPointer(start: nil, count: 0))
+                    reportClose(code: .internalError, reason: "keep-alive timeout")
+                    beginDraining()
+                } else {
+                    abort()
+                }
+                return
+            }
+            scheduleTimer()
+        case .closeSent, .draining:
+            if now >= closeStartedAt + server.timeouts.close {
+                reportClose(code: .abnormalClosure, reason: "")
+                closeNow()
+            } else {
+                scheduleTimer()
+            }
+        case .closed:
+            break
+        }
+    }
+}

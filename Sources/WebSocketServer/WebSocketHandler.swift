@@ -1,0 +1,49 @@
+import WebSocketCore
+
+/// The application's side of a WebSocket server. Every method runs on the loop
+/// thread, one call at a time, so a handler needs no locks.
+///
+/// The server is generic over the handler, so these calls are direct (and
+/// specialised), not dynamic dispatch through an existential.
+public protocol WebSocketHandler: AnyObject {
+    /// The handshake completed; the connection can send.
+    func didOpen(_ connection: WebSocketConnection<Self>)
+
+    /// A piece of a message. `chunk` points into the receive ring and is valid
+    /// only during this call: copy what must outlive it. `isFinal` marks the last
+    /// chunk of a message (ASP.NET's `EndOfMessage`). Text chunks are validated
+    /// UTF-8 so far but may end inside a code point.
+    func didReceive(_ connection: WebSocketConnection<Self>, chunk: UnsafeRawBufferPointer,
+                    type: MessageType, isFinal: Bool)
+
+    /// A pong arrived (the round-trip time is on the connection).
+    func didReceivePong(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer)
+
+    /// The queue that made `send` report `.backpressure` has drained.
+    func didDrain(_ connection: WebSocketConnection<Self>)
+
+    /// The connection is over. `code` is the peer's close code, the code the
+    /// server failed the connection with, or 1006 when it ended without a close
+    /// frame. Nothing can be sent any more.
+    func didClose(_ connection: WebSocketConnection<Self>, code: CloseCode, reason: String)
+}
+
+extension WebSocketHandler {
+    public func didOpen(_ connection: WebSocketConnection<Self>) {}
+    public func didReceivePong(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer) {}
+    public func didDrain(_ connection: WebSocketConnection<Self>) {}
+    public func didClose(_ connection: WebSocketConnection<Self>, code: CloseCode, reason: String) {}
+}
+
+/// What became of a `send`.
+public enum SendStatus: Sendable, Equatable {
+    /// Written to the socket, or corked to be written when the callback returns.
+    case sent
+    /// Queued in user space because the peer reads slower than we send; the
+    /// queue is past `maxBackpressure`, so the server has stopped reading from
+    /// this peer until `didDrain`. The data will still go out.
+    case backpressure
+    /// Not sent: the connection is closing, or the queue is past its hard cap
+    /// (twice `maxBackpressure` plus the receive buffer).
+    case dropped
+}

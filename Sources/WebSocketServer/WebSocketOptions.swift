@@ -1,0 +1,77 @@
+import WebSocketCore
+
+/// Settings of a WebSocket server. The first two are ASP.NET Core's
+/// `WebSocketOptions`; the rest are what production deployments set. See
+/// docs/options.md for each one's reasoning.
+public struct WebSocketOptions: Sendable {
+    /// How often a ping goes to a quiet peer so that proxies keep the connection
+    /// open (ASP.NET's `KeepAliveInterval`, default 2 minutes). Zero turns pings off.
+    public var keepAliveInterval: Duration = .seconds(120)
+    /// How long to wait for a pong (or any frame) after a ping before the peer is
+    /// taken for dead and the connection closed with 1011. Zero waits forever.
+    public var keepAliveTimeout: Duration = .zero
+    /// The receive ring's size in bytes (ASP.NET's `ReceiveBufferSize`, 4 KiB). A
+    /// power of two, at least 256. Messages larger than it stream through it in
+    /// chunks. Rings are pooled: an idle connection holds none.
+    public var receiveBufferSize: Int = 4 * 1024
+    /// A message larger than this, over all its fragments, closes the connection
+    /// with 1009. The default lets a 16 MiB message through.
+    public var maxMessageSize: Int = 16 * 1024 * 1024
+    /// Bytes queued for a peer past which `send` reports `.backpressure` and the
+    /// server stops reading from that peer until the queue drains.
+    public var maxBackpressure: Int = 1024 * 1024
+    /// A client that has not sent its whole request head by then is dropped
+    /// (slowloris). Zero waits forever.
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// How long a closing connection waits for the peer's close frame or FIN.
+    public var closeTimeout: Duration = .seconds(5)
+    /// Origins allowed to connect (exact `Origin` header values, such as
+    /// "https://example.com"). Empty allows every origin; a request without
+    /// `Origin` (not from a browser) is always allowed.
+    public var allowedOrigins: [String] = []
+    /// Subprotocols the server speaks. The first one the client offers that is
+    /// listed here is chosen; a client that offers none still connects.
+    public var subprotocols: [String] = []
+    /// Open TCP connections past which new ones get 503. Zero means no limit.
+    public var maxConnections: Int = 0
+    /// Limits on the upgrade and static-file request heads (431 past them).
+    public var requestHeadLimits = HTTPHeadLimits()
+
+    public init() {}
+
+    /// Checks the values that would make the server misbehave.
+    public func validate() throws {
+        let size = receiveBufferSize
+        guard size >= ByteRing.minimumCapacity, size & (size - 1) == 0 else {
+            throw WebSocketServerError.invalidOption("receiveBufferSize must be a power of two >= \(ByteRing.minimumCapacity), got \(size)")
+        }
+        guard maxMessageSize > 0 else { throw WebSocketServerError.invalidOption("maxMessageSize must be positive") }
+        guard maxBackpressure > 0 else { throw WebSocketServerError.invalidOption("maxBackpressure must be positive") }
+        guard maxConnections >= 0 else { throw WebSocketServerError.invalidOption("maxConnections must not be negative") }
+        for (name, value) in [("keepAliveInterval", keepAliveInterval), ("keepAliveTimeout", keepAliveTimeout),
+                              ("handshakeTimeout", handshakeTimeout), ("closeTimeout", closeTimeout)] where value < .zero {
+            throw WebSocketServerError.invalidOption("\(name) must not be negative")
+        }
+    }
+}
+
+public enum WebSocketServerError: Error, CustomStringConvertible {
+    case invalidOption(String)
+    case notListening
+
+    public var description: String {
+        switch self {
+        case .invalidOption(let message): return "invalid option: \(message)"
+        case .notListening: return "the server is not listening"
+        }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, the unit of libuv's clock.
+    var milliseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 { return 0 }
+        return UInt64(seconds) * 1000 + UInt64(attoseconds / 1_000_000_000_000_000)
+    }
+}

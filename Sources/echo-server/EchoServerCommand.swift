@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WebSocketServer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The sample app: the article's echo server and test page.
+@main
+struct EchoServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echo-server",
+        abstract: "Serves the WebSocket echo sample: the test page at / and the echo at /ws."
+    )
+
+    @Option(help: "Address to listen on.")
+    var host = "localhost"
+
+    @Option(help: "Port to listen on.")
+    var port = 5000
+
+    @Option(help: "Seconds between keep-alive pings to a quiet peer (0 turns them off; fractions allowed).")
+    var keepAliveInterval: Double = 120
+
+    @Option(help: "Seconds to wait for a pong after a ping before closing with 1011 (0: wait forever).")
+    var keepAliveTimeout: Double = 0
+
+    @Option(help: "Receive buffer size in bytes (a power of two, at least 256).")
+    var receiveBufferSize = 4096
+
+    @Option(help: "Largest message in bytes, over all its fragments (1009 past it).")
+    var maxMessageSize = 16 * 1024 * 1024
+
+    @Option(help: "Bytes queued for a slow peer before the server stops reading from it.")
+    var maxBackpressure = 1024 * 1024
+
+    @Option(help: "Seconds a client has to send its request head.")
+    var handshakeTimeout: Double = 10
+
+    @Option(help: "Seconds to wait for the close handshakes on shutdown.")
+    var drainTimeout: Double = 5
+
+    @Option(help: "Open connections past which new ones get 503 (0: no limit).")
+    var maxConnections = 0
+
+    @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to connect (repeatable; none: all).")
+    var allowedOrigins: [String] = []
+
+    @Option(name: .customLong("subprotocol"), help: "A subprotocol the server speaks (repeatable).")
+    var subprotocols: [String] = []
+
+    @Option(help: "Directory served for paths other than /ws (default: the bundled sample page).")
+    var staticRoot: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        for (name, value) in [("keep-alive-interval", keepAliveInterval), ("keep-alive-timeout", keepAliveTimeout),
+                              ("handshake-timeout", handshakeTimeout), ("drain-timeout", drainTimeout)]
+        where !(value >= 0 && value.isFinite) {
+            throw ValidationError("--\(name) must be a non-negative number of seconds")
+        }
+        if receiveBufferSize < 256 || receiveBufferSize & (receiveBufferSize - 1) != 0 {
+            throw ValidationError("--receive-buffer-size must be a power of two of at least 256")
+        }
+        if maxMessageSize <= 0 { throw ValidationError("--max-message-size must be positive") }
+        if maxBackpressure <= 0 { throw ValidationError("--max-backpressure must be positive") }
+        if port < 0 || port > 65535 { throw ValidationError("--port must be 0...65535") }
+        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level \(logLevel) is not a level") }
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "echo-server")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+
+        var options = WebSocketOptions()
+        options.keepAliveInterval = .milliseconds(Int64(keepAliveInterval * 1000))
+        options.keepAliveTimeout = .milliseconds(Int64(keepAliveTimeout * 1000))
+        options.receiveBufferSize = receiveBufferSize
+        options.maxMessageSize = maxMessageSize
+        options.maxBackpressure = maxBackpressure
+        options.handshakeTimeout = .milliseconds(Int64(handshakeTimeout * 1000))
+        options.maxConnections = maxConnections
+        options.allowedOrigins = allowedOrigins
+        options.subprotocols = subprotocols
+
+        let server = try WebSocketServer(options: options, handler: EchoHandler(), logger: logger)
+        server.route(webSocket: "/ws")
+        guard let root = staticRoot ?? Bundle.module.url(forResource: "Public", withExtension: nil)?.path else {
+            throw ValidationError("the bundled page is missing; pass --static-root")
+        }
+        try server.serveFiles(from: root)
+        let bound = try server.listen(host: host, port: port)
+        try server.shutdownOnSignals(drainTimeout: .milliseconds(Int64(drainTimeout * 1000)))
+        // Scripts and tests wait for this line.
+        print("listening on http://\(host):\(bound)")
+        fflush(stdout)
+        try server.run()
+        logger.info("stopped", metadata: ["connections": "\(server.metrics.connectionsAccepted)"])
+    }
+}
