@@ -33,12 +33,12 @@ public struct KeepAlivePolicy: Sendable {
     ///   - pingSentAt: when the unanswered ping went out, or nil.
     public func evaluate(now: UInt64, lastRead: UInt64, lastWrite: UInt64,
                          pingSentAt: UInt64?) -> (decision: Decision, nextCheck: UInt64?) {
-        var pongDeadline: UInt64?
         if let sent = pingSentAt, timeout > 0, lastRead <= sent {
             if now >= sent + timeout { return (.peerIsDead, nil) }
-            pongDeadline = sent + timeout
+            // One ping at a time: the answer to this one is what we wait for.
+            return (.nothing, sent + timeout)
         }
-        guard interval > 0 else { return (.nothing, pongDeadline) }
+        guard interval > 0 else { return (.nothing, nil) }
         let quietSince = min(lastRead, lastWrite)
         if now >= quietSince + interval {
             // The ping itself is a write, so the next one is due an interval on,
@@ -47,6 +47,6 @@ public struct KeepAlivePolicy: Sendable {
             return (.sendPing, timeout > 0 ? min(nextPing, now + timeout) : nextPing)
         }
         let nextPing = quietSince + interval
-        return (.nothing, pongDeadline.map { min($0, nextPing) } ?? nextPing)
+        return (.nothing, nextPing)
     }
 }

@@ -56,7 +56,9 @@ public struct TimingWheel {
     public mutating func schedule(_ slot: Int32, at deadline: UInt64) {
         reserve(slots: Int(slot) + 1)
         cancel(slot)
-        let tick = max(deadline / granularity, sweptTick + 1)
+        // The first tick whose sweep is sure to be at or past the deadline: a
+        // sweep for tick T runs at some time in [T·g, (T+1)·g).
+        let tick = max((deadline + granularity - 1) / granularity, sweptTick + 1)
         let bucket = Int(truncatingIfNeeded: tick) & bucketMask
         let s = Int(slot)
         due[s] = deadline
