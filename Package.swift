@@ -44,7 +44,10 @@ let package = Package(
         ),
         .testTarget(name: "WebSocketCoreTests", dependencies: ["WebSocketCore"]),
         .testTarget(name: "UVKitTests", dependencies: ["UVKit"]),
-        .testTarget(name: "WebSocketServerTests", dependencies: ["WebSocketServer", "WebSocketCore", "UVKit"]),
+        .testTarget(
+            name: "WebSocketServerTests",
+            dependencies: ["WebSocketServer", "WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,8 @@
 import CLibUV
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One libuv loop. Everything but `execute` must be called on the thread that
 /// runs the loop; handlers and callbacks all run there.
@@ -16,6 +19,9 @@ public final class EventLoop: @unchecked Sendable {
     var writeRequests: [UnsafeMutablePointer<uv_write_t>] = []
 
     public init() throws {
+        // A write to a socket the peer has reset raises SIGPIPE, which would end
+        // the process; libuv leaves that to the application. We want EPIPE.
+        signal(SIGPIPE, SIG_IGN)
         raw = .allocate(capacity: 1)
         let rc = uv_loop_init(raw)
         if rc < 0 {
