@@ -14,6 +14,7 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeup: UnsafeMutablePointer<uv_async_t>
     private let queue = Mutex<[() -> Void]>([])
     private var closed = false
+    private var wakeupClosed = false
     /// Free `uv_write_t`s: a queued write takes one and gives it back in its
     /// callback, so steady-state writes allocate nothing.
     var writeRequests: [UnsafeMutablePointer<uv_write_t>] = []
@@ -78,18 +79,22 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Closes the wake-up handle, runs the loop until every close callback has
     /// fired, and closes the loop. Throws `UVError.busy` if a handle is still
-    /// open: that is a leak in the caller.
+    /// open: that is a leak in the caller, who may close it and call again.
+    /// `execute` must not be called once this has started.
     public func close() throws {
         precondition(!closed)
-        drainQueue()
-        uv_close(UnsafeMutableRawPointer(wakeup).assumingMemoryBound(to: uv_handle_t.self)) { handle in
-            UnsafeMutableRawPointer(handle!).deallocate()
+        if !wakeupClosed {
+            drainQueue()
+            wakeupClosed = true
+            uv_close(UnsafeMutableRawPointer(wakeup).assumingMemoryBound(to: uv_handle_t.self)) { handle in
+                UnsafeMutableRawPointer(handle!).deallocate()
+            }
         }
         uv_run(raw, UV_RUN_DEFAULT)
-        for request in writeRequests { request.deallocate() }
-        writeRequests.removeAll()
         let rc = uv_loop_close(raw)
         if rc < 0 { throw UVError(rc) }
+        for request in writeRequests { request.deallocate() }
+        writeRequests.removeAll()
         raw.deallocate()
         closed = true
     }

@@ -1,0 +1,159 @@
+import Foundation
+import Testing
+import UVKit
+
+/// A stream that records its callbacks.
+final class RecordingStream: TCPStream {
+    var connected: UVError?? = .none
+    var writeResults: [UVError?] = []
+    var closed = false
+    var received = 0
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+
+    override func didConnect(_ error: UVError?) { connected = .some(error) }
+    override func didCompleteWrite(_ error: UVError?) { writeResults.append(error) }
+    override func readBuffer() -> UnsafeMutableRawBufferPointer { buffer }
+    override func didRead(_ count: Int) { received += count }
+    override func didClose() {
+        closed = true
+        buffer.deallocate()
+    }
+}
+
+@Suite("UVKit: the libuv wrapper", .serialized)
+struct UVKitTests {
+    @Test("a timer fires, repeats, and the loop closes cleanly after it is closed")
+    func timerFires() throws {
+        let loop = try EventLoop()
+        let timer = Timer(loop: loop)
+        var fired = 0
+        timer.start(timeout: 5, repeat: 5) {
+            fired += 1
+            if fired == 3 { timer.close() }
+        }
+        loop.run()
+        #expect(fired == 3)
+        try loop.close()
+    }
+
+    @Test("execute runs work from another thread on the loop thread")
+    func execute() throws {
+        let loop = try EventLoop()
+        let keepAlive = Timer(loop: loop)
+        keepAlive.start(timeout: 10_000) {}
+        let result = LoopBound(Box())
+        let bound = LoopBound(keepAlive)
+        Thread.detachNewThread {
+            loop.execute {
+                result.value.value = 42
+                bound.value.close()
+            }
+        }
+        loop.run()
+        #expect(result.value.value == 42)
+        try loop.close()
+    }
+
+    @Test("1,000 TCP handles opened and closed leave a loop that closes with 0")
+    func thousandHandles() throws {
+        let loop = try EventLoop()
+        var streams: [RecordingStream] = []
+        for _ in 0..<1000 { streams.append(RecordingStream(loop: loop)) }
+        for s in streams { s.close() }
+        loop.run()
+        #expect(streams.allSatisfy { $0.closed })
+        try loop.close()
+    }
+
+    @Test("closing a loop with an open handle fails with EBUSY instead of leaking silently")
+    func busyLoop() throws {
+        let loop = try EventLoop()
+        let timer = Timer(loop: loop)
+        timer.start(timeout: 1_000_000) {}
+        timer.unref()
+        #expect(throws: UVError.busy) { try loop.close() }
+        timer.close()
+        loop.run()
+        let rc = uv_loop_close_for_test(loop)
+        #expect(rc == 0)
+    }
+
+    @Test("a close with writes pending completes them with ECANCELED, before the close callback")
+    func closeCancelsWrites() throws {
+        let loop = try EventLoop()
+        let listener = TCPListener(loop: loop)
+        try listener.bind(SocketAddress(host: "127.0.0.1", port: 0))
+        var accepted: RecordingStream?
+        try listener.listen { _ in
+            let s = RecordingStream(loop: loop)
+            try? s.accept(from: listener)
+            accepted = s
+        }
+        let port = try listener.localAddress().port
+        let client = RecordingStream(loop: loop)
+        try client.connect(to: SocketAddress(host: "127.0.0.1", port: port))
+        while accepted == nil || client.connected == nil { loop.runNoWait() }
+        #expect(client.connected! == nil)
+        // 64 MiB cannot fit the socket buffers of a peer that does not read.
+        let big = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 20, alignment: 8)
+        big.initializeMemory(as: UInt8.self, repeating: 1)
+        try accepted!.write(UnsafeRawBufferPointer(big))
+        #expect(accepted!.writesInFlight == 1)
+        var order: [String] = []
+        accepted!.close()
+        while !accepted!.closed {
+            loop.runNoWait()
+            if accepted!.writeResults.count == 1 && order.isEmpty { order.append("write") }
+        }
+        order.append("close")
+        #expect(accepted!.writeResults == [.cancelled])
+        #expect(order == ["write", "close"])
+        big.deallocate()
+        client.close()
+        listener.close()
+        loop.run()
+        try loop.close()
+    }
+
+    @Test("tryWrite writes what the kernel takes and reads arrive on the other end")
+    func tryWriteAndRead() throws {
+        let loop = try EventLoop()
+        let listener = TCPListener(loop: loop)
+        try listener.bind(SocketAddress(host: "127.0.0.1", port: 0))
+        var accepted: RecordingStream?
+        try listener.listen { _ in
+            let s = RecordingStream(loop: loop)
+            try? s.accept(from: listener)
+            try? s.startReading()
+            accepted = s
+        }
+        let client = RecordingStream(loop: loop)
+        try client.connect(to: SocketAddress(host: "127.0.0.1", port: try listener.localAddress().port))
+        while accepted == nil || client.connected == nil { loop.runNoWait() }
+        let a: [UInt8] = Array("hello ".utf8), b: [UInt8] = Array("world".utf8)
+        let n = try a.withUnsafeBytes { pa in try b.withUnsafeBytes { pb in try client.tryWrite(pa, pb) } }
+        #expect(n == 11)
+        while accepted!.received < 11 { loop.runNoWait() }
+        #expect(accepted!.received == 11)
+        accepted!.close()
+        client.close()
+        listener.close()
+        loop.run()
+        try loop.close()
+    }
+
+    @Test("UVError carries libuv's name and message")
+    func errors() {
+        #expect(UVError.endOfFile.name == "EOF")
+        #expect(UVError.addressInUse.name == "EADDRINUSE")
+        #expect(UVError.connectionReset.message.isEmpty == false)
+        #expect(throws: UVError.self) { try SocketAddress(host: "not an address", port: 1) }
+    }
+}
+
+final class Box: @unchecked Sendable { var value = 0 }
+
+/// After a failed close() the loop is still open; close it for real.
+func uv_loop_close_for_test(_ loop: EventLoop) -> Int32 {
+    do { try loop.close(); return 0 } catch let e as UVError { return e.code } catch { return -1 }
+}
