@@ -1,0 +1,52 @@
+# UVWebSocket: the two commands a new machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+# Cross-module optimisation for release builds, here rather than in
+# Package.swift's unsafeFlags, so that embedders choose their own flags.
+RELEASE_FLAGS := -c release -Xswiftc -cross-module-optimization
+ECHO_SERVER := .build/release/echo-server
+PORT ?= 5000
+
+.PHONY: run build deps test-deps test swift-test interop autobahn fuzz bench bench-quick clean asan
+
+## Installs what is missing, builds release, serves the sample on http://localhost:5000/
+run: deps build
+	$(ECHO_SERVER) --host localhost --port $(PORT)
+
+deps:
+	@bash scripts/install-deps.sh run
+
+build:
+	$(SWIFT) build $(RELEASE_FLAGS) --product echo-server
+
+test-deps:
+	@bash scripts/install-deps.sh test
+	@bash scripts/setup-python.sh
+
+## Every test: Swift unit and integration tests, then the external peers
+## (Python websockets, headless Chromium, nginx) and Autobahn|Testsuite.
+test: test-deps build
+	$(SWIFT) test
+	$(MAKE) --no-print-directory interop
+	$(MAKE) --no-print-directory autobahn
+
+swift-test: deps
+	$(SWIFT) test
+
+interop:
+	ECHO_SERVER=$(abspath $(ECHO_SERVER)) .venv/bin/python -m pytest -q Tests/Interop
+
+## Autobahn|Testsuite fuzzing client, sections 1-10; fails on anything not OK.
+autobahn:
+	bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
+
+## AddressSanitizer over the whole Swift suite.
+asan: deps
+	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+
+## A bounded libFuzzer run over the frame and request-head parsers.
+fuzz: deps
+	bash Tests/Fuzz/run.sh $${FUZZ_SECONDS:-60}
+
+clean:
+	rm -rf .build .build-asan .build-fuzz reports

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a target needs, only those missing, so a warm
+# machine pays nothing. Usage: install-deps.sh run|test|bench
+set -euo pipefail
+what=${1:-run}
+
+packages=(libuv1-dev libssl-dev pkg-config)
+case "$what" in
+    run) ;;
+    test) packages+=(chromium chromium-driver nginx-light python3-venv) ;;
+    bench) packages+=(node-ws python3-venv) ;;
+    *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# python3-venv is Debian's; a pyenv python3 brings venv itself.
+if [[ " ${missing[*]-} " == *" python3-venv "* ]] && python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    missing=("${missing[@]/python3-venv}")
+fi
+missing=($(printf '%s\n' "${missing[@]-}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
