@@ -1,0 +1,61 @@
+"""The sample page in headless Chromium, clicked through as a person would."""
+import os
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+SCREENSHOT = os.path.join(os.path.dirname(__file__), "..", "..", "reports", "page.png")
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,760"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+def state(driver):
+    return driver.find_element(By.ID, "stateText").text
+
+
+def log_rows(driver):
+    return [[c.text for c in row.find_elements(By.TAG_NAME, "td")]
+            for row in driver.find_elements(By.CSS_SELECTOR, "#commsLog tr:not(.empty)")]
+
+
+def test_connect_send_echo_close(echo_server, browser):
+    server = echo_server()
+    wait = WebDriverWait(browser, 15)
+    browser.get("http://127.0.0.1:%d/" % server.port)
+    assert state(browser) == "Ready to connect"
+    # The URL is prefilled from the page's location.
+    assert browser.find_element(By.ID, "connectionUrl").get_attribute("value") == server.url
+
+    browser.find_element(By.ID, "connectButton").click()
+    wait.until(lambda d: state(d) == "Open")
+
+    box = browser.find_element(By.ID, "sendMessage")
+    box.send_keys("Hello from Chromium <b>not bold</b>")
+    browser.find_element(By.ID, "sendButton").click()
+    wait.until(lambda d: ["Server", "Client", "Hello from Chromium <b>not bold</b>"] in log_rows(d))
+    assert ["Client", "Server", "Hello from Chromium <b>not bold</b>"] in log_rows(browser)
+    # Text is shown as text: no element was injected.
+    assert not browser.find_elements(By.CSS_SELECTOR, "#commsLog b")
+
+    browser.find_element(By.ID, "closeButton").click()
+    wait.until(lambda d: state(d) == "Closed")
+    rows = log_rows(browser)
+    assert rows[-1][2] == "Connection closed. Code: 1000. Reason: Closing from client"
+    os.makedirs(os.path.dirname(SCREENSHOT), exist_ok=True)
+    browser.save_screenshot(SCREENSHOT)
+    # Nothing on the page came from outside the server.
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(r.startswith("http://127.0.0.1:%d/" % server.port) or r.startswith("ws://127.0.0.1") for r in resources)
