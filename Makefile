@@ -11,7 +11,7 @@ PORT ?= 5000
 
 ## Installs what is missing, builds release, serves the sample on http://localhost:5000/
 run: deps build
-	$(ECHO_SERVER) --host localhost --port $(PORT)
+	$(ECHO_SERVER) --host localhost --port $(PORT) $(ARGS)
 
 deps:
 	@bash scripts/install-deps.sh run
