@@ -42,7 +42,7 @@ autobahn:
 
 ## AddressSanitizer over the whole Swift suite.
 asan: deps
-	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	LSAN_OPTIONS=suppressions=$(abspath Tests/lsan.supp) $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps

@@ -69,7 +69,7 @@ func parse(_ bytes: [UInt8], role: Role = .server, piece: Int = .max, ringCapaci
     var events: [Owned] = []
     // Move the ring's start so that wrap-around happens at a chosen place.
     if startOffset > 0 {
-        ring.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 0, count: startOffset), count: startOffset))
+        [UInt8](repeating: 0, count: startOffset).withUnsafeBytes { _ = ring.write($0) }
         ring.consume(startOffset)
     }
     var offset = 0

@@ -1,0 +1,29 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// A package of its own, so that embedders of UVWebSocket never inherit the
+// benchmark's dependencies. It depends on the main package by path.
+let package = Package(
+    name: "UVWebSocketBenchmarks",
+    dependencies: [
+        .package(name: "UVWebSocket", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // Micro benchmarks with allocation counts: `swift package benchmark`.
+        .executableTarget(
+            name: "CoreBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "WebSocketCore", package: "UVWebSocket"),
+                .product(name: "WebSocketServer", package: "UVWebSocket"),
+                .product(name: "UVKit", package: "UVWebSocket"),
+            ],
+            path: "Benchmarks/CoreBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
