@@ -13,6 +13,31 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
+        // The load generator, on UVKit and WebSocketCore in the client role.
+        .executableTarget(
+            name: "ws-bench",
+            dependencies: [
+                .product(name: "WebSocketCore", package: "UVWebSocket"),
+                .product(name: "UVKit", package: "UVWebSocket"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The ceiling: a raw TCP echo on libuv with no framing.
+        .executableTarget(
+            name: "uv-tcp-echo",
+            dependencies: [.product(name: "UVKit", package: "UVWebSocket")]
+        ),
+        // The SwiftNIO peer: NIOWebSocket's upgrader and an echo handler.
+        .executableTarget(
+            name: "nio-echo",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
         // Micro benchmarks with allocation counts: `swift package benchmark`.
         .executableTarget(
             name: "CoreBenchmarks",
@@ -25,5 +50,6 @@ let package = Package(
             path: "Benchmarks/CoreBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-    ]
+    ],
+    swiftLanguageModes: [.v5]
 )

@@ -21,7 +21,7 @@ struct ByteRingTests {
         defer { ring.deallocate() }
         ring.commitWrite(256)
         #expect(ring.isFull && ring.writableRegion.count == 0)
-        #expect(ring.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 1, count: 4), count: 4)) == 0)
+        #expect([UInt8](repeating: 1, count: 4).withUnsafeBytes { ring.write($0) } == 0)
     }
 
     @Test("wraparound: writes continue at the start, reads see both pieces in order")

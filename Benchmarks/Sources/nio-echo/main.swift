@@ -1,0 +1,51 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+// The SwiftNIO peer for the benchmark: NIOWebSocket's upgrader and a frame
+// echo on one event loop thread (the same one core the other servers get).
+// Usage: nio-echo PORT
+
+final class EchoFrames: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text, .binary, .continuation:
+            let echo = WebSocketFrame(fin: frame.fin, opcode: frame.opcode, data: frame.unmaskedData)
+            context.write(wrapOutboundOut(echo), promise: nil)
+        case .ping:
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+        case .connectionClose:
+            let reply = WebSocketFrame(fin: true, opcode: .connectionClose, data: frame.unmaskedData)
+            context.writeAndFlush(wrapOutboundOut(reply)).whenComplete { _ in context.close(promise: nil) }
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+}
+
+let port = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 9003 : 9003
+let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+let bootstrap = ServerBootstrap(group: group)
+    .serverChannelOption(ChannelOptions.backlog, value: 1024)
+    .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+    .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+    .childChannelInitializer { channel in
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: 1 << 24,
+            shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
+            upgradePipelineHandler: { channel, _ in channel.pipeline.addHandler(EchoFrames()) })
+        return channel.pipeline.configureHTTPServerPipeline(
+            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+    }
+let channel = try bootstrap.bind(host: "127.0.0.1", port: port).wait()
+print("listening on 127.0.0.1:\(port)")
+try channel.closeFuture.wait()

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Report: Codable {
+    var connections: Int
+    var connected: Int
+    var failed: Int
+    var size: Int
+    var inFlight: Int
+    var rate: Double?
+    var seconds: Double
+    var messages: Int
+    var messagesPerSecond: Double
+    var megabytesPerSecond: Double
+    var latencyMicroseconds: [String: Double]
+    var mismatches: Int
+    var overloaded: Int
+    var firstError: String?
+    var clientCPUSeconds: Double
+    var serverCPUSeconds: Double?
+    var messagesPerServerCPUSecond: Double?
+    var serverRSSBefore: Int?
+    var serverRSSAfter: Int?
+    var idleBytesPerConnection: Int?
+    var minPingsAnswered: Int
+
+    func printed(idle: Bool) -> String {
+        func f(_ x: Double, _ digits: Int = 1) -> String {
+            var s = String(Int((x * pow(10, Double(digits))).rounded()))
+            if digits > 0 {
+                while s.count <= digits { s = "0" + s }
+                s.insert(".", at: s.index(s.endIndex, offsetBy: -digits))
+            }
+            return s
+        }
+        var lines: [String] = []
+        lines.append("connections: \(connected) of \(connections) open, \(failed) failed")
+        if idle {
+            if let b = serverRSSBefore, let a = serverRSSAfter {
+                lines.append("server RSS: \(b / 1024) KiB before, \(a / 1024) KiB after; \(idleBytesPerConnection ?? 0) B per idle connection")
+            }
+            lines.append("pings answered per connection: at least \(minPingsAnswered)")
+        } else {
+            lines.append("messages: \(messages) in \(f(seconds, 2)) s = \(f(messagesPerSecond, 0)) msg/s, \(f(megabytesPerSecond)) MB/s each way")
+            let l = latencyMicroseconds
+            lines.append("latency µs: p50 \(f(l["p50"]!)) p90 \(f(l["p90"]!)) p99 \(f(l["p99"]!)) p99.9 \(f(l["p99.9"]!)) max \(f(l["max"]!))")
+            var cpu = "client CPU: \(f(clientCPUSeconds, 2)) s (\(f(100 * clientCPUSeconds / max(seconds, 1e-9), 0))% of a core)"
+            if let s = serverCPUSeconds {
+                cpu += ", server CPU: \(f(s, 2)) s (\(f(100 * s / max(seconds, 1e-9), 0))%)"
+                if let m = messagesPerServerCPUSecond { cpu += ", \(f(m, 0)) msg per server-CPU-second" }
+            }
+            lines.append(cpu)
+        }
+        lines.append("errors: mismatches \(mismatches), overloaded \(overloaded)\(firstError.map { ", first: \($0)" } ?? "")")
+        return lines.joined(separator: "\n")
+    }
+}
+
+enum ProcessStats {
+    /// utime + stime of a process, fields 14 and 15 of /proc/PID/stat.
+    static func cpuSeconds(_ pid: Int32) -> Double? {
+        guard let text = read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the command name, field 3 is at index 0; utime is field 14.
+        guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
+        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    static func rss(_ pid: Int32) -> Int? {
+        guard let text = read("/proc/\(pid)/status") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    static func selfCPU() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+
+    static func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, 4096) }
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

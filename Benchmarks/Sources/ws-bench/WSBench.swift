@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct WSBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ws-bench",
+        abstract: "A WebSocket load generator: N connections, K messages in flight, every echo verified.")
+
+    @Option(help: "Server URL, ws://127.0.0.1:PORT/ws (loopback only).") var url: String
+    @Option(help: "Connections to open.") var connections = 100
+    @Option(help: "Payload bytes per message.") var size = 16
+    @Option(help: "Messages in flight per connection (closed loop).") var inFlight = 1
+    @Option(help: "Seconds to measure (or, with --idle, to hold).") var duration = 10.0
+    @Option(help: "Seconds of load before measuring.") var warmup = 2.0
+    @Option(help: "Fixed total rate in messages per second (open loop, for latency).") var rate: Double?
+    @Flag(help: "Send text messages (printable ASCII) instead of binary.") var text = false
+    @Flag(help: "Raw TCP echo: no handshake, no framing (the ceiling).") var raw = false
+    @Flag(help: "Open the connections and hold them, answering pings.") var idle = false
+    @Option(help: "Spread connections over 127.0.0.1...127.0.0.N.") var sourceAddresses = 1
+    @Option(help: "PID of the server, to count its CPU time and RSS.") var serverPid: Int32?
+    @Option(help: "Seed of the payload pattern.") var seed: UInt64 = 1
+    @Option(help: "Write the report as JSON to this file.") var json: String?
+    @Flag(help: "Only the final report.") var quiet = false
+    @Flag(help: "Fail unless every connection answered at least one ping (with --idle).") var expectPings = false
+
+    func validate() throws {
+        guard url.hasPrefix("ws://127.") || url.hasPrefix("ws://localhost") else {
+            throw ValidationError("load goes to the loopback range only (ws://127.x.x.x or ws://localhost)")
+        }
+        if size < 0 { throw ValidationError("--size must not be negative") }
+        if connections < 1 { throw ValidationError("--connections must be at least 1") }
+        if inFlight < 1 { throw ValidationError("--in-flight must be at least 1") }
+        if !(duration > 0 && duration <= 3600) { throw ValidationError("--duration must be in (0, 3600]") }
+        if raw && size == 0 { throw ValidationError("--raw needs --size > 0") }
+    }
+
+    func run() throws {
+        var rest = Substring(url.dropFirst("ws://".count))
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = rest[..<slash]
+        let path = slash < rest.endIndex ? String(rest[slash...]) : "/"
+        rest = authority
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]) else {
+            throw ValidationError("--url needs a port")
+        }
+        let host = String(rest[..<colon]) == "localhost" ? "127.0.0.1" : String(rest[..<colon])
+        raiseOpenFileLimit()
+        let config = BenchConfig(host: host, port: port, path: path, connections: connections, size: size,
+                                 inFlight: inFlight, duration: duration, warmup: warmup, rate: rate, text: text,
+                                 raw: raw, idle: idle, sourceAddresses: sourceAddresses, serverPID: serverPid,
+                                 seed: seed, quiet: quiet)
+        let bench = try Bench(config: config)
+        let report = try bench.run()
+        print(report.printed(idle: idle))
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+        }
+        if report.mismatches > 0 || report.failed > 0 || (expectPings && report.minPingsAnswered < 1) {
+            throw ExitCode(1)
+        }
+    }
+
+    func raiseOpenFileLimit() {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
