@@ -7,7 +7,7 @@ RELEASE_FLAGS := -c release -Xswiftc -cross-module-optimization
 ECHO_SERVER := .build/release/echo-server
 PORT ?= 5000
 
-.PHONY: run build deps test-deps test swift-test interop autobahn fuzz bench bench-quick clean asan
+.PHONY: run build deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-deps clean asan
 
 ## Installs what is missing, builds release, serves the sample on http://localhost:5000/
 run: deps build
@@ -47,6 +47,31 @@ asan: deps
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps
 	bash Tests/Fuzz/run.sh $${FUZZ_SECONDS:-60}
+
+## The load-benchmark matrix, side by side (about 10 minutes); writes
+## docs/benchmarks-results.md and docs/benchmarks.png.
+bench: bench-deps
+	.venv/bin/python Benchmarks/run_bench.py
+
+## A short version of the same (under 3 minutes).
+bench-quick: bench-deps
+	.venv/bin/python Benchmarks/run_bench.py --quick --out reports/benchmarks-quick.md
+
+## Micro benchmarks with allocation counts (ordo-one/benchmark).
+bench-micro: deps
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown
+
+## Fails when an allocation count passes its threshold in Benchmarks/Thresholds.
+bench-check: deps
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark thresholds check
+
+bench-deps: deps build
+	@bash scripts/install-deps.sh bench
+	@bash scripts/setup-python.sh bench
+	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product ws-bench
+	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product uv-tcp-echo
+	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product nio-echo
+	@mkdir -p reports
 
 clean:
 	rm -rf .build .build-asan .build-fuzz reports

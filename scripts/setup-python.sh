@@ -12,6 +12,11 @@ if [ ! -x .venv/bin/pytest ] || ! .venv/bin/python -c 'import websockets, seleni
         'websockets>=15,<18' 'pytest>=8' 'selenium>=4.20' 'uvloop>=0.19'
 fi
 
+if [ "${1:-}" = bench ]; then
+    .venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check 'matplotlib>=3.8'
+    exit 0
+fi
+
 if [ ! -x .venv-ab/bin/wstest ]; then
     PYROOT=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
     PY27=$(ls -d "$PYROOT"/versions/2.7*/bin/python 2>/dev/null | head -n 1)

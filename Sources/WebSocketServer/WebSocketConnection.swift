@@ -277,7 +277,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
             closeNow()
             return
         }
-        lastWrite = server.loop.now
+        if written > 0 { lastWrite = server.loop.now }
         written = queueUnwritten(a, skipping: written)
         written = queueUnwritten(b, skipping: written)
         _ = queueUnwritten(c, skipping: written)
@@ -419,8 +419,13 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
             server.metrics.handshakesRejected &+= 1
             closeNow()
         case .open:
-            if let sent = pingSentAt, lastRead > sent { pingSentAt = nil }
-            let (decision, _) = server.keepAlive.evaluate(now: now, lastRead: lastRead, lastWrite: lastWrite,
+            // While we have stopped reading (backpressure) the peer's pong may sit
+            // unread in the socket: then the peer taking our bytes is the proof of
+            // life, not what we read. This avoids the spurious keep-alive timeouts
+            // under load that Python websockets users report.
+            let alive = pausedForBackpressure ? max(lastRead, lastWrite) : lastRead
+            if let sent = pingSentAt, alive > sent { pingSentAt = nil }
+            let (decision, _) = server.keepAlive.evaluate(now: now, lastRead: alive, lastWrite: lastWrite,
                                                           pingSentAt: pingSentAt)
             switch decision {
             case .nothing:

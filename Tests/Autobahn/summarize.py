@@ -61,7 +61,7 @@ def main():
     print(table)
 
     if write_doc:
-        doc = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "conformance-table.md")
+        doc = os.path.join(os.path.dirname(__file__), "..", "..", "reports", "autobahn-summary.md")
         with open(doc, "w") as f:
             f.write("<!-- Written by Tests/Autobahn/summarize.py --write-doc; do not edit. -->\n")
             f.write(table + "\n")
