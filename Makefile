@@ -5,9 +5,10 @@ SWIFT ?= swift
 # Package.swift's unsafeFlags, so that embedders choose their own flags.
 RELEASE_FLAGS := -c release -Xswiftc -cross-module-optimization
 ECHO_SERVER := .build/release/echo-server
+WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: run build deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-deps clean asan
+.PHONY: run build deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-deps ws-bench clean asan
 
 ## Installs what is missing, builds release, serves the sample on http://localhost:5000/
 run: deps build
@@ -25,7 +26,7 @@ test-deps:
 
 ## Every test: Swift unit and integration tests, then the external peers
 ## (Python websockets, headless Chromium, nginx) and Autobahn|Testsuite.
-test: test-deps build
+test: test-deps build ws-bench
 	$(SWIFT) test
 	$(MAKE) --no-print-directory interop
 	$(MAKE) --no-print-directory autobahn
@@ -34,7 +35,11 @@ swift-test: deps
 	$(SWIFT) test
 
 interop:
-	ECHO_SERVER=$(abspath $(ECHO_SERVER)) .venv/bin/python -m pytest -q Tests/Interop
+	ECHO_SERVER=$(abspath $(ECHO_SERVER)) WS_BENCH=$(abspath $(WS_BENCH)) .venv/bin/python -m pytest -q Tests/Interop
+
+## The load generator (also the 15,000-connection client of the tests).
+ws-bench:
+	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product ws-bench
 
 ## Autobahn|Testsuite fuzzing client, sections 1-10; fails on anything not OK.
 autobahn:
@@ -68,7 +73,7 @@ bench-check: deps
 bench-deps: deps build
 	@bash scripts/install-deps.sh bench
 	@bash scripts/setup-python.sh bench
-	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product ws-bench
+	$(MAKE) --no-print-directory ws-bench
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product uv-tcp-echo
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product nio-echo
 	@mkdir -p reports

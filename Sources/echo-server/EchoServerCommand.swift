@@ -87,6 +87,7 @@ struct EchoServerCommand: ParsableCommand {
         options.allowedOrigins = allowedOrigins
         options.subprotocols = subprotocols
 
+        raiseOpenFileLimit()
         let server = try WebSocketServer(options: options, handler: EchoHandler(), logger: logger)
         server.route(webSocket: "/ws")
         guard let root = staticRoot ?? Bundle.module.url(forResource: "Public", withExtension: nil)?.path else {
@@ -100,5 +101,14 @@ struct EchoServerCommand: ParsableCommand {
         fflush(stdout)
         try server.run()
         logger.info("stopped", metadata: ["connections": "\(server.metrics.connectionsAccepted)"])
+    }
+
+    /// One descriptor per connection: take the whole hard limit, as servers do
+    /// (the soft limit is often 1024).
+    func raiseOpenFileLimit() {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 }
