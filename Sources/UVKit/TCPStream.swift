@@ -10,9 +10,9 @@ import CLibUV
 /// queued write, with `UVError.cancelled` if the handle closes first, and always
 /// before `didClose()`.
 open class TCPStream: UVHandle {
-    public private(set) var isReading = false
+    @exclusivity(unchecked) public private(set) var isReading = false
     /// Queued writes whose callbacks have not run yet.
-    public private(set) var writesInFlight = 0
+    @exclusivity(unchecked) public private(set) var writesInFlight = 0
 
     public init(loop: EventLoop) {
         let memory = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)

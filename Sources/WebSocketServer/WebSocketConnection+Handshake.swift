@@ -86,7 +86,7 @@ extension WebSocketConnection {
         let leftover = headCount - headLength
         let headBytes = head!
         server.metrics.webSocketsOpened &+= 1
-        server.handler.didOpen(self)
+        handler.didOpen(self)
         if leftover > 0 {
             var offset = headLength
             while offset < headCount && (state == .open || state == .closeSent) {

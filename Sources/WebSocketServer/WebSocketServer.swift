@@ -19,7 +19,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     public let handler: Handler
     public var logger: Logger
     /// Counters, updated on the loop thread.
-    public internal(set) var metrics = ServerMetrics()
+    @exclusivity(unchecked) public internal(set) var metrics = ServerMetrics()
 
     var webSocketPaths: Set<String> = []
     var staticFiles: StaticFiles?
@@ -32,24 +32,28 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     /// Where reads land once a connection only waits for the peer's FIN.
     let discardBuffer: UnsafeMutableRawBufferPointer
 
-    // The cork: frames produced while a connection's read callback runs are
-    // gathered here and written with one system call when it returns. One per
-    // loop, owned by one connection at a time.
+    // The cork: frames produced while read callbacks run are gathered here and
+    // written with one system call when the connection changes or, at the
+    // latest, when the poll phase ends (the check handle). libuv reads one
+    // stream up to 32 times in a row, so the echo of a large message read in
+    // ring-sized pieces leaves in cork-sized writes, not one write per piece.
+    // One per loop, owned by one connection at a time.
     private let corkStorage: UnsafeMutableRawPointer
     private let corkCapacity = 64 * 1024
-    private var corkCount = 0
-    private unowned(unsafe) var corkOwner: WebSocketConnection<Handler>?
-    private var corkDepth = 0
+    @exclusivity(unchecked) private var corkCount = 0
+    @exclusivity(unchecked) private unowned(unsafe) var corkOwner: WebSocketConnection<Handler>?
+    @exclusivity(unchecked) private var corkDepth = 0
     /// Payloads from this size on go to the socket by reference (writev of
     /// header and payload) instead of being copied into the cork.
     let byReferenceThreshold = 16 * 1024
 
     // Deadlines: one coarse timer sweeping a timing wheel of connection slots.
-    var wheel: TimingWheel
+    @exclusivity(unchecked) var wheel: TimingWheel
     let keepAlive: KeepAlivePolicy
     struct Timeouts { var handshake: UInt64; var close: UInt64 }
     let timeouts: Timeouts
     private let sweepTimer: Timer
+    private let flushCheck: Check
     private var expired: [Int32] = []
 
     let hardQueueLimit: Int
@@ -83,6 +87,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         self.loop.updateTime()
         wheel = TimingWheel(granularity: granularity, now: self.loop.now)
         sweepTimer = Timer(loop: self.loop)
+        flushCheck = Check(loop: self.loop)
     }
 
     deinit {
@@ -124,6 +129,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         sweepTimer.start(timeout: wheel.granularity, repeat: wheel.granularity) { [unowned self] in sweep() }
         // The sweep alone must not keep the loop running.
         sweepTimer.unref()
+        flushCheck.start { [unowned self] in flushCork() }
+        flushCheck.unref()
         let bound = try listener.localAddress().port
         logger.info("listening", metadata: ["host": "\(host)", "port": "\(bound)"])
         return bound
@@ -192,6 +199,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         listener?.close()
         listener = nil
         sweepTimer.close()
+        flushCheck.close()
         drainTimer?.close()
         drainTimer = nil
         for watcher in signalWatchers { watcher.close() }
@@ -261,9 +269,10 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     func beginCork() { corkDepth += 1 }
 
+    /// Inside the poll phase the check handle flushes; elsewhere (timers,
+    /// `execute`) nothing would, so the caller's frames go out now.
     func endCork() {
         corkDepth -= 1
-        if corkDepth == 0 { flushCork() }
     }
 
     /// Copies a frame into the cork. Returns false for payloads that should go
