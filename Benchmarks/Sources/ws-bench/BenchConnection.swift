@@ -9,7 +9,9 @@ import Glibc
 final class BenchConnection: TCPStream {
     enum State { case connecting, handshaking, running, closed }
 
-    unowned let bench: Bench
+    unowned(unsafe) let bench: Bench
+    /// The clock, read once per read callback rather than once per message.
+    var now: UInt64 = 0
     let id: Int
     var state = State.connecting
     var ring: ByteRing
@@ -67,6 +69,7 @@ final class BenchConnection: TCPStream {
 
     override func didRead(_ count: Int) {
         guard count > 0 else { return }
+        now = Bench.nanoseconds()
         ring.commitWrite(count)
         switch state {
         case .handshaking: readHandshake()
@@ -151,7 +154,6 @@ final class BenchConnection: TCPStream {
     }
 
     func messageCompleted() {
-        let now = Bench.nanoseconds()
         let sent = sendTimes[Int(receivedSequence % UInt64(sendTimesCapacity))]
         bench.recordEcho(latencyNanoseconds: now &- sent)
         receivedSequence += 1
