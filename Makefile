@@ -27,6 +27,7 @@ test-deps:
 ## Every test: Swift unit and integration tests, then the external peers
 ## (Python websockets, headless Chromium, nginx) and Autobahn|Testsuite.
 test: test-deps build ws-bench
+	bash scripts/check-layers.sh
 	$(SWIFT) test
 	$(MAKE) --no-print-directory interop
 	$(MAKE) --no-print-directory autobahn
@@ -54,7 +55,7 @@ fuzz: deps
 	bash Tests/Fuzz/run.sh $${FUZZ_SECONDS:-60}
 
 ## The load-benchmark matrix, side by side (about 10 minutes); writes
-## docs/benchmarks-results.md and docs/benchmarks.png.
+## docs/benchmarks.md (with the micro table) and docs/benchmarks.png.
 bench: bench-deps
 	.venv/bin/python Benchmarks/run_bench.py
 
@@ -62,9 +63,13 @@ bench: bench-deps
 bench-quick: bench-deps
 	.venv/bin/python Benchmarks/run_bench.py --quick --out reports/benchmarks-quick.md
 
-## Micro benchmarks with allocation counts (ordo-one/benchmark).
+## Micro benchmarks with allocation counts (ordo-one/benchmark); their table
+## goes into docs/benchmarks.md.
 bench-micro: deps
-	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown
+	@mkdir -p reports
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown --no-progress | tee ../reports/micro.md
+	python3 Benchmarks/micro_table.py reports/micro.md > Benchmarks/micro-results.md
+	@if [ -f docs/benchmarks-load.json ]; then python3 Benchmarks/run_bench.py --render docs/benchmarks-load.json; fi
 
 ## Fails when an allocation count passes its threshold in Benchmarks/Thresholds.
 bench-check: deps

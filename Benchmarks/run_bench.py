@@ -43,6 +43,7 @@ SERVERS = {
     "Python websockets (uvloop)": (lambda p: [VENV_PY, os.path.join(HERE, "peers", "websockets_echo.py"), str(p)], []),
 }
 
+MAIN_SERVERS = list(SERVERS)
 SERVERS["echo-server, 4 KiB ring"] = SERVERS["echo-server"]
 RING_64K = ["--receive-buffer-size", "65536"]
 
@@ -119,14 +120,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default=os.path.join(TOP, "docs", "benchmarks-results.md"))
+    ap.add_argument("--out", default=os.path.join(TOP, "docs", "benchmarks.md"))
+    ap.add_argument("--render", metavar="JSON", help="only render the page again from a saved run")
     ap.add_argument("--idle-connections", type=int)
-    ap.add_argument("--servers", default=",".join(SERVERS))
+    ap.add_argument("--servers", default=";".join(MAIN_SERVERS), help="names separated by ';'")
     args = ap.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            saved = json.load(f)
+        render(args.out, saved["load_markdown"])
+        return 0
     scenarios = QUICK if args.quick else FULL
     duration, warmup = (2.0, 0.5) if args.quick else (5.0, 1.0)
     idle_n = args.idle_connections or (2000 if args.quick else 10000)
-    servers = args.servers.split(",")
+    servers = args.servers.split(";")
     started = time.time()
 
     results = {s[0]: {n: [] for n in servers + s[6]} for s in scenarios}
@@ -154,7 +161,7 @@ def main():
 
 
 def write_report(path, scenarios, servers, results, idle, idle_n, args, duration, warmup, elapsed):
-    lines = ["<!-- Written by Benchmarks/run_bench.py%s on %s; do not edit by hand. -->" % (
+    lines = ["<!-- Tables written by Benchmarks/run_bench.py%s on %s. -->" % (
         " --quick" if args.quick else "", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())), ""]
     lines.append("Each cell: median of %d runs of %.0f s (after %.1f s warm-up), [min–max]. Server on core 1, ws-bench on core 0. "
                  "Run took %.0f s." % (args.repeats, duration, warmup, elapsed))
@@ -191,11 +198,24 @@ def write_report(path, scenarios, servers, results, idle, idle_n, args, duration
             lines.append("| %s | %s | %s → %s KiB |" % (name, fmt(r["idleBytesPerConnection"]),
                                                    fmt(r["serverRSSBefore"] / 1024), fmt(r["serverRSSAfter"] / 1024)))
     lines.append("")
+    load = "\n".join(lines)
+    with open(os.path.splitext(path)[0] + "-load.json", "w") as f:
+        json.dump({"results": results, "idle": idle, "summary": summary, "load_markdown": load}, f, indent=1)
+    chart(os.path.join(os.path.dirname(path), "benchmarks.png" if not args.quick else "benchmarks-quick.png"),
+          scenarios, servers, summary, idle)
+    render(path, load)
+
+
+def render(path, load):
+    """The page: the template's prose around the load tables and the micro
+    benchmark table (Benchmarks/micro-results.md, from `make bench-micro`)."""
+    with open(os.path.join(HERE, "report-template.md")) as f:
+        page = f.read()
+    micro_path = os.path.join(HERE, "micro-results.md")
+    micro = open(micro_path).read().strip() if os.path.exists(micro_path) else "(run `make bench-micro`)"
+    page = page.replace("{{LOAD_RESULTS}}", load.strip()).replace("{{MICRO_RESULTS}}", micro)
     with open(path, "w") as f:
-        f.write("\n".join(lines))
-    with open(os.path.splitext(path)[0] + ".json", "w") as f:
-        json.dump({"results": results, "idle": idle, "summary": summary}, f, indent=1)
-    chart(os.path.join(os.path.dirname(path), "benchmarks.png"), scenarios, servers, summary, idle)
+        f.write(page)
     print("wrote %s" % path)
 
 

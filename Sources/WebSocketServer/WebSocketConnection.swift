@@ -335,7 +335,8 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     func checkBackpressure() -> SendStatus {
         if outbound.count > server.options.maxBackpressure {
             owesDrainEvent = true
-            if !pausedForBackpressure {
+            // A draining connection keeps reading: it waits for the peer's FIN.
+            if !pausedForBackpressure && (state == .open || state == .closeSent) {
                 pausedForBackpressure = true
                 stopReading()
             }

@@ -142,6 +142,30 @@ struct UVKitTests {
         try loop.close()
     }
 
+    @Test("a check handle runs once per loop iteration, after the timers of that iteration")
+    func checkRunsEachIteration() throws {
+        let loop = try EventLoop()
+        let check = Check(loop: loop)
+        let timer = Timer(loop: loop)
+        var events: [String] = []
+        check.start { events.append("check") }
+        var ticks = 0
+        timer.start(timeout: 1, repeat: 1) {
+            ticks += 1
+            events.append("timer")
+            if ticks == 3 {
+                timer.close()
+                check.close()
+            }
+        }
+        loop.run()
+        // Each timer tick is followed by a check in the same iteration.
+        let afterTimers = zip(events, events.dropFirst()).filter { $0.0 == "timer" }.map { $0.1 }
+        #expect(afterTimers.prefix(2).allSatisfy { $0 == "check" })
+        #expect(ticks == 3)
+        try loop.close()
+    }
+
     @Test("UVError carries libuv's name and message")
     func errors() {
         #expect(UVError.endOfFile.name == "EOF")
