@@ -23,6 +23,9 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     }
 
     unowned(unsafe) let server: WebSocketServer<Handler>
+    /// The same server, for calls on the per-message path: a guaranteed
+    /// reference through `Unmanaged` is not retained around the call.
+    let serverRef: Unmanaged<WebSocketServer<Handler>>
     /// The server's handler; the server outlives its connections, so neither
     /// reference is counted (no retain and release per message).
     unowned(unsafe) let handler: Handler
@@ -66,6 +69,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
 
     init(server: WebSocketServer<Handler>, slot: Int32) {
         self.server = server
+        self.serverRef = Unmanaged.passUnretained(server)
         self.handler = server.handler
         self.slot = slot
         self.parser = FrameParser(role: .server, maxMessageSize: UInt64(server.options.maxMessageSize))
@@ -245,20 +249,30 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     func sendFrame(_ opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> SendStatus {
         if outbound.count > server.hardQueueLimit { return .dropped }
         server.metrics.bytesSent &+= payload.count
+        // Order: bytes already queued go first, then the cork, then this frame.
+        // The cork may only hold a connection's bytes while its queue is empty.
         if !outbound.isEmpty {
-            // Bytes are already waiting: keep order by queueing behind them.
-            var header = (UInt64(0), UInt64(0))
-            withUnsafeMutableBytes(of: &header) { raw in
-                let h = FrameWriter.writeHeader(into: raw.baseAddress!, opcode: opcode, fin: fin, payloadLength: payload.count)
-                outbound.append(UnsafeRawBufferPointer(start: raw.baseAddress!, count: h))
-            }
-            outbound.append(payload)
-            startQueuedWrite()
-        } else if !server.cork(self, opcode: opcode, fin: fin, payload: payload) {
-            // Too large for the cork: write it by reference, behind what is corked.
+            queueFrame(opcode, fin: fin, payload: payload)
+        } else if payload.count >= server.byReferenceThreshold {
+            // Large: write it by reference, behind what is corked.
             writeLarge(opcode: opcode, fin: fin, payload: payload)
+        } else if !serverRef._withUnsafeGuaranteedRef({ $0.cork(self, opcode: opcode, fin: fin, payload: payload) }) {
+            // Making room in the cork flushed our earlier bytes, and the kernel
+            // did not take them all: queue behind them.
+            queueFrame(opcode, fin: fin, payload: payload)
         }
         return checkBackpressure()
+    }
+
+    /// Copies a frame to the end of the outbound queue.
+    func queueFrame(_ opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) {
+        var header = (UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &header) { raw in
+            let h = FrameWriter.writeHeader(into: raw.baseAddress!, opcode: opcode, fin: fin, payloadLength: payload.count)
+            outbound.append(UnsafeRawBufferPointer(start: raw.baseAddress!, count: h))
+        }
+        outbound.append(payload)
+        startQueuedWrite()
     }
 
     func writeLarge(opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) {
@@ -320,7 +334,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
         }
         lastWrite = server.loop.now
         startQueuedWrite()
-        if pausedForBackpressure && outbound.count <= server.options.maxBackpressure / 2 {
+        if pausedForBackpressure && outbound.count <= server.maxBackpressure / 2 {
             pausedForBackpressure = false
             if state == .open || state == .closeSent { try? startReading() }
         }
@@ -333,7 +347,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     /// Past `maxBackpressure`, stop reading from this peer: a client that sends
     /// without reading can then not grow our memory past the limit plus a ring.
     func checkBackpressure() -> SendStatus {
-        if outbound.count > server.options.maxBackpressure {
+        if outbound.count > server.maxBackpressure {
             owesDrainEvent = true
             // A draining connection keeps reading: it waits for the peer's FIN.
             if !pausedForBackpressure && (state == .open || state == .closeSent) {

@@ -42,6 +42,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private let corkCapacity = 64 * 1024
     @exclusivity(unchecked) private var corkCount = 0
     @exclusivity(unchecked) private unowned(unsafe) var corkOwner: WebSocketConnection<Handler>?
+    /// The owner's identity, compared without loading (and retaining) it.
+    @exclusivity(unchecked) private var corkOwnerID: ObjectIdentifier?
     @exclusivity(unchecked) private var corkDepth = 0
     /// Payloads from this size on go to the socket by reference (writev of
     /// header and payload) instead of being copied into the cork.
@@ -56,6 +58,9 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private let flushCheck: Check
     private var expired: [Int32] = []
 
+    /// `options.maxBackpressure`, kept apart: reading `options` on the hot path
+    /// would copy the whole struct and retain its arrays, per message.
+    let maxBackpressure: Int
     let hardQueueLimit: Int
     private let ownsLoop: Bool
     private var signalWatchers: [SignalWatcher] = []
@@ -80,6 +85,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         keepAlive = KeepAlivePolicy(interval: options.keepAliveInterval.milliseconds,
                                     timeout: options.keepAliveTimeout.milliseconds)
         timeouts = Timeouts(handshake: options.handshakeTimeout.milliseconds, close: options.closeTimeout.milliseconds)
+        maxBackpressure = options.maxBackpressure
         hardQueueLimit = 2 * options.maxBackpressure + options.receiveBufferSize
         // Ticks fine enough that no deadline fires more than an eighth late.
         let periods = [keepAlive.interval, keepAlive.timeout, timeouts.handshake, timeouts.close].filter { $0 > 0 }
@@ -275,15 +281,17 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         corkDepth -= 1
     }
 
-    /// Copies a frame into the cork. Returns false for payloads that should go
-    /// by reference instead.
+    /// Copies a frame into the cork. Returns false, copying nothing, when
+    /// making room flushed the connection's own corked bytes and the kernel left
+    /// some of them queued: the frame must then queue behind them.
     @inline(__always)
     func cork(_ connection: WebSocketConnection<Handler>, opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> Bool {
-        if payload.count >= byReferenceThreshold { return false }
         let frameLength = FrameWriter.headerLength(payloadLength: payload.count, masked: false) + payload.count
-        if corkOwner !== connection || corkCount + frameLength > corkCapacity {
+        if corkOwnerID != ObjectIdentifier(connection) || corkCount + frameLength > corkCapacity {
             flushCork()
+            if !connection.outbound.isEmpty { return false }
             corkOwner = connection
+            corkOwnerID = ObjectIdentifier(connection)
         }
         corkCount += FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, payload: payload)
         if corkDepth == 0 { flushCork() }
@@ -293,21 +301,23 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     /// Hands over what is corked for `connection` (to go first in its next
     /// write); valid until the cork is next written.
     func takeCorked(for connection: WebSocketConnection<Handler>) -> UnsafeRawBufferPointer {
-        if corkOwner !== connection {
+        if corkOwnerID != ObjectIdentifier(connection) {
             flushCork()
             return UnsafeRawBufferPointer(start: nil, count: 0)
         }
         let bytes = UnsafeRawBufferPointer(start: corkStorage, count: corkCount)
         corkCount = 0
         corkOwner = nil
+        corkOwnerID = nil
         return bytes
     }
 
     func flushCork() {
-        guard let owner = corkOwner else { return }
+        guard corkOwnerID != nil, let owner = corkOwner else { return }
         let count = corkCount
         corkCount = 0
         corkOwner = nil
+        corkOwnerID = nil
         if count > 0 {
             owner.writeNow(UnsafeRawBufferPointer(start: corkStorage, count: count))
             _ = owner.checkBackpressure()
@@ -315,14 +325,15 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     }
 
     func flushCork(ifOwner connection: WebSocketConnection<Handler>) {
-        if corkOwner === connection { flushCork() }
+        if corkOwnerID == ObjectIdentifier(connection) { flushCork() }
     }
 
     /// Drops what is corked for a connection that is closing.
     func forgetCork(_ connection: WebSocketConnection<Handler>) {
-        if corkOwner === connection {
+        if corkOwnerID == ObjectIdentifier(connection) {
             corkCount = 0
             corkOwner = nil
+            corkOwnerID = nil
         }
     }
 }

@@ -68,6 +68,32 @@ struct EchoTests {
         #expect(fnv1a(echoed) == fnv1a(payload))
     }
 
+    @Test("messages echoed under backpressure keep their order and content (cork, queue and socket)")
+    func orderUnderBackpressure() throws {
+        var options = WebSocketOptions()
+        options.maxBackpressure = 64 * 1024
+        let harness = try ServerHarness(options: options, handler: EchoHandler())
+        defer { harness.stop() }
+        let client = try TestClient(port: harness.port, timeout: 60)
+        let count = 3000
+        func message(_ i: Int) -> [UInt8] {
+            // 6 KiB, not a multiple of anything the server buffers in.
+            (0..<(6 * 1024 + i % 7)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
+        }
+        var frames: [UInt8] = []
+        for i in 0..<count { frames += client.encodeFrame(.binary, message(i)) }
+        // The client writes everything before reading anything.
+        let sender = Thread { try? client.send(frames) }
+        sender.start()
+        for i in 0..<count {
+            let event = try client.nextMessage()
+            guard event == .message(.binary, message(i)) else {
+                Issue.record("message \(i) arrived wrong or out of order")
+                return
+            }
+        }
+    }
+
     @Test("ping gets a pong with the same payload; close gets the same code and reason back")
     func pingAndClose() throws {
         let harness = try ServerHarness(handler: EchoHandler())
