@@ -51,6 +51,9 @@ final class ServerHarness<Handler: WebSocketHandler>: @unchecked Sendable {
             return
         }
         if let runError { Issue.record("run() failed: \(runError)") }
+        // The thread's closure holds this harness: let go of the thread so
+        // the harness and its server are freed (AddressSanitizer checks it).
+        thread = nil
     }
 }
 
