@@ -129,6 +129,10 @@ def main():
         with open(args.render) as f:
             saved = json.load(f)
         render(args.out, saved["load_markdown"])
+        keys = set(saved["summary"])
+        scenarios = [x for x in FULL if x[0] in keys]
+        servers = [n for n in MAIN_SERVERS if any(n in saved["summary"][k] for k in keys)]
+        chart(os.path.join(os.path.dirname(args.out), "benchmarks.png"), scenarios, servers, saved["summary"], saved["idle"])
         return 0
     scenarios = QUICK if args.quick else FULL
     duration, warmup = (2.0, 0.5) if args.quick else (5.0, 1.0)
@@ -223,21 +227,31 @@ def chart(path, scenarios, servers, summary, idle):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 1.3]})
     width = 0.8 / len(servers)
     colors = ["#2f6fde", "#9aa3b2", "#e07b39", "#3c9d5d", "#a05195"]
+    ceiling = "libuv raw TCP echo"
     for i, name in enumerate(servers):
-        values = [summary[s[0]].get(name) or 0 for s in scenarios]
-        a.bar([x + i * width for x in range(len(scenarios))], [v / 1e6 for v in values], width, label=name, color=colors[i % 5])
+        # Relative to the raw echo of the same scenario, so that 16 B and
+        # 64 KiB share one scale.
+        values = [(summary[s[0]].get(name) or 0) / (summary[s[0]].get(ceiling) or float("nan")) for s in scenarios]
+        bars = a.bar([x + i * width for x in range(len(scenarios))], values, width, label=name, color=colors[i % 5])
+        if name == "echo-server":
+            for bar, v in zip(bars, values):
+                a.annotate("%.2f" % v, (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
     a.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(scenarios))])
     a.set_xticklabels([s[1].replace(" connections", "").replace(", ", "\n") for s in scenarios], fontsize=8)
-    a.set_ylabel("million messages per server-CPU-second")
-    a.set_title("Echo throughput per unit of server CPU (median)")
-    a.legend(fontsize=8)
+    a.axhline(1.0, color="#9aa3b2", linewidth=0.8, linestyle="--")
+    a.set_ylabel("messages per server-CPU-second\nrelative to the raw libuv TCP echo")
+    a.set_title("Echo throughput per unit of server CPU (median of repeats)")
+    a.set_ylim(0, 1.35)
+    a.legend(fontsize=8, loc="upper center", ncol=3, frameon=False)
     names = [n for n in servers if idle[n]]
     b.barh(names, [med([r["idleBytesPerConnection"] for r in idle[n]]) for n in names],
            color=[colors[servers.index(n) % 5] for n in names])
     b.set_xlabel("bytes of server RSS per idle connection")
+    b.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
     b.set_title("Idle memory")
     b.tick_params(axis="y", labelsize=8)
     fig.tight_layout()

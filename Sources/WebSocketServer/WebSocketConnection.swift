@@ -135,7 +135,8 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     }
 
     /// Parses and dispatches every complete event in the ring. Replies made
-    /// meanwhile are corked and written once, when the loop ends.
+    /// meanwhile are corked; the server's check handle writes them once the
+    /// poll phase of this loop iteration ends.
     func readFrames() {
         server.beginCork()
         defer { server.endCork() }

@@ -78,46 +78,8 @@ struct UVKitTests {
         #expect(rc == 0)
     }
 
-    @Test("a close with writes pending completes them with ECANCELED, before the close callback")
-    func closeCancelsWrites() throws {
-        let loop = try EventLoop()
-        let listener = TCPListener(loop: loop)
-        try listener.bind(SocketAddress(host: "127.0.0.1", port: 0))
-        var accepted: RecordingStream?
-        try listener.listen { _ in
-            let s = RecordingStream(loop: loop)
-            try? s.accept(from: listener)
-            accepted = s
-        }
-        let port = try listener.localAddress().port
-        let client = RecordingStream(loop: loop)
-        try client.connect(to: SocketAddress(host: "127.0.0.1", port: port))
-        while accepted == nil || client.connected == nil { loop.runNoWait() }
-        #expect(client.connected! == nil)
-        // 64 MiB cannot fit the socket buffers of a peer that does not read.
-        let big = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 20, alignment: 8)
-        big.initializeMemory(as: UInt8.self, repeating: 1)
-        try accepted!.write(UnsafeRawBufferPointer(big))
-        #expect(accepted!.writesInFlight == 1)
-        var order: [String] = []
-        accepted!.close()
-        while !accepted!.closed {
-            loop.runNoWait()
-            if accepted!.writeResults.count == 1 && order.isEmpty { order.append("write") }
-        }
-        order.append("close")
-        #expect(accepted!.writeResults == [.cancelled])
-        #expect(order == ["write", "close"])
-        big.deallocate()
-        client.close()
-        listener.close()
-        loop.run()
-        try loop.close()
-    }
-
-    @Test("tryWrite writes what the kernel takes and reads arrive on the other end")
-    func tryWriteAndRead() throws {
-        let loop = try EventLoop()
+    /// A connected pair on 127.0.0.1: the accepted stream (reading) and the client.
+    func connectedPair(_ loop: EventLoop) throws -> (listener: TCPListener, accepted: RecordingStream, client: RecordingStream) {
         let listener = TCPListener(loop: loop)
         try listener.bind(SocketAddress(host: "127.0.0.1", port: 0))
         var accepted: RecordingStream?
@@ -130,16 +92,49 @@ struct UVKitTests {
         let client = RecordingStream(loop: loop)
         try client.connect(to: SocketAddress(host: "127.0.0.1", port: try listener.localAddress().port))
         while accepted == nil || client.connected == nil { loop.runNoWait() }
+        #expect(client.connected! == nil)
+        return (listener, accepted!, client)
+    }
+
+    /// Closes the pair's handles and checks that the loop then closes with 0.
+    func closeAll(_ loop: EventLoop, _ handles: UVHandle...) throws {
+        for h in handles { h.close() }
+        loop.run()
+        try loop.close()
+    }
+
+    @Test("a close with writes pending completes them with ECANCELED, before the close callback")
+    func closeCancelsWrites() throws {
+        let loop = try EventLoop()
+        let (listener, accepted, client) = try connectedPair(loop)
+        // 64 MiB cannot fit the socket buffers of a peer that does not read.
+        let big = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 20, alignment: 8)
+        big.initializeMemory(as: UInt8.self, repeating: 1)
+        try accepted.write(UnsafeRawBufferPointer(big))
+        #expect(accepted.writesInFlight == 1)
+        var order: [String] = []
+        accepted.close()
+        while !accepted.closed {
+            loop.runNoWait()
+            if accepted.writeResults.count == 1 && order.isEmpty { order.append("write") }
+        }
+        order.append("close")
+        #expect(accepted.writeResults == [.cancelled])
+        #expect(order == ["write", "close"])
+        big.deallocate()
+        try closeAll(loop, client, listener)
+    }
+
+    @Test("tryWrite writes what the kernel takes and reads arrive on the other end")
+    func tryWriteAndRead() throws {
+        let loop = try EventLoop()
+        let (listener, accepted, client) = try connectedPair(loop)
         let a: [UInt8] = Array("hello ".utf8), b: [UInt8] = Array("world".utf8)
         let n = try a.withUnsafeBytes { pa in try b.withUnsafeBytes { pb in try client.tryWrite(pa, pb) } }
         #expect(n == 11)
-        while accepted!.received < 11 { loop.runNoWait() }
-        #expect(accepted!.received == 11)
-        accepted!.close()
-        client.close()
-        listener.close()
-        loop.run()
-        try loop.close()
+        while accepted.received < 11 { loop.runNoWait() }
+        #expect(accepted.received == 11)
+        try closeAll(loop, accepted, client, listener)
     }
 
     @Test("a check handle runs once per loop iteration, after the timers of that iteration")
