@@ -108,9 +108,6 @@ public final class EventLoop: @unchecked Sendable {
     }
 }
 
-@available(*, unavailable)
-extension UVHandle: Sendable {}
-
 /// Carries a loop-confined value through `EventLoop.execute` to the loop thread.
 /// It is unchecked: only the closure that runs on the loop may use `value`.
 public struct LoopBound<Value>: @unchecked Sendable {

@@ -48,3 +48,7 @@ open class UVHandle {
     public func unref() { uv_unref(rawHandle) }
     public func ref() { uv_ref(rawHandle) }
 }
+
+/// Handles belong to their loop's thread.
+@available(*, unavailable)
+extension UVHandle: Sendable {}

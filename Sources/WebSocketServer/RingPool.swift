@@ -35,4 +35,6 @@ final class RingPool {
         for ring in free { ring.deallocate() }
         free.removeAll()
     }
+
+    deinit { deallocateAll() }
 }

@@ -147,10 +147,10 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     public func run() throws {
         loop.run()
         if !finished { finishShutdown() }
-        // Close callbacks of the last handles run here.
-        while loop.runNoWait() {}
-        ringPool.deallocateAll()
+        // Closing the loop runs the last close callbacks (which give rings
+        // back) and fails if any handle was left open.
         if ownsLoop { try loop.close() }
+        ringPool.deallocateAll()
     }
 
     /// Handles SIGINT and SIGTERM with a graceful shutdown.

@@ -94,8 +94,7 @@ final class Bench {
         serverRSSBefore = config.serverPID.flatMap(ProcessStats.rss)
         // Connect in waves: a burst of thousands of SYNs overflows the backlog.
         for _ in 0..<min(256, config.connections) { connectNext() }
-        let progress = timer(every: 1000) { [unowned self] in printProgress() }
-        _ = progress
+        _ = timer(every: 1000) { [unowned self] in printProgress() }
         loop.run()
         for t in timers where !t.isClosing { t.close() }
         while loop.runNoWait() {}
@@ -176,9 +175,8 @@ final class Bench {
                 c.flush()
             }
         }
-        if let rate = config.rate {
+        if config.rate != nil {
             rateStart = Bench.nanoseconds()
-            _ = rate
             _ = timer(every: 1) { [unowned self] in sendAtRate() }
         }
         _ = timer(after: UInt64(config.warmup * 1000)) { [unowned self] in startWindow() }
@@ -247,7 +245,7 @@ final class Bench {
         if let a = serverCPUStart, let b = serverCPUEnd { serverCPU = b - a }
         let pings = connections.map(\.pingsAnswered)
         return Report(
-            connections: config.connections, connected: ready + (stopping ? 0 : 0), failed: failed,
+            connections: config.connections, connected: ready, failed: failed,
             size: config.size, inFlight: config.inFlight, rate: config.rate, seconds: seconds,
             messages: received,
             messagesPerSecond: seconds > 0 ? messages / seconds : 0,
