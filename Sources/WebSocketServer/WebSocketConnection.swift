@@ -175,9 +175,14 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     }
 
     func returnRingIfDrained() {
-        if let r = ring, r.isEmpty || (state != .open && state != .closeSent) {
+        guard let r = ring else { return }
+        if r.isEmpty || (state != .open && state != .closeSent) {
             server.ringPool.give(r)
             ring = nil
+        } else {
+            // What is left is a partial header or control frame (payloads
+            // stream out as they arrive): move it to the front.
+            ring!.compact()
         }
     }
 

@@ -80,8 +80,7 @@ struct EchoTests {
             // 6 KiB, not a multiple of anything the server buffers in.
             (0..<(6 * 1024 + i % 7)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
         }
-        var frames: [UInt8] = []
-        for i in 0..<count { frames += client.encodeFrame(.binary, message(i)) }
+        let frames = (0..<count).flatMap { client.encodeFrame(.binary, message($0)) }
         // The client writes everything before reading anything.
         let sender = Thread { try? client.send(frames) }
         sender.start()
