@@ -66,6 +66,8 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     public internal(set) var path: String?
     /// Per-connection state for the application.
     public var userInfo: AnyObject?
+    /// Joins chunks for `wholeMessage`; holds memory only while a message spans reads.
+    var assembler = MessageAssembler()
 
     init(server: WebSocketServer<Handler>, slot: Int32) {
         self.server = server
@@ -78,6 +80,16 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
         lastRead = now
         lastWrite = now
         super.init(loop: server.loop)
+    }
+
+    /// For handlers that want whole messages: feed it every chunk from
+    /// `didReceive`; it returns the message with its final chunk, else nil. A
+    /// message that arrived in one chunk comes back as it is (no copy); one that
+    /// spanned frames or reads is joined in a buffer of this connection's. The
+    /// view is valid until the next call, and never larger than
+    /// `maxMessageSize` (the parser fails bigger messages with 1009 first).
+    public func wholeMessage(_ chunk: UnsafeRawBufferPointer, isFinal: Bool) -> UnsafeRawBufferPointer? {
+        assembler.append(chunk, isFinal: isFinal)
     }
 
     /// Bytes queued in user space, not yet taken by the kernel.
@@ -411,6 +423,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
 
     public override func didClose() {
         outbound.deallocate()
+        assembler.deallocate()
         if let r = ring {
             server.ringPool.give(r)
             ring = nil

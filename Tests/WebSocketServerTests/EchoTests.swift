@@ -167,6 +167,34 @@ struct EchoTests {
     }
 }
 
+/// Replies to each whole message with its length and checksum, in one frame.
+final class WholeMessageHandler: WebSocketHandler {
+    func didReceive(_ connection: WebSocketConnection<WholeMessageHandler>, chunk: UnsafeRawBufferPointer,
+                    type: MessageType, isFinal: Bool) {
+        guard let message = connection.wholeMessage(chunk, isFinal: isFinal) else { return }
+        connection.send(text: "\(message.count):\(fnv1a(Array(message)))")
+    }
+}
+
+@Suite("Whole messages over real sockets", .serialized)
+struct WholeMessageTests {
+    @Test("fragmented and ring-spanning messages arrive whole, single-frame ones too")
+    func wholeMessages() throws {
+        let harness = try ServerHarness(handler: WholeMessageHandler())
+        defer { harness.stop() }
+        let client = try TestClient(port: harness.port, timeout: 30)
+        try client.sendText("one frame")
+        #expect(try client.nextMessage() == .message(.text, Array("9:\(fnv1a(Array("one frame".utf8)))".utf8)))
+        try client.sendFrame(.binary, [1, 2, 3], fin: false)
+        try client.sendFrame(.ping, [])
+        try client.sendFrame(.continuation, [4, 5])
+        #expect(try client.nextMessage() == .message(.text, Array("5:\(fnv1a([1, 2, 3, 4, 5]))".utf8)))
+        let big = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }  // spans many 4 KiB reads
+        try client.sendFrame(.binary, big)
+        #expect(try client.nextMessage() == .message(.text, Array("300000:\(fnv1a(big))".utf8)))
+    }
+}
+
 func fnv1a(_ bytes: [UInt8]) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
