@@ -13,7 +13,6 @@ struct OutboundQueue {
     /// Bytes queued, in flight or not (`bufferedAmount`).
     var count: Int { (inFlight?.count ?? 0) + pendingCount }
     var isEmpty: Bool { inFlight == nil && pendingCount == 0 }
-    var hasPending: Bool { pendingCount > 0 }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         if bytes.isEmpty { return }

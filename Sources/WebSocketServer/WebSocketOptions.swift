@@ -57,12 +57,10 @@ public struct WebSocketOptions: Sendable {
 
 public enum WebSocketServerError: Error, CustomStringConvertible {
     case invalidOption(String)
-    case notListening
 
     public var description: String {
         switch self {
         case .invalidOption(let message): return "invalid option: \(message)"
-        case .notListening: return "the server is not listening"
         }
     }
 }
