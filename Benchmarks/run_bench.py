@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -47,18 +48,49 @@ MAIN_SERVERS = list(SERVERS)
 SERVERS["echo-server, 4 KiB ring"] = SERVERS["echo-server"]
 RING_64K = ["--receive-buffer-size", "65536"]
 
+
+
+@dataclass
+class Scenario:
+    key: str
+    title: str
+    connections: int
+    size: int
+    in_flight: int
+    server_flags: dict = field(default_factory=dict)
+    extra_servers: list = field(default_factory=list)
+    # Only these servers (None: all of them).
+    only: list = None
+    # Server-bound: a ballast process shares core 1 with the server, so the
+    # server gets half a core and is always the bottleneck. On 2 cores this is
+    # the one way to measure a server saturated with ws-bench idle part of the
+    # time: unbound, a one-core client and the raw echo tie, because both pay
+    # the same loopback TCP work per batch (docs/benchmarks.md, "Headroom").
+    server_bound: bool = False
+
+    def servers(self, all_servers):
+        return [n for n in all_servers if self.only is None or n in self.only] + self.extra_servers
+
+
 FULL = [
-    # (key, title, connections, size, in-flight, server flags, extra servers)
-    ("16B-1", "100 connections × 16 B, 1 in flight", 100, 16, 1, {}, []),
-    ("16B-16", "100 connections × 16 B, 16 in flight", 100, 16, 16, {}, []),
-    ("1KiB-16", "100 connections × 1 KiB, 16 in flight", 100, 1024, 16, {}, []),
+    Scenario("16B-1", "100 connections × 16 B, 1 in flight", 100, 16, 1),
+    Scenario("16B-16", "100 connections × 16 B, 16 in flight", 100, 16, 16),
+    Scenario("16B-16-bound", "100 connections × 16 B, 16 in flight, server-bound (half of core 1)", 100, 16, 16,
+             only=["echo-server", "libuv raw TCP echo"], server_bound=True),
+    Scenario("1KiB-16", "100 connections × 1 KiB, 16 in flight", 100, 1024, 16),
     # The raw echo reads 64 KiB at a time; echo-server gets the same read size
     # (ReceiveBufferSize 64 KiB, the tuning docs/options.md gives for large
     # messages). The default 4 KiB ring is measured too.
-    ("64KiB-4", "10 connections × 64 KiB, 4 in flight", 10, 65536, 4,
-     {"echo-server": RING_64K}, ["echo-server, 4 KiB ring"]),
+    Scenario("64KiB-4", "10 connections × 64 KiB, 4 in flight", 10, 65536, 4,
+             server_flags={"echo-server": RING_64K}, extra_servers=["echo-server, 4 KiB ring"]),
 ]
-QUICK = [FULL[1], FULL[3]]
+QUICK = [FULL[1], FULL[2], FULL[4]]
+
+
+def start_ballast(seconds):
+    """A busy loop on core 1 beside the server, ended by its PID (and by
+    `timeout` in any case)."""
+    return subprocess.Popen(["taskset", "-c", "1", "timeout", str(int(seconds)), "sh", "-c", "while :; do :; done"])
 
 
 def start(name, port, flags=()):
@@ -88,10 +120,11 @@ def stop(proc):
         proc.wait()
 
 
-def bench(name, args, duration, warmup, flags=()):
+def bench(name, args, duration, warmup, flags=(), server_bound=False):
     port = free_port()
     proc = start(name, port, flags)
     out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    ballast = start_ballast(duration + warmup + 60) if server_bound else None
     try:
         cmd = ["taskset", "-c", "0", os.path.join(BIN, "ws-bench"), "--url", "ws://127.0.0.1:%d/ws" % port,
                "--duration", str(duration), "--warmup", str(warmup), "--server-pid", str(proc.pid),
@@ -102,6 +135,8 @@ def bench(name, args, duration, warmup, flags=()):
         with open(out) as f:
             return json.load(f)
     finally:
+        if ballast:
+            stop(ballast)
         stop(proc)
         os.unlink(out)
 
@@ -130,7 +165,7 @@ def main():
             saved = json.load(f)
         render(args.out, saved["load_markdown"])
         keys = set(saved["summary"])
-        scenarios = [x for x in FULL if x[0] in keys]
+        scenarios = [x for x in FULL if x.key in keys]
         servers = [n for n in MAIN_SERVERS if any(n in saved["summary"][k] for k in keys)]
         chart(os.path.join(os.path.dirname(args.out), "benchmarks.png"), scenarios, servers, saved["summary"], saved["idle"])
         return 0
@@ -140,20 +175,21 @@ def main():
     servers = args.servers.split(";")
     started = time.time()
 
-    results = {s[0]: {n: [] for n in servers + s[6]} for s in scenarios}
+    results = {s.key: {n: [] for n in s.servers(servers)} for s in scenarios}
     idle = {n: [] for n in servers}
     for r in range(args.repeats):
-        for key, title, conns, size, inflight, flags, extra in scenarios:
+        for sc in scenarios:
             # Alternate the order each repeat, so no server always runs first.
-            names = servers + extra
+            names = sc.servers(servers)
             order = names if r % 2 == 0 else list(reversed(names))
             for name in order:
-                rep = bench(name, ["--connections", str(conns), "--size", str(size), "--in-flight", str(inflight)],
-                            duration, warmup, flags.get(name, []))
-                results[key][name].append(rep)
-                print("[%4.0fs] repeat %d %-8s %-28s %10.0f msg/s  server CPU %5.2fs  %10.0f msg/CPU-s" % (
-                    time.time() - started, r + 1, key, name, rep["messagesPerSecond"], rep["serverCPUSeconds"] or 0,
-                    rep["messagesPerServerCPUSecond"] or 0), flush=True)
+                rep = bench(name, ["--connections", str(sc.connections), "--size", str(sc.size),
+                                   "--in-flight", str(sc.in_flight)],
+                            duration, warmup, sc.server_flags.get(name, []), sc.server_bound)
+                results[sc.key][name].append(rep)
+                print("[%4.0fs] repeat %d %-12s %-28s %10.0f msg/s  server CPU %5.2fs  %10.0f msg/CPU-s  client CPU %3.0f%%" % (
+                    time.time() - started, r + 1, sc.key, name, rep["messagesPerSecond"], rep["serverCPUSeconds"] or 0,
+                    rep["messagesPerServerCPUSecond"] or 0, 100 * rep["clientCPUSeconds"] / rep["seconds"]), flush=True)
     for name in servers:
         if name == "libuv raw TCP echo":
             continue  # it has no WebSocket handshake to hold idle connections with
@@ -171,27 +207,32 @@ def write_report(path, scenarios, servers, results, idle, idle_n, args, duration
                  "Run took %.0f s." % (args.repeats, duration, warmup, elapsed))
     lines.append("")
     summary = {}
-    for key, title, conns, size, inflight, flags, extra in scenarios:
-        lines.append("### %s" % title)
+    for sc in scenarios:
+        key, flags = sc.key, sc.server_flags
+        lines.append("### %s" % sc.title)
         lines.append("")
-        lines.append("| server | msg/s | server CPU % | msg per server-CPU-second | echo-server ÷ this (per CPU-s) | p50 µs | p99 µs | client CPU % |")
+        lines.append("| server | msg/s | server CPU % (kernel share) | msg per server-CPU-second | echo-server ÷ this (per CPU-s) "
+                     "| p50 µs | p99 µs | client CPU % (kernel share) |")
         lines.append("|---|---|---|---|---|---|---|---|")
         ours = med([r["messagesPerServerCPUSecond"] for r in results[key].get("echo-server", [])])
-        for name in servers + extra:
+        for name in sc.servers(servers):
             runs = results[key][name]
             rate = [r["messagesPerSecond"] for r in runs]
             per_cpu = [r["messagesPerServerCPUSecond"] for r in runs if r["messagesPerServerCPUSecond"]]
             cpu = [100 * r["serverCPUSeconds"] / r["seconds"] for r in runs if r["serverCPUSeconds"] is not None]
             ccpu = [100 * r["clientCPUSeconds"] / r["seconds"] for r in runs]
+            kernel = [100 * r["serverKernelCPUSeconds"] / r["serverCPUSeconds"] for r in runs
+                      if r.get("serverKernelCPUSeconds") is not None and r["serverCPUSeconds"]]
+            ckernel = [100 * r["clientKernelCPUSeconds"] / r["clientCPUSeconds"] for r in runs if r["clientCPUSeconds"]]
             p50 = [r["latencyMicroseconds"]["p50"] for r in runs]
             p99 = [r["latencyMicroseconds"]["p99"] for r in runs]
             ratio = ours / med(per_cpu) if per_cpu else float("nan")
             summary.setdefault(key, {})[name] = med(per_cpu)
             label = name + (" (%s)" % " ".join(flags[name]) if name in flags else "")
-            lines.append("| %s | %s [%s–%s] | %s | %s [%s–%s] | %s | %s | %s | %s |" % (
-                label, fmt(med(rate)), fmt(min(rate)), fmt(max(rate)), fmt(med(cpu)),
+            lines.append("| %s | %s [%s–%s] | %s (%s%%) | %s [%s–%s] | %s | %s | %s | %s (%s%%) |" % (
+                label, fmt(med(rate)), fmt(min(rate)), fmt(max(rate)), fmt(med(cpu)), fmt(med(kernel)),
                 fmt(med(per_cpu)), fmt(min(per_cpu) if per_cpu else None), fmt(max(per_cpu) if per_cpu else None),
-                fmt(ratio, 2), fmt(med(p50), 1), fmt(med(p99), 1), fmt(med(ccpu))))
+                fmt(ratio, 2), fmt(med(p50), 1), fmt(med(p99), 1), fmt(med(ccpu)), fmt(med(ckernel))))
         lines.append("")
     lines.append("### %d idle connections (RSS per connection over the server's own baseline)" % idle_n)
     lines.append("")
@@ -202,12 +243,67 @@ def write_report(path, scenarios, servers, results, idle, idle_n, args, duration
             lines.append("| %s | %s | %s → %s KiB |" % (name, fmt(r["idleBytesPerConnection"]),
                                                    fmt(r["serverRSSBefore"] / 1024), fmt(r["serverRSSAfter"] / 1024)))
     lines.append("")
+    lines += targets_table(results, summary, idle, idle_n)
     load = "\n".join(lines)
     with open(os.path.splitext(path)[0] + "-load.json", "w") as f:
         json.dump({"results": results, "idle": idle, "summary": summary, "load_markdown": load}, f, indent=1)
     chart(os.path.join(os.path.dirname(path), "benchmarks.png" if not args.quick else "benchmarks-quick.png"),
           scenarios, servers, summary, idle)
     render(path, load)
+
+
+def paired_ratios(runs, ours, other):
+    """echo-server ÷ other, per CPU-second, for each repeat: the two ran within
+    seconds of each other, so each ratio is one side-by-side measurement."""
+    a = [r["messagesPerServerCPUSecond"] for r in runs.get(ours, [])]
+    b = [r["messagesPerServerCPUSecond"] for r in runs.get(other, [])]
+    return [x / y for x, y in zip(a, b) if x and y]
+
+
+def targets_table(results, summary, idle, idle_n):
+    """Issue 5's targets against this run's figures: computed, never typed in."""
+    raw, nio, node = "libuv raw TCP echo", "SwiftNIO NIOWebSocket", "node ws"
+    rows = []
+
+    def ratio_cell(key, other, percent):
+        runs = results.get(key, {})
+        pairs = paired_ratios(runs, "echo-server", other)
+        if not pairs:
+            return None
+        m = summary[key]["echo-server"] / summary[key][other]
+        show = (lambda x: "%.0f%%" % (100 * x)) if percent else (lambda x: "%.1f×" % x)
+        return "%s (per repeat: %s)" % (show(m), ", ".join(show(x) for x in pairs))
+
+    def add(target, cell):
+        if cell:
+            rows.append("| %s | %s |" % (target, cell))
+
+    add("100 × 16 B, 16 in flight: at least 5× SwiftNIO's messages per server-CPU-second", ratio_cell("16B-16", nio, False))
+    add("the same: at least 10× node `ws`'s", ratio_cell("16B-16", node, False))
+    add("the same: at least 85% of the raw libuv TCP echo's", ratio_cell("16B-16", raw, True))
+    add("the same, both servers saturated (server-bound)", ratio_cell("16B-16-bound", raw, True))
+    add("10 × 64 KiB: at least 80% of the raw libuv echo's (64 KiB receive buffer)", ratio_cell("64KiB-4", raw, True))
+    if "64KiB-4" in results and results["64KiB-4"].get("echo-server, 4 KiB ring"):
+        add("the same with the default 4 KiB ring", "%.0f%%" % (
+            100 * summary["64KiB-4"]["echo-server, 4 KiB ring"] / summary["64KiB-4"][raw]))
+    if idle.get("echo-server"):
+        others = ", ".join("%s %s B" % (n, fmt(med([r["idleBytesPerConnection"] for r in idle[n]])))
+                           for n in idle if n != "echo-server" and idle[n])
+        add("idle: under 1 KiB RSS per connection at 10,000", "%s B at %s (%s)" % (
+            fmt(med([r["idleBytesPerConnection"] for r in idle["echo-server"]])), fmt(idle_n), others))
+    bound = results.get("16B-16-bound", {}).get(raw)
+    free = results.get("16B-16", {}).get(raw)
+    if bound:
+        pct = lambda runs, k: med([100 * r[k] / r["seconds"] for r in runs])
+        cell = ("server-bound: the raw echo at %.0f%% CPU, its whole share of core 1 beside the ballast, "
+                "while ws-bench used %.0f%% of core 0" % (pct(bound, "serverCPUSeconds"), pct(bound, "clientCPUSeconds")))
+        if free:
+            cell += ("; unbound, %.0f%% and %.0f%%: a tie, because both pay the same loopback TCP work "
+                     "(see Headroom)" % (pct(free, "serverCPUSeconds"), pct(free, "clientCPUSeconds")))
+        add("ws-bench saturates the raw TCP echo at 16 in flight, with CPU to spare", cell)
+    if not rows:
+        return []
+    return ["### Targets", "", "| target | measured (median; ratios per CPU-second) |", "|---|---|"] + rows + [""]
 
 
 def render(path, load):
@@ -235,13 +331,18 @@ def chart(path, scenarios, servers, summary, idle):
     for i, name in enumerate(servers):
         # Relative to the raw echo of the same scenario, so that 16 B and
         # 64 KiB share one scale.
-        values = [(summary[s[0]].get(name) or 0) / (summary[s[0]].get(ceiling) or float("nan")) for s in scenarios]
+        # A server a scenario did not run gets no bar (NaN), not a zero.
+        values = [(summary[s.key].get(name) or float("nan")) / (summary[s.key].get(ceiling) or float("nan"))
+                  for s in scenarios]
         bars = a.bar([x + i * width for x in range(len(scenarios))], values, width, label=name, color=colors[i % 5])
         if name == "echo-server":
             for bar, v in zip(bars, values):
+                if v != v:
+                    continue
                 a.annotate("%.2f" % v, (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
     a.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(scenarios))])
-    a.set_xticklabels([s[1].replace(" connections", "").replace(", ", "\n") for s in scenarios], fontsize=8)
+    a.set_xticklabels([s.title.replace(" connections", "").replace(" (half of core 1)", "").replace(", ", "\n")
+                       for s in scenarios], fontsize=8)
     a.axhline(1.0, color="#9aa3b2", linewidth=0.8, linestyle="--")
     a.set_ylabel("messages per server-CPU-second\nrelative to the raw libuv TCP echo")
     a.set_title("Echo throughput per unit of server CPU (median of repeats)")

@@ -6,7 +6,8 @@ import WebSocketCore
 /// idle connection). Only a connection with a partial frame keeps one.
 final class RingPool {
     let ringCapacity: Int
-    private var free: [ByteRing] = []
+    // Loop-thread only: no dynamic exclusivity check per take and give.
+    @exclusivity(unchecked) private var free: [ByteRing] = []
     /// Rings kept for reuse; more are freed, so a burst's memory is given back.
     private let maxFree: Int
 

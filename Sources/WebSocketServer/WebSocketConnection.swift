@@ -29,6 +29,8 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     /// The server's handler; the server outlives its connections, so neither
     /// reference is counted (no retain and release per message).
     unowned(unsafe) let handler: Handler
+    /// The handler, for calls on the per-message path (see `serverRef`).
+    let handlerRef: Unmanaged<Handler>
     let slot: Int32
     @exclusivity(unchecked) var state = State.handshake
 
@@ -59,7 +61,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     @exclusivity(unchecked) var closeStartedAt: UInt64 = 0
 
     /// The round-trip time measured by the last keep-alive ping, in milliseconds.
-    public private(set) var roundTripTime: UInt64?
+    @exclusivity(unchecked) public private(set) var roundTripTime: UInt64?
     /// The subprotocol agreed in the handshake.
     public internal(set) var subprotocol: String?
     /// The request path the WebSocket was opened on.
@@ -73,6 +75,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
         self.server = server
         self.serverRef = Unmanaged.passUnretained(server)
         self.handler = server.handler
+        self.handlerRef = Unmanaged.passUnretained(server.handler)
         self.slot = slot
         self.parser = FrameParser(role: .server, maxMessageSize: UInt64(server.options.maxMessageSize))
         let now = server.loop.now
@@ -104,15 +107,18 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
         case .handshake:
             return headReadBuffer()
         case .open, .closeSent:
-            if ring == nil { ring = server.ringPool.take() }
+            if ring == nil { ring = serverRef._withUnsafeGuaranteedRef { $0.ringPool.take() } }
             return ring!.writableRegion
         case .draining, .closed:
             return server.discardBuffer
         }
     }
 
+    // The read path below runs in this generic class's unspecialized code (a
+    // vtable call from UVKit), where every use of `server` or `handler` would
+    // retain and release it; `serverRef` and `handlerRef` lend them instead.
     public override func didRead(_ count: Int) {
-        if count > 0 { lastRead = server.loop.now }
+        if count > 0 { lastRead = serverRef._withUnsafeGuaranteedRef { $0.loop.now } }
         switch state {
         case .handshake:
             if count > 0 {
@@ -121,7 +127,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
                 handshakeBytesArrived(scannedBefore: scanned)
             }
         case .open, .closeSent:
-            server.metrics.bytesReceived &+= count
+            serverRef._withUnsafeGuaranteedRef { $0.metrics.bytesReceived &+= count }
             ring!.commitWrite(count)
             readFrames()
         case .draining, .closed:
@@ -150,15 +156,21 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     /// meanwhile are corked; the server's check handle writes them once the
     /// poll phase of this loop iteration ends.
     func readFrames() {
-        server.beginCork()
-        defer { server.endCork() }
+        serverRef._withUnsafeGuaranteedRef { server in
+            server.beginCork()
+            readFrames(server)
+            server.endCork()
+        }
+    }
+
+    private func readFrames(_ server: WebSocketServer<Handler>) {
         while state == .open || state == .closeSent {
             switch parser.next(&ring!) {
             case .needMoreData:
                 return
             case .data(let chunk, let type, let isFinal):
                 if isFinal { server.metrics.messagesReceived &+= 1 }
-                handler.didReceive(self, chunk: chunk, type: type, isFinal: isFinal)
+                handlerRef._withUnsafeGuaranteedRef { $0.didReceive(self, chunk: chunk, type: type, isFinal: isFinal) }
             case .ping(let payload):
                 // §5.5.2: answer with a pong carrying the same payload; once our
                 // close is out, nothing more may follow it (§5.5.1).
@@ -168,7 +180,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
                     roundTripTime = server.loop.now - sent
                     pingSentAt = nil
                 }
-                handler.didReceivePong(self, payload: payload)
+                handlerRef._withUnsafeGuaranteedRef { $0.didReceivePong(self, payload: payload) }
             case .close(let code, let reason):
                 // §5.5.1: reply with the peer's code (and reason, as the article's
                 // echo does), unless we already sent our close.
@@ -189,7 +201,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     func returnRingIfDrained() {
         guard let r = ring else { return }
         if r.isEmpty || (state != .open && state != .closeSent) {
-            server.ringPool.give(r)
+            serverRef._withUnsafeGuaranteedRef { $0.ringPool.give(r) }
             ring = nil
         } else {
             // What is left is a partial header or control frame (payloads

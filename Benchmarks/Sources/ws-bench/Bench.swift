@@ -62,10 +62,10 @@ final class Bench {
     // Measurement window.
     var windowStart: UInt64 = 0
     var windowEnd: UInt64 = 0
-    var clientCPUStart = 0.0
-    var clientCPUEnd = 0.0
-    var serverCPUStart: Double?
-    var serverCPUEnd: Double?
+    var clientCPUStart = CPUTimes(user: 0, kernel: 0)
+    var clientCPUEnd = CPUTimes(user: 0, kernel: 0)
+    var serverCPUStart: CPUTimes?
+    var serverCPUEnd: CPUTimes?
     var serverRSSBefore: Int?
     var serverRSSAfter: Int?
 
@@ -207,14 +207,14 @@ final class Bench {
         measuring = true
         windowStart = Bench.nanoseconds()
         clientCPUStart = ProcessStats.selfCPU()
-        serverCPUStart = config.serverPID.flatMap(ProcessStats.cpuSeconds)
+        serverCPUStart = config.serverPID.flatMap(ProcessStats.cpuTimes)
         _ = timer(after: UInt64(config.duration * 1000)) { [unowned self] in finish() }
     }
 
     func finish() {
         windowEnd = Bench.nanoseconds()
         clientCPUEnd = ProcessStats.selfCPU()
-        serverCPUEnd = config.serverPID.flatMap(ProcessStats.cpuSeconds)
+        serverCPUEnd = config.serverPID.flatMap(ProcessStats.cpuTimes)
         if config.idle { serverRSSAfter = config.serverPID.flatMap(ProcessStats.rss) ?? serverRSSAfter }
         stopping = true
         measuring = false
@@ -241,8 +241,9 @@ final class Bench {
     func makeReport() -> Report {
         let seconds = Double(windowEnd &- windowStart) / 1e9
         let messages = Double(received)
-        var serverCPU: Double?
+        var serverCPU: CPUTimes?
         if let a = serverCPUStart, let b = serverCPUEnd { serverCPU = b - a }
+        let clientCPU = clientCPUEnd - clientCPUStart
         let pings = connections.map(\.pingsAnswered)
         return Report(
             connections: config.connections, connected: ready, failed: failed,
@@ -258,8 +259,9 @@ final class Bench {
                 "max": Double(histogram.max) / 1000,
             ],
             mismatches: mismatches, overloaded: overloaded, firstError: firstError,
-            clientCPUSeconds: clientCPUEnd - clientCPUStart, serverCPUSeconds: serverCPU,
-            messagesPerServerCPUSecond: serverCPU.flatMap { $0 > 0 ? messages / $0 : nil },
+            clientCPUSeconds: clientCPU.total, clientKernelCPUSeconds: clientCPU.kernel,
+            serverCPUSeconds: serverCPU?.total, serverKernelCPUSeconds: serverCPU?.kernel,
+            messagesPerServerCPUSecond: serverCPU.flatMap { $0.total > 0 ? messages / $0.total : nil },
             serverRSSBefore: serverRSSBefore, serverRSSAfter: serverRSSAfter,
             idleBytesPerConnection: (serverRSSBefore != nil && serverRSSAfter != nil && ready > 0) ? (serverRSSAfter! - serverRSSBefore!) / ready : nil,
             minPingsAnswered: pings.min() ?? 0

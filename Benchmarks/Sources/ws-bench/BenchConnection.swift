@@ -10,6 +10,15 @@ final class BenchConnection: TCPStream {
     enum State { case connecting, handshaking, running, closed }
 
     unowned(unsafe) let bench: Bench
+    /// The same Bench, lent without a retain on the per-message path (it
+    /// outlives every connection).
+    let benchRef: Unmanaged<Bench>
+    // Copies of the run's constants, read per message without going to Bench.
+    let pattern: PayloadPattern
+    let size: Int
+    let raw: Bool
+    let messageOpcode: Opcode
+    let closedLoop: Bool
     /// The clock, read once per read callback rather than once per message.
     var now: UInt64 = 0
     let id: Int
@@ -31,6 +40,12 @@ final class BenchConnection: TCPStream {
 
     init(bench: Bench, id: Int, ringCapacity: Int, inFlightCapacity: Int) {
         self.bench = bench
+        benchRef = Unmanaged.passUnretained(bench)
+        pattern = bench.pattern
+        size = bench.size
+        raw = bench.raw
+        messageOpcode = bench.text ? .text : .binary
+        closedLoop = bench.rate == nil
         self.id = id
         ring = ByteRing(capacity: ringCapacity)
         queue = SendQueue(capacity: max(4096, min(bench.frameSize * 4, 1 << 20)))
@@ -73,7 +88,7 @@ final class BenchConnection: TCPStream {
         ring.commitWrite(count)
         switch state {
         case .handshaking: readHandshake()
-        case .running: bench.raw ? readRaw() : readFrames()
+        case .running: raw ? readRaw() : readFrames()
         default: break
         }
         flush()
@@ -110,13 +125,13 @@ final class BenchConnection: TCPStream {
             case .needMoreData:
                 return
             case .data(let chunk, _, let isFinal):
-                if !bench.pattern.matches(chunk, sequence: receivedSequence, at: receivedOffset) {
+                if !pattern.matches(chunk, sequence: receivedSequence, at: receivedOffset) {
                     bench.mismatch(self, "payload of message \(receivedSequence) differs at offset \(receivedOffset)")
                     return
                 }
                 receivedOffset += chunk.count
                 if isFinal {
-                    if receivedOffset != bench.size {
+                    if receivedOffset != size {
                         bench.mismatch(self, "message \(receivedSequence) has \(receivedOffset) bytes, sent \(bench.size)")
                         return
                     }
@@ -142,48 +157,51 @@ final class BenchConnection: TCPStream {
         while state == .running {
             let (p, n) = ring.contiguousReadable(from: 0)
             if n == 0 { return }
-            let take = min(n, bench.size - receivedOffset)
-            if !bench.pattern.matches(UnsafeRawBufferPointer(start: p, count: take), sequence: receivedSequence, at: receivedOffset) {
+            let take = min(n, size - receivedOffset)
+            if !pattern.matches(UnsafeRawBufferPointer(start: p, count: take), sequence: receivedSequence, at: receivedOffset) {
                 bench.mismatch(self, "raw echo of message \(receivedSequence) differs")
                 return
             }
             ring.consume(take)
             receivedOffset += take
-            if receivedOffset == bench.size { messageCompleted() }
+            if receivedOffset == size { messageCompleted() }
         }
     }
 
     func messageCompleted() {
         let sent = sendTimes[Int(receivedSequence % UInt64(sendTimesCapacity))]
-        bench.recordEcho(latencyNanoseconds: now &- sent)
+        let stopping = benchRef._withUnsafeGuaranteedRef { bench in
+            bench.recordEcho(latencyNanoseconds: now &- sent)
+            return bench.stopping
+        }
         receivedSequence += 1
         receivedOffset = 0
-        if bench.rate == nil && !bench.stopping { sendMessage(at: now) }
+        if closedLoop && !stopping { sendMessage(at: now) }
     }
 
     /// Queues the next message, stamped with `time` (the intended send time in
     /// fixed-rate mode, so that stalls count against latency).
     func sendMessage(at time: UInt64) {
         guard outstanding < sendTimesCapacity else {
-            bench.overloaded += 1
+            benchRef._withUnsafeGuaranteedRef { $0.overloaded += 1 }
             return
         }
         sendTimes[Int(sentSequence % UInt64(sendTimesCapacity))] = time
-        let payload = bench.pattern.message(sentSequence)
+        let payload = pattern.message(sentSequence)
         sentSequence += 1
-        if bench.raw {
+        if raw {
             let p = queue.reserve(payload.count)
             p.copyMemory(from: payload.baseAddress!, byteCount: payload.count)
             queue.pendingCount += payload.count
         } else {
-            enqueueFrame(bench.text ? .text : .binary, payload)
+            enqueueFrame(messageOpcode, payload)
         }
     }
 
     func enqueueFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) {
         let p = queue.reserve(payload.count + 14)
         queue.pendingCount += FrameWriter.writeFrame(into: p, opcode: opcode, fin: true, payload: payload,
-                                                     maskKey: bench.keys.next())
+                                                     maskKey: benchRef._withUnsafeGuaranteedRef { $0.keys.next() })
     }
 
     /// Writes what is queued: at once if the kernel takes it, else with uv_write.

@@ -18,7 +18,11 @@ struct Report: Codable {
     var overloaded: Int
     var firstError: String?
     var clientCPUSeconds: Double
+    /// The part of clientCPUSeconds spent in the kernel (system time): on
+    /// loopback mostly TCP send and receive, which the server pays alike.
+    var clientKernelCPUSeconds: Double
     var serverCPUSeconds: Double?
+    var serverKernelCPUSeconds: Double?
     var messagesPerServerCPUSecond: Double?
     var serverRSSBefore: Int?
     var serverRSSAfter: Int?
@@ -45,9 +49,15 @@ struct Report: Codable {
             lines.append("messages: \(messages) in \(f(seconds, 2)) s = \(f(messagesPerSecond, 0)) msg/s, \(f(megabytesPerSecond)) MB/s each way")
             let l = latencyMicroseconds
             lines.append("latency µs: p50 \(f(l["p50"]!)) p90 \(f(l["p90"]!)) p99 \(f(l["p99"]!)) p99.9 \(f(l["p99.9"]!)) max \(f(l["max"]!))")
-            var cpu = "client CPU: \(f(clientCPUSeconds, 2)) s (\(f(100 * clientCPUSeconds / max(seconds, 1e-9), 0))% of a core)"
+            func kernelShare(_ kernel: Double, of total: Double) -> String {
+                "\(f(100 * kernel / max(total, 1e-9), 0))% in the kernel"
+            }
+            var cpu = "client CPU: \(f(clientCPUSeconds, 2)) s (\(f(100 * clientCPUSeconds / max(seconds, 1e-9), 0))% of a core, "
+                + "\(kernelShare(clientKernelCPUSeconds, of: clientCPUSeconds)))"
             if let s = serverCPUSeconds {
-                cpu += ", server CPU: \(f(s, 2)) s (\(f(100 * s / max(seconds, 1e-9), 0))%)"
+                cpu += ", server CPU: \(f(s, 2)) s (\(f(100 * s / max(seconds, 1e-9), 0))%"
+                if let k = serverKernelCPUSeconds { cpu += ", \(kernelShare(k, of: s))" }
+                cpu += ")"
                 if let m = messagesPerServerCPUSecond { cpu += ", \(f(m, 0)) msg per server-CPU-second" }
             }
             lines.append(cpu)
@@ -57,14 +67,27 @@ struct Report: Codable {
     }
 }
 
+/// CPU time of a process, split into user and kernel (system) time.
+struct CPUTimes {
+    var user: Double
+    var kernel: Double
+    var total: Double { user + kernel }
+
+    static func - (a: CPUTimes, b: CPUTimes) -> CPUTimes {
+        CPUTimes(user: a.user - b.user, kernel: a.kernel - b.kernel)
+    }
+}
+
 enum ProcessStats {
-    /// utime + stime of a process, fields 14 and 15 of /proc/PID/stat.
-    static func cpuSeconds(_ pid: Int32) -> Double? {
+    /// utime and stime of a process, fields 14 and 15 of /proc/PID/stat, in
+    /// clock ticks (10 ms here): fine over a window of seconds.
+    static func cpuTimes(_ pid: Int32) -> CPUTimes? {
         guard let text = read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // After the command name, field 3 is at index 0; utime is field 14.
         guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
-        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return CPUTimes(user: u / tick, kernel: s / tick)
     }
 
     static func rss(_ pid: Int32) -> Int? {
@@ -75,11 +98,11 @@ enum ProcessStats {
         return nil
     }
 
-    static func selfCPU() -> Double {
+    static func selfCPU() -> CPUTimes {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
-            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        return CPUTimes(user: Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
+                        kernel: Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
     }
 
     static func read(_ path: String) -> String? {
