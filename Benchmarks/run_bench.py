@@ -154,7 +154,7 @@ def fmt(x, digits=0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, help="default 5, or 3 with --quick")
     ap.add_argument("--out", default=os.path.join(TOP, "docs", "benchmarks.md"))
     ap.add_argument("--render", metavar="JSON", help="only render the page again from a saved run")
     ap.add_argument("--idle-connections", type=int)
@@ -170,6 +170,8 @@ def main():
         chart(os.path.join(os.path.dirname(args.out), "benchmarks.png"), scenarios, servers, saved["summary"], saved["idle"])
         return 0
     scenarios = QUICK if args.quick else FULL
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 5
     duration, warmup = (2.0, 0.5) if args.quick else (5.0, 1.0)
     idle_n = args.idle_connections or (2000 if args.quick else 10000)
     servers = args.servers.split(";")

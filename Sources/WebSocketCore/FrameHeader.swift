@@ -31,7 +31,7 @@ public struct FrameHeader: Sendable, Equatable {
     }
 
     /// Decodes a header whose `length(firstTwoBytes:)` bytes are all at `p`.
-    @inlinable
+    @inlinable @inline(__always)
     public static func decode(_ p: UnsafeRawPointer) -> FrameHeader {
         let b0 = p.load(as: UInt8.self)
         let b1 = p.load(fromByteOffset: 1, as: UInt8.self)

@@ -60,7 +60,7 @@ public struct FrameParser {
     /// True while a fragmented message has started and not ended.
     @inlinable public var isInsideMessage: Bool { messageType != nil }
 
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func next(_ ring: inout ByteRing) -> FrameEvent {
         if pendingConsume != 0 {
             ring.consume(pendingConsume)
@@ -107,7 +107,9 @@ public struct FrameParser {
         return nextPayloadChunk(&ring)
     }
 
-    @inlinable
+    // Forced inline, with `deliver`: one call per frame instead of three
+    // (measured with callgrind: the calls cost as much as the work).
+    @inlinable @inline(__always)
     mutating func nextPayloadChunk(_ ring: inout ByteRing) -> FrameEvent {
         let (pointer, available) = ring.contiguousReadable(from: 0)
         if available == 0 { return .needMoreData }
@@ -121,7 +123,7 @@ public struct FrameParser {
         return deliver(pointer, count: n, isFinal: remaining == 0 && frameFin)
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     mutating func deliver(_ pointer: UnsafeMutableRawPointer, count: Int, isFinal: Bool) -> FrameEvent {
         let type = messageType!
         if type == .text {

@@ -277,13 +277,17 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     /// otherwise straight to the socket with the payload by reference; whatever
     /// the kernel does not take is copied to the outbound queue.
     func sendFrame(_ opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> SendStatus {
-        if outbound.count > server.hardQueueLimit { return .dropped }
-        server.metrics.bytesSent &+= payload.count
         // Order: bytes already queued go first, then the cork, then this frame.
         // The cork may only hold a connection's bytes while its queue is empty.
         if !outbound.isEmpty {
+            if outbound.count > server.hardQueueLimit { return .dropped }
+            server.metrics.bytesSent &+= payload.count
             queueFrame(opcode, fin: fin, payload: payload)
-        } else if payload.count >= server.byReferenceThreshold {
+            return checkBackpressure()
+        }
+        // Nothing queued (the usual case): the hard limit cannot be reached.
+        server.metrics.bytesSent &+= payload.count
+        if payload.count >= server.byReferenceThreshold {
             // Large: write it by reference, behind what is corked.
             writeLarge(opcode: opcode, fin: fin, payload: payload)
         } else if !serverRef._withUnsafeGuaranteedRef({ $0.cork(self, opcode: opcode, fin: fin, payload: payload) }) {
@@ -378,7 +382,14 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
 
     /// Past `maxBackpressure`, stop reading from this peer: a client that sends
     /// without reading can then not grow our memory past the limit plus a ring.
+    @inline(__always)
     func checkBackpressure() -> SendStatus {
+        // Nothing queued, the usual case after a send: no limit can be passed.
+        if outbound.isEmpty { return .sent }
+        return checkQueuedBackpressure()
+    }
+
+    func checkQueuedBackpressure() -> SendStatus {
         if outbound.count > server.maxBackpressure {
             owesDrainEvent = true
             // A draining connection keeps reading: it waits for the peer's FIN.
