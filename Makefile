@@ -8,7 +8,7 @@ ECHO_SERVER := .build/release/echo-server
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: run build deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-deps ws-bench clean asan
+.PHONY: run build deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 ## Installs what is missing, builds release, serves the sample on http://localhost:5000/
 run: deps build
@@ -70,6 +70,12 @@ bench-micro: deps
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown --no-progress | tee ../reports/micro.md
 	python3 Benchmarks/micro_table.py reports/micro.md > Benchmarks/micro-results.md
 	@if [ -f docs/benchmarks-load.json ]; then python3 Benchmarks/run_bench.py --render docs/benchmarks-load.json; fi
+
+## Instructions per message on echo-server's read path (valgrind callgrind):
+## repeatable where wall-clock figures are not; compare before and after.
+bench-instructions: deps build ws-bench
+	@bash scripts/install-deps.sh bench
+	python3 Benchmarks/instructions.py
 
 ## Fails when an allocation count passes its threshold in Benchmarks/Thresholds.
 bench-check: deps

@@ -8,7 +8,7 @@ packages=(libuv1-dev libssl-dev pkg-config)
 case "$what" in
     run) ;;
     test) packages+=(chromium chromium-driver nginx-light python3-venv) ;;
-    bench) packages+=(node-ws python3-venv) ;;
+    bench) packages+=(node-ws python3-venv valgrind) ;;
     *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
