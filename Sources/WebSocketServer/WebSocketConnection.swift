@@ -22,7 +22,9 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
         case closed
     }
 
-    unowned(unsafe) let server: WebSocketServer<Handler>
+    /// The server this connection belongs to, for handlers that reach the other
+    /// connections (`broadcast`, `forEachOpenConnection`). It outlives them all.
+    public unowned(unsafe) let server: WebSocketServer<Handler>
     /// The same server, for calls on the per-message path: a guaranteed
     /// reference through `Unmanaged` is not retained around the call.
     let serverRef: Unmanaged<WebSocketServer<Handler>>

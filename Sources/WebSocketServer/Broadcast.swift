@@ -1,0 +1,101 @@
+import WebSocketCore
+
+/// What one broadcast did, counted over the connections it was offered to.
+public struct BroadcastResult: Equatable, Sendable {
+    /// Written, or queued within `maxBackpressure`.
+    public var sent = 0
+    /// Queued past `maxBackpressure`: the server stopped reading from these
+    /// peers until they drain (`didDrain`). The message will still go out.
+    public var backpressure = 0
+    /// Not sent: the connection was not open, was in the middle of sending a
+    /// fragmented message (RFC 6455 §5.4 forbids another message's frames in
+    /// between), or its queue was past the hard cap.
+    public var dropped = 0
+
+    public init(sent: Int = 0, backpressure: Int = 0, dropped: Int = 0) {
+        self.sent = sent
+        self.backpressure = backpressure
+        self.dropped = dropped
+    }
+
+    mutating func count(_ status: SendStatus) {
+        switch status {
+        case .sent: sent += 1
+        case .backpressure: backpressure += 1
+        case .dropped: dropped += 1
+        }
+    }
+}
+
+extension WebSocketServer {
+    /// Sends one message to every open WebSocket connection, framing it once.
+    ///
+    /// Server frames are not masked, so every peer gets the same bytes: the
+    /// header is written once, on the stack, and each connection gets it and
+    /// `payload` by reference in one `writev`. The payload is copied only for a
+    /// peer whose kernel buffer is full, into that peer's queue, under the same
+    /// limits as `send`. One call is one system call per peer: gather small
+    /// messages into one before broadcasting them at a high rate.
+    ///
+    /// Loop thread only (a handler, or `loop.execute`). `payload` need only
+    /// live for the call.
+    @discardableResult
+    public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> BroadcastResult {
+        var result = BroadcastResult()
+        withBroadcastFrameHeader(type, payloadLength: payload.count) { header in
+            forEachOpenConnection { result.count($0.sendFramed(header: header, payload: payload)) }
+        }
+        return result
+    }
+
+    /// Sends one message to each of `connections` (a room, a topic's
+    /// subscribers), framing it once; see `broadcast(_:type:)`.
+    @discardableResult
+    public func broadcast<Connections: Sequence>(_ payload: UnsafeRawBufferPointer, type: MessageType,
+                                                 to connections: Connections) -> BroadcastResult
+    where Connections.Element == WebSocketConnection<Handler> {
+        var result = BroadcastResult()
+        withBroadcastFrameHeader(type, payloadLength: payload.count) { header in
+            for connection in connections { result.count(connection.sendFramed(header: header, payload: payload)) }
+        }
+        return result
+    }
+
+    @discardableResult
+    public func broadcast(text: String) -> BroadcastResult {
+        var text = text
+        return text.withUTF8 { broadcast(UnsafeRawBufferPointer($0), type: .text) }
+    }
+
+    /// A whole, unmasked frame header for the payload (at most 10 bytes), on
+    /// the stack and valid only inside `body`.
+    private func withBroadcastFrameHeader(_ type: MessageType, payloadLength: Int,
+                                          _ body: (UnsafeRawBufferPointer) -> Void) {
+        var header = (UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &header) { raw in
+            let n = FrameWriter.writeHeader(into: raw.baseAddress!, opcode: type.opcode, fin: true, payloadLength: payloadLength)
+            body(UnsafeRawBufferPointer(start: raw.baseAddress!, count: n))
+        }
+    }
+}
+
+extension WebSocketConnection {
+    /// Sends a whole frame whose header the caller built (a broadcast builds it
+    /// once for every peer). Both views need only live for the call.
+    func sendFramed(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> SendStatus {
+        guard state == .open, !sendingFragmented else { return .dropped }
+        if !outbound.isEmpty {
+            if outbound.count > server.hardQueueLimit { return .dropped }
+            // Behind what is queued, so the peer's frames stay in order.
+            outbound.append(header)
+            outbound.append(payload)
+            startQueuedWrite()
+        } else {
+            // Whatever this connection has corked goes first, in the same writev.
+            writeNow(server.takeCorked(for: self), header, payload)
+        }
+        server.metrics.bytesSent &+= payload.count
+        server.metrics.messagesSent &+= 1
+        return checkBackpressure()
+    }
+}
