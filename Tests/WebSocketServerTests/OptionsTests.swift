@@ -61,17 +61,35 @@ struct OptionsTests {
         defer { harness.stop() }
         let silent = try TestClient(port: harness.port)
         let alive = try TestClient(port: harness.port)
-        let aliveThread = Thread { _ = try? timed(alive, for: 1.5, answerPings: true) }
+        // The peer that answers keeps answering until it has shown, after the
+        // silent one was closed, that it is still open and echoing: a gap in its
+        // answers would let a ping of its own go unanswered (on a loaded machine
+        // the gap can outlast the 300 ms timeout).
+        let stillAlive = ResultBox<TestClient.Event>()
+        let aliveDone = DispatchSemaphore(value: 0)
+        let aliveThread = Thread {
+            defer { aliveDone.signal() }
+            _ = try? timed(alive, for: 1.7, answerPings: true)
+            do {
+                try alive.sendText("still alive")
+                alive.setTimeout(5)
+                while true {
+                    let event = try alive.next()
+                    if case .ping(let p) = event { try alive.sendFrame(.pong, p); continue }
+                    stillAlive.value = event
+                    return
+                }
+            } catch {
+                stillAlive.value = .eof
+            }
+        }
         aliveThread.start()
         let events = try timed(silent, for: 1.5, answerPings: false)
         let close = events.first { if case .close = $0.1 { return true } else { return false } }
         #expect(close?.1 == .close(1011, ""))
         #expect((close?.0 ?? 99) <= 0.5 + 0.2 + 0.2, "closed at \(String(describing: close?.0))")
-        Thread.sleep(forTimeInterval: 0.2)
-        // The peer that answered is still open and echoing.
-        alive.setTimeout(5)
-        try alive.sendText("still alive")
-        #expect(try alive.nextMessage() == .message(.text, Array("still alive".utf8)))
+        #expect(aliveDone.wait(timeout: .now() + 10) == .success)
+        #expect(stillAlive.value == .message(.text, Array("still alive".utf8)))
         #expect(harness.metrics.deadPeersClosed == 1)
     }
 
