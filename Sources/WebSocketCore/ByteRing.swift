@@ -29,6 +29,13 @@ public struct ByteRing {
     @usableFromInline var readable: Int = 0
     @inlinable public var count: Int { readable }
 
+    /// The smallest valid capacity that holds `n` bytes.
+    public static func capacity(atLeast n: Int) -> Int {
+        var c = minimumCapacity
+        while c < n { c <<= 1 }
+        return c
+    }
+
     /// `capacity` must be a power of two, at least `minimumCapacity`.
     public init(capacity: Int) {
         precondition(capacity >= ByteRing.minimumCapacity && capacity & (capacity - 1) == 0,
@@ -88,6 +95,21 @@ public struct ByteRing {
             done += n
         }
         return done
+    }
+
+    /// Moves the readable bytes to the end of `other`, as many as it has room
+    /// for, and returns how many moved.
+    @discardableResult
+    public mutating func move(to other: inout ByteRing) -> Int {
+        var moved = 0
+        while !isEmpty {
+            let (p, n) = contiguousReadable(from: 0)
+            let taken = other.write(UnsafeRawBufferPointer(start: p, count: n))
+            consume(taken)
+            moved += taken
+            if taken < n { break }
+        }
+        return moved
     }
 
     /// Drops `n` readable bytes from the front. An empty ring restarts at offset 0

@@ -1,9 +1,9 @@
 import WebSocketCore
 
-/// Receive rings shared by a loop's connections. A connection takes a ring when
-/// bytes arrive and gives it back as soon as the parser has consumed them, so an
-/// idle connection holds no receive buffer (DESIGN.md §2; issue: under 1 KiB per
-/// idle connection). Only a connection with a partial frame keeps one.
+/// Small rings shared by a loop's connections, for the unparsed remainder of a
+/// read (a partial frame header or control frame). A connection holds one only
+/// until its next read, so an idle connection holds no receive memory
+/// (DESIGN.md §2; issue: under 1 KiB per idle connection).
 final class RingPool {
     let ringCapacity: Int
     // Loop-thread only: no dynamic exclusivity check per take and give.
@@ -23,7 +23,7 @@ final class RingPool {
     /// The ring's bytes are dropped: call it when they have been consumed, or when
     /// the connection no longer reads frames.
     func give(_ ring: ByteRing) {
-        if free.count < maxFree {
+        if free.count < maxFree && ring.capacity == ringCapacity {
             var emptied = ring
             emptied.reset()
             free.append(emptied)

@@ -81,22 +81,21 @@ extension WebSocketConnection {
         guard state == .open else { return }
 
         // Bytes after the head are the first frames (a client may send them in
-        // the same segment as the request). Move them into a ring in pieces the
-        // ring can hold, parsing as they go.
-        let leftover = headCount - headLength
+        // the same segment as the request). Move them into the loop's ring in
+        // pieces it can hold, parsing as they go.
+        let early = headCount - headLength
         let headBytes = head!
         server.metrics.webSocketsOpened &+= 1
         handler.didOpen(self)
-        if leftover > 0 {
+        if early > 0 {
             var offset = headLength
             while offset < headCount && (state == .open || state == .closeSent) {
-                if ring == nil { ring = server.ringPool.take() }
-                let n = ring!.write(UnsafeRawBufferPointer(start: headBytes + offset, count: headCount - offset))
+                let n = server.readRing.write(UnsafeRawBufferPointer(start: headBytes + offset, count: headCount - offset))
                 if n == 0 { break }
                 offset += n
                 readFrames()
             }
-            returnRingIfDrained()
+            stashLeftover()
         }
         freeHead()
         if state == .open { scheduleTimer() }

@@ -46,8 +46,9 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     // of the server's user-space time per message, measured) are switched off
     // for them.
     @exclusivity(unchecked) var parser: FrameParser
-    /// Borrowed from the server's pool while unparsed bytes remain.
-    @exclusivity(unchecked) var ring: ByteRing?
+    /// What the last read left unparsed (a partial frame header or control
+    /// frame), borrowed from the server's pool until the next read.
+    @exclusivity(unchecked) var leftover: ByteRing?
     @exclusivity(unchecked) var outbound = OutboundQueue()
     /// The last data frame we sent had FIN clear: the next one is a continuation.
     @exclusivity(unchecked) var sendingFragmented = false
@@ -109,8 +110,18 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
         case .handshake:
             return headReadBuffer()
         case .open, .closeSent:
-            if ring == nil { ring = serverRef._withUnsafeGuaranteedRef { $0.ringPool.take() } }
-            return ring!.writableRegion
+            // Reads land in the loop's ring, behind what this connection's last
+            // read left unparsed. The ring is empty between callbacks; reset it
+            // anyway, in case a read ended in an error after the last allocation.
+            return serverRef._withUnsafeGuaranteedRef { server in
+                server.readRing.reset()
+                if var l = leftover {
+                    l.move(to: &server.readRing)
+                    server.leftoverPool.give(l)
+                    leftover = nil
+                }
+                return server.readRing.writableRegion
+            }
         case .draining, .closed:
             return server.discardBuffer
         }
@@ -129,13 +140,15 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
                 handshakeBytesArrived(scannedBefore: scanned)
             }
         case .open, .closeSent:
-            serverRef._withUnsafeGuaranteedRef { $0.metrics.bytesReceived &+= count }
-            ring!.commitWrite(count)
+            serverRef._withUnsafeGuaranteedRef { server in
+                server.metrics.bytesReceived &+= count
+                server.readRing.commitWrite(count)
+            }
             readFrames()
         case .draining, .closed:
             break
         }
-        returnRingIfDrained()
+        stashLeftover()
     }
 
     public override func didRunOutOfReadBuffer() {
@@ -167,7 +180,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
 
     private func readFrames(_ server: WebSocketServer<Handler>) {
         while state == .open || state == .closeSent {
-            switch parser.next(&ring!) {
+            switch parser.next(&server.readRing) {
             case .needMoreData:
                 return
             case .data(let chunk, let type, let isFinal):
@@ -200,15 +213,20 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
         }
     }
 
-    func returnRingIfDrained() {
-        guard let r = ring else { return }
-        if r.isEmpty || (state != .open && state != .closeSent) {
-            serverRef._withUnsafeGuaranteedRef { $0.ringPool.give(r) }
-            ring = nil
-        } else {
-            // What is left is a partial header or control frame (payloads
-            // stream out as they arrive): move it to the front.
-            ring!.compact()
+    /// Empties the loop's ring after a read: what the parser left (a partial
+    /// header or control frame; payloads stream out as they arrive) goes to a
+    /// small ring of this connection's until its next read.
+    func stashLeftover() {
+        serverRef._withUnsafeGuaranteedRef { server in
+            if !server.readRing.isEmpty && (state == .open || state == .closeSent) {
+                let count = server.readRing.count
+                // At most 131 bytes by the parser's rules; a pooled ring holds 256.
+                var l = count <= server.leftoverPool.ringCapacity
+                    ? server.leftoverPool.take() : ByteRing(capacity: ByteRing.capacity(atLeast: count))
+                server.readRing.move(to: &l)
+                leftover = l
+            }
+            server.readRing.reset()
         }
     }
 
@@ -431,7 +449,11 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
         }
         try? startReading()
         shutdown()
-        returnRingIfDrained()
+        // Frames are over: a partial one waiting for more bytes never completes.
+        if let l = leftover {
+            server.leftoverPool.give(l)
+            leftover = nil
+        }
         scheduleTimer()
     }
 
@@ -451,9 +473,9 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
     public override func didClose() {
         outbound.deallocate()
         assembler.deallocate()
-        if let r = ring {
-            server.ringPool.give(r)
-            ring = nil
+        if let l = leftover {
+            server.leftoverPool.give(l)
+            leftover = nil
         }
         head?.deallocate()
         head = nil

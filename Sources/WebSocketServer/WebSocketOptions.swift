@@ -10,10 +10,13 @@ public struct WebSocketOptions: Sendable {
     /// How long to wait for a pong (or any frame) after a ping before the peer is
     /// taken for dead and the connection closed with 1011. Zero waits forever.
     public var keepAliveTimeout: Duration = .zero
-    /// The receive ring's size in bytes (ASP.NET's `ReceiveBufferSize`, 4 KiB). A
-    /// power of two, at least 256. Messages larger than it stream through it in
-    /// chunks. Rings are pooled: an idle connection holds none.
-    public var receiveBufferSize: Int = 4 * 1024
+    /// How many bytes one read takes in (ASP.NET's `ReceiveBufferSize`): the
+    /// size of the loop's receive ring, a power of two of at least 256. Larger
+    /// messages stream through it in chunks. The ring is one per loop, not one
+    /// per connection, so the default is 64 KiB where ASP.NET's per-connection
+    /// buffer defaults to 4 KiB: a read takes in what the kernel has, and an
+    /// idle connection still holds no receive memory.
+    public var receiveBufferSize: Int = 64 * 1024
     /// A message larger than this, over all its fragments, closes the connection
     /// with 1009. The default lets a 16 MiB message through.
     public var maxMessageSize: Int = 16 * 1024 * 1024

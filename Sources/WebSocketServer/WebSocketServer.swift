@@ -28,7 +28,16 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private var freeSlots: [Int32] = []
     private(set) var liveConnections = 0
 
-    let ringPool: RingPool
+    /// Where every WebSocket read of this loop lands (ReceiveBufferSize bytes),
+    /// parsed in place while the read callback runs and empty between callbacks.
+    /// One per loop rather than one per connection, so a large read size costs
+    /// nothing per connection.
+    @exclusivity(unchecked) var readRing: ByteRing
+    /// Small rings for what a read leaves unparsed: a partial frame header or
+    /// control frame (payloads stream out as they arrive), at most 131 bytes.
+    /// A connection holds one only while such a remainder waits for its next
+    /// read, so an idle connection holds none.
+    let leftoverPool: RingPool
     /// Where reads land once a connection only waits for the peer's FIN.
     let discardBuffer: UnsafeMutableRawBufferPointer
 
@@ -79,7 +88,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         self.logger = logger
         self.ownsLoop = loop == nil
         self.loop = try loop ?? EventLoop()
-        ringPool = RingPool(ringCapacity: options.receiveBufferSize)
+        readRing = ByteRing(capacity: options.receiveBufferSize)
+        leftoverPool = RingPool(ringCapacity: ByteRing.minimumCapacity)
         discardBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
         corkStorage = .allocate(byteCount: 64 * 1024, alignment: 16)
         keepAlive = KeepAlivePolicy(interval: options.keepAliveInterval.milliseconds,
@@ -99,6 +109,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     deinit {
         discardBuffer.deallocate()
         corkStorage.deallocate()
+        readRing.deallocate()
     }
 
     /// Accepts WebSocket requests on `path` (such as "/ws").
@@ -150,7 +161,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         // Closing the loop runs the last close callbacks (which give rings
         // back) and fails if any handle was left open.
         if ownsLoop { try loop.close() }
-        ringPool.deallocateAll()
+        leftoverPool.deallocateAll()
     }
 
     /// Handles SIGINT and SIGTERM with a graceful shutdown.

@@ -26,8 +26,8 @@ struct EchoServerCommand: ParsableCommand {
     @Option(help: "Seconds to wait for a pong after a ping before closing with 1011 (0: wait forever).")
     var keepAliveTimeout: Double = 0
 
-    @Option(help: "Receive buffer size in bytes (a power of two, at least 256).")
-    var receiveBufferSize = 4096
+    @Option(help: "Receive buffer size in bytes: how much one read takes in (the loop's ring; a power of two, at least 256).")
+    var receiveBufferSize = 65536
 
     @Option(help: "Largest message in bytes, over all its fragments (1009 past it).")
     var maxMessageSize = 16 * 1024 * 1024

@@ -13,7 +13,8 @@ mkdir -p "$out"
 
 # A free port from the kernel.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$server" --host 127.0.0.1 --port "$port" > "$out/server.log" 2>&1 &
+# AUTOBAHN_SERVER_ARGS: extra echo-server flags (word-split on purpose).
+"$server" --host 127.0.0.1 --port "$port" ${AUTOBAHN_SERVER_ARGS:-} > "$out/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
