@@ -59,6 +59,38 @@ struct ByteRingTests {
         #expect(ring.writableRegion.count == 226)
     }
 
+    @Test("move(to:) carries the readable bytes across the wrap point, as far as the target has room")
+    func moveAcrossWrap() {
+        var source = ByteRing(capacity: 256)
+        var target = ByteRing(capacity: 256)
+        defer { source.deallocate(); target.deallocate() }
+        // Put the source's readable bytes across its end: 200 in, 180 out, 100 in.
+        source.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 9, count: 200), count: 200))
+        source.consume(180)
+        let tail = (0..<100).map { UInt8($0) }
+        tail.withUnsafeBytes { _ = source.write($0) }
+        target.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 7, count: 100), count: 100))
+        #expect(source.move(to: &target) == 120)
+        #expect(source.isEmpty)
+        #expect((0..<target.count).map { target.byte(at: $0) }
+                == [UInt8](repeating: 7, count: 100) + [UInt8](repeating: 9, count: 20) + tail)
+        // A full target takes what fits and leaves the rest.
+        var small = ByteRing(capacity: 256)
+        defer { small.deallocate() }
+        #expect(target.move(to: &small) == 220)
+        source.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 1, count: 50), count: 50))
+        #expect(source.move(to: &small) == 36)
+        #expect(source.count == 14 && small.isFull)
+    }
+
+    @Test("capacity(atLeast:) gives the smallest valid capacity")
+    func capacityAtLeast() {
+        #expect(ByteRing.capacity(atLeast: 0) == 256)
+        #expect(ByteRing.capacity(atLeast: 256) == 256)
+        #expect(ByteRing.capacity(atLeast: 257) == 512)
+        #expect(ByteRing.capacity(atLeast: 70_000) == 131_072)
+    }
+
     @Test("capacities must be powers of two of at least 256 (ReceiveBufferSize)")
     func capacities() {
         for c in [256, 4096, 1 << 16] {

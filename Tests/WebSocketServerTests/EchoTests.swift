@@ -32,6 +32,32 @@ struct EchoTests {
         }
     }
 
+    @Test("two clients dripping frames byte by byte, interleaved, share the loop's ring without mixing")
+    func interleavedDripFeed() throws {
+        let harness = try ServerHarness(handler: EchoHandler())
+        defer { harness.stop() }
+        let a = try TestClient(port: harness.port)
+        let b = try TestClient(port: harness.port)
+        // Each stream has a fragmented text message with a ping inside it, and a
+        // binary message: partial headers and control frames wait between reads.
+        func stream(_ c: TestClient, _ tag: String) -> [UInt8] {
+            c.encodeFrame(.text, Array("\(tag) first".utf8), fin: false) + c.encodeFrame(.ping, Array("\(tag)?".utf8))
+                + c.encodeFrame(.continuation, Array(" \(tag) second".utf8))
+                + c.encodeFrame(.binary, (0..<130).map { UInt8(truncatingIfNeeded: $0 &+ Int(tag.utf8.first!)) })
+        }
+        let sa = stream(a, "A"), sb = stream(b, "B")
+        for i in 0..<max(sa.count, sb.count) {
+            if i < sa.count { try a.send([sa[i]]) }
+            if i < sb.count { try b.send([sb[i]]) }
+            usleep(300)  // most bytes then arrive in reads of their own
+        }
+        for (c, tag) in [(a, "A"), (b, "B")] {
+            #expect(try c.next() == .pong(Array("\(tag)?".utf8)))
+            #expect(try c.nextMessage() == .message(.text, Array("\(tag) first \(tag) second".utf8)))
+            #expect(try c.nextMessage() == .message(.binary, (0..<130).map { UInt8(truncatingIfNeeded: $0 &+ Int(tag.utf8.first!)) }))
+        }
+    }
+
     @Test("fragmented messages come back whole, with pings between fragments answered")
     func fragmentsWithPings() throws {
         let harness = try ServerHarness(handler: EchoHandler())
