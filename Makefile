@@ -72,7 +72,7 @@ bench-micro: deps
 	@mkdir -p reports
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown --no-progress | tee ../reports/micro.md
 	python3 Benchmarks/micro_table.py reports/micro.md > Benchmarks/micro-results.md
-	@if [ -f docs/benchmarks-load.json ]; then python3 Benchmarks/run_bench.py --render docs/benchmarks-load.json; fi
+	@if [ -f docs/benchmarks-load.json ]; then $(if $(wildcard .venv/bin/python),.venv/bin/python,python3) Benchmarks/run_bench.py --render docs/benchmarks-load.json; fi
 
 ## Instructions per message on echo-server's read path (valgrind callgrind):
 ## repeatable where wall-clock figures are not; compare before and after.

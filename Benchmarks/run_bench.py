@@ -339,7 +339,11 @@ def render(path, load):
 
 
 def chart(path, scenarios, servers, summary, idle):
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is missing (make bench-deps installs it): %s not redrawn" % path)
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
