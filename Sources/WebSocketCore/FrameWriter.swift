@@ -37,6 +37,19 @@ public enum FrameWriter {
         return offset
     }
 
+    /// A frame header built on the stack, for a payload that goes out by
+    /// reference (a second `iovec`) or is queued after it. The view is valid
+    /// only inside `body`.
+    @inlinable @inline(__always)
+    public static func withHeader<R>(opcode: Opcode, fin: Bool, payloadLength: Int, maskKey: UInt32? = nil,
+                                     _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        var header = (UInt64(0), UInt64(0))  // 16 bytes: room for the largest, 14
+        return withUnsafeMutableBytes(of: &header) { raw in
+            let n = writeHeader(into: raw.baseAddress!, opcode: opcode, fin: fin, payloadLength: payloadLength, maskKey: maskKey)
+            return body(UnsafeRawBufferPointer(start: raw.baseAddress!, count: n))
+        }
+    }
+
     /// Writes a whole frame, header and payload, at `p` (which must have
     /// `headerLength + payload.count` bytes), masking the copy when a key is given.
     /// Returns the frame length.

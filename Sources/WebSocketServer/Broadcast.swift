@@ -42,7 +42,7 @@ extension WebSocketServer {
     @discardableResult
     public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> BroadcastResult {
         var result = BroadcastResult()
-        withBroadcastFrameHeader(type, payloadLength: payload.count) { header in
+        FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
             forEachOpenConnection { result.count($0.sendFramed(header: header, payload: payload)) }
         }
         return result
@@ -55,7 +55,7 @@ extension WebSocketServer {
                                                  to connections: Connections) -> BroadcastResult
     where Connections.Element == WebSocketConnection<Handler> {
         var result = BroadcastResult()
-        withBroadcastFrameHeader(type, payloadLength: payload.count) { header in
+        FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
             for connection in connections { result.count(connection.sendFramed(header: header, payload: payload)) }
         }
         return result
@@ -65,17 +65,6 @@ extension WebSocketServer {
     public func broadcast(text: String) -> BroadcastResult {
         var text = text
         return text.withUTF8 { broadcast(UnsafeRawBufferPointer($0), type: .text) }
-    }
-
-    /// A whole, unmasked frame header for the payload (at most 10 bytes), on
-    /// the stack and valid only inside `body`.
-    private func withBroadcastFrameHeader(_ type: MessageType, payloadLength: Int,
-                                          _ body: (UnsafeRawBufferPointer) -> Void) {
-        var header = (UInt64(0), UInt64(0))
-        withUnsafeMutableBytes(of: &header) { raw in
-            let n = FrameWriter.writeHeader(into: raw.baseAddress!, opcode: type.opcode, fin: true, payloadLength: payloadLength)
-            body(UnsafeRawBufferPointer(start: raw.baseAddress!, count: n))
-        }
     }
 }
 

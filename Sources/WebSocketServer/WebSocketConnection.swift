@@ -320,25 +320,14 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: TCPStream {
 
     /// Copies a frame to the end of the outbound queue.
     func queueFrame(_ opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) {
-        withFrameHeader(opcode, fin: fin, payloadLength: payload.count) { outbound.append($0) }
+        FrameWriter.withHeader(opcode: opcode, fin: fin, payloadLength: payload.count) { outbound.append($0) }
         outbound.append(payload)
         startQueuedWrite()
     }
 
     func writeLarge(opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) {
         let corked = server.takeCorked(for: self)
-        withFrameHeader(opcode, fin: fin, payloadLength: payload.count) { writeNow(corked, $0, payload) }
-    }
-
-    /// A server frame header (at most 10 bytes), built on the stack and valid
-    /// only inside `body`.
-    @inline(__always)
-    func withFrameHeader(_ opcode: Opcode, fin: Bool, payloadLength: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
-        var header = (UInt64(0), UInt64(0))
-        withUnsafeMutableBytes(of: &header) { raw in
-            let h = FrameWriter.writeHeader(into: raw.baseAddress!, opcode: opcode, fin: fin, payloadLength: payloadLength)
-            body(UnsafeRawBufferPointer(start: raw.baseAddress!, count: h))
-        }
+        FrameWriter.withHeader(opcode: opcode, fin: fin, payloadLength: payload.count) { writeNow(corked, $0, payload) }
     }
 
     /// Writes up to three pieces with one `uv_try_write` and queues (copies) only

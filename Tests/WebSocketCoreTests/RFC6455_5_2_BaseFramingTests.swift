@@ -77,4 +77,17 @@ struct BaseFramingTests {
             }
         }
     }
+
+    @Test("a header built on the stack by withHeader decodes to what was asked, for every length form",
+          arguments: [0, 125, 126, 65535, 65536, 70_000])
+    func stackHeader(length: Int) {
+        for key: UInt32? in [nil, 0xA1B2_C3D4] {
+            let h = FrameWriter.withHeader(opcode: .binary, fin: false, payloadLength: length, maskKey: key) { raw in
+                #expect(raw.count == FrameWriter.headerLength(payloadLength: length, masked: key != nil))
+                return FrameHeader.decode(raw.baseAddress!)
+            }
+            #expect(h.opcode == 0x2 && !h.fin && h.payloadLength == UInt64(length))
+            #expect(h.masked == (key != nil) && h.maskKey == (key ?? 0))
+        }
+    }
 }
