@@ -57,7 +57,7 @@ asan: deps
 fuzz: deps
 	bash Tests/Fuzz/run.sh $${FUZZ_SECONDS:-60}
 
-## The load-benchmark matrix, side by side (about 10 minutes); writes
+## The load-benchmark matrix, side by side (5 repeats, about 14 minutes); writes
 ## docs/benchmarks.md (with the micro table) and docs/benchmarks.png.
 bench: bench-deps
 	.venv/bin/python Benchmarks/run_bench.py
