@@ -1,12 +1,13 @@
-/// A fixed-capacity byte ring: the receive buffer of a connection, sized by
-/// `receiveBufferSize`.
+/// A fixed-capacity byte ring: the server's receive buffer (one per loop, sized
+/// by `receiveBufferSize`), and the small one that keeps a connection's partial
+/// frame header or control frame until its next read.
 ///
 /// The socket reader writes straight into `writableRegion` (libuv's alloc
 /// callback hands it out) and the frame parser reads and unmasks frames in place.
 /// Nothing is copied between the socket and the handler.
 ///
 /// Ownership: a `ByteRing` is a value that refers to memory it allocated; exactly
-/// one owner calls `deallocate()` (the server's ring pool). Pointers taken from it
+/// one owner calls `deallocate()` (the server, or its pool of small rings). Pointers taken from it
 /// stay valid until the bytes are consumed or the ring is written again.
 ///
 /// The storage has `spillCapacity` bytes past the end. When a frame header or a
