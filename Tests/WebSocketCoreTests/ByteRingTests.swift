@@ -65,11 +65,11 @@ struct ByteRingTests {
         var target = ByteRing(capacity: 256)
         defer { source.deallocate(); target.deallocate() }
         // Put the source's readable bytes across its end: 200 in, 180 out, 100 in.
-        source.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 9, count: 200), count: 200))
+        [UInt8](repeating: 9, count: 200).withUnsafeBytes { _ = source.write($0) }
         source.consume(180)
         let tail = (0..<100).map { UInt8($0) }
         tail.withUnsafeBytes { _ = source.write($0) }
-        target.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 7, count: 100), count: 100))
+        [UInt8](repeating: 7, count: 100).withUnsafeBytes { _ = target.write($0) }
         #expect(source.move(to: &target) == 120)
         #expect(source.isEmpty)
         #expect((0..<target.count).map { target.byte(at: $0) }
@@ -78,7 +78,7 @@ struct ByteRingTests {
         var small = ByteRing(capacity: 256)
         defer { small.deallocate() }
         #expect(target.move(to: &small) == 220)
-        source.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 1, count: 50), count: 50))
+        [UInt8](repeating: 1, count: 50).withUnsafeBytes { _ = source.write($0) }
         #expect(source.move(to: &small) == 36)
         #expect(source.count == 14 && small.isFull)
     }
