@@ -122,17 +122,6 @@ public struct ByteRing {
         head = readable == 0 ? 0 : (head &+ n) & mask
     }
 
-    /// Moves a small remainder (at most `spillCapacity` bytes, such as a partial
-    /// frame header) to the start, so the next read gets the whole free space in
-    /// one piece and the next frame does not straddle the wrap point.
-    @inlinable
-    public mutating func compact() {
-        guard head != 0, readable > 0, readable <= ByteRing.spillCapacity else { return }
-        let bytes = contiguousBytes(from: 0, length: readable)
-        storage.copyMemory(from: bytes, byteCount: readable)  // memmove semantics
-        head = 0
-    }
-
     /// Readable bytes from `offset` on that sit in one piece before the wrap point.
     @inlinable
     public func contiguousReadable(from offset: Int) -> (pointer: UnsafeMutableRawPointer, count: Int) {

@@ -43,7 +43,7 @@ extension WebSocketServer {
     public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> BroadcastResult {
         var result = BroadcastResult()
         FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
-            forEachOpenConnection { result.count($0.sendFramed(header: header, payload: payload)) }
+            forEachOpenConnection { result.count($0.sendBroadcast(header: header, payload: payload)) }
         }
         return result
     }
@@ -56,7 +56,7 @@ extension WebSocketServer {
     where Connections.Element == WebSocketConnection<Handler> {
         var result = BroadcastResult()
         FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
-            for connection in connections { result.count(connection.sendFramed(header: header, payload: payload)) }
+            for connection in connections { result.count(connection.sendBroadcast(header: header, payload: payload)) }
         }
         return result
     }
@@ -69,22 +69,12 @@ extension WebSocketServer {
 }
 
 extension WebSocketConnection {
-    /// Sends a whole frame whose header the caller built (a broadcast builds it
-    /// once for every peer). Both views need only live for the call.
-    func sendFramed(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> SendStatus {
+    /// One peer's part of a broadcast: a whole message, so not to a connection
+    /// in the middle of sending a fragmented one of its own (§5.4).
+    func sendBroadcast(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> SendStatus {
         guard state == .open, !sendingFragmented else { return .dropped }
-        if !outbound.isEmpty {
-            if outbound.count > server.hardQueueLimit { return .dropped }
-            // Behind what is queued, so the peer's frames stay in order.
-            outbound.append(header)
-            outbound.append(payload)
-            startQueuedWrite()
-        } else {
-            // Whatever this connection has corked goes first, in the same writev.
-            writeNow(server.takeCorked(for: self), header, payload)
-        }
-        server.metrics.bytesSent &+= payload.count
-        server.metrics.messagesSent &+= 1
-        return checkBackpressure()
+        let status = sendFramed(header: header, payload: payload)
+        if status != .dropped { server.metrics.messagesSent &+= 1 }
+        return status
     }
 }

@@ -45,20 +45,6 @@ struct ByteRingTests {
         #expect((0..<30).map { w.load(fromByteOffset: $0, as: UInt8.self) } == Array(repeating: 0xAA, count: 10) + Array(second[0..<20]))
     }
 
-    @Test("compact moves a small remainder, wrapped or not, to the front")
-    func compactRemainder() {
-        var ring = ByteRing(capacity: 256)
-        defer { ring.deallocate() }
-        _ = [UInt8](repeating: 0, count: 250).withUnsafeBytes { ring.write($0) }
-        ring.consume(240)
-        _ = (0..<20).map { UInt8($0) }.withUnsafeBytes { ring.write($0) }  // wraps: 10 old + 20 new
-        ring.compact()
-        let (p, n) = ring.contiguousReadable(from: 0)
-        #expect(p == ring.storage && n == 30)
-        #expect((0..<30).map { ring.byte(at: $0) } == [UInt8](repeating: 0, count: 10) + (0..<20).map { UInt8($0) })
-        #expect(ring.writableRegion.count == 226)
-    }
-
     @Test("move(to:) carries the readable bytes across the wrap point, as far as the target has room")
     func moveAcrossWrap() {
         var source = ByteRing(capacity: 256)

@@ -9,10 +9,10 @@ import Glibc
 final class BenchConnection: TCPStream {
     enum State { case connecting, handshaking, running, closed }
 
-    unowned(unsafe) let bench: Bench
-    /// The same Bench, lent without a retain on the per-message path (it
-    /// outlives every connection).
+    /// The Bench, not counted (it outlives every connection), and lent without
+    /// a retain on the per-message path.
     let benchRef: Unmanaged<Bench>
+    var bench: Bench { benchRef.takeUnretainedValue() }
     // Copies of the run's constants, read per message without going to Bench.
     let pattern: PayloadPattern
     let size: Int
@@ -39,7 +39,6 @@ final class BenchConnection: TCPStream {
     var pingsAnswered = 0
 
     init(bench: Bench, id: Int, ringCapacity: Int, inFlightCapacity: Int) {
-        self.bench = bench
         benchRef = Unmanaged.passUnretained(bench)
         pattern = bench.pattern
         size = bench.size
@@ -63,7 +62,7 @@ final class BenchConnection: TCPStream {
         }
         setNoDelay(true)
         do { try startReading() } catch { bench.connectionFailed(self, "read: \(error)"); return }
-        if bench.raw {
+        if raw {
             state = .running
             bench.connectionReady(self)
             return
@@ -132,7 +131,7 @@ final class BenchConnection: TCPStream {
                 receivedOffset += chunk.count
                 if isFinal {
                     if receivedOffset != size {
-                        bench.mismatch(self, "message \(receivedSequence) has \(receivedOffset) bytes, sent \(bench.size)")
+                        bench.mismatch(self, "message \(receivedSequence) has \(receivedOffset) bytes, sent \(size)")
                         return
                     }
                     messageCompleted()
