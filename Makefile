@@ -5,10 +5,11 @@ SWIFT ?= swift
 # Package.swift's unsafeFlags, so that embedders choose their own flags.
 RELEASE_FLAGS := -c release -Xswiftc -cross-module-optimization
 ECHO_SERVER := .build/release/echo-server
+AUTOBAHN_CLIENT := .build/release/autobahn-client
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: run build deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: run build build-client deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 ## Installs what is missing, builds release, serves the sample on http://localhost:5000/
 run: deps build
@@ -20,13 +21,16 @@ deps:
 build:
 	$(SWIFT) build $(RELEASE_FLAGS) --product echo-server
 
+build-client:
+	$(SWIFT) build $(RELEASE_FLAGS) --product autobahn-client
+
 test-deps:
 	@bash scripts/install-deps.sh test
 	@bash scripts/setup-python.sh
 
 ## Every test: Swift unit and integration tests, then the external peers
 ## (Python websockets, headless Chromium, nginx) and Autobahn|Testsuite.
-test: test-deps build ws-bench
+test: test-deps build build-client ws-bench
 	bash scripts/check-layers.sh
 	$(SWIFT) test
 	$(MAKE) --no-print-directory interop
@@ -42,12 +46,14 @@ interop:
 ws-bench:
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product ws-bench
 
-## Autobahn|Testsuite fuzzing client, sections 1-10; fails on anything not OK.
-## Twice: with the default read size, and with the smallest (256 B), where
-## frames straddle reads and partial headers wait in a connection's leftover ring.
+## Autobahn|Testsuite, sections 1-10; fails on anything not OK. The fuzzing
+## client against echo-server twice: with the default read size, and with the
+## smallest (256 B), where frames straddle reads and partial headers wait in a
+## connection's leftover ring. Then the fuzzing server against autobahn-client.
 autobahn:
 	bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
 	AUTOBAHN_SERVER_ARGS="--receive-buffer-size 256" bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
+	bash Tests/Autobahn/run-client.sh $(abspath $(AUTOBAHN_CLIENT))
 
 ## AddressSanitizer over the whole Swift suite.
 asan: deps

@@ -1,16 +1,24 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers, one way: WebSocketCore (pure protocol, no I/O) and UVKit (thin libuv
-// wrapper) know nothing of each other; WebSocketServer joins them; executables
-// depend on WebSocketServer only.
+// Layers, one way (docs/architecture.md):
+//   WebSocketCore     the protocol without I/O (framing, the two-role state
+//                     machine, handshakes, the extension seam)
+//   UVKit             a thin libuv wrapper, knowing nothing of WebSockets
+//   WebSocketRuntime  joins them: the per-loop context, the transport, the
+//                     connection both roles share
+//   WebSocketServer   routes, static files, the connection table, shutdown
+//   WebSocketClient   URLs, name resolution, the client handshake
+// Executables depend on the server or the client only.
 let package = Package(
     name: "UVWebSocket",
     products: [
         .library(name: "WebSocketCore", targets: ["WebSocketCore"]),
         .library(name: "UVKit", targets: ["UVKit"]),
         .library(name: "WebSocketServer", targets: ["WebSocketServer"]),
+        .library(name: "WebSocketClient", targets: ["WebSocketClient"]),
         .executable(name: "echo-server", targets: ["echo-server"]),
+        .executable(name: "autobahn-client", targets: ["autobahn-client"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,9 +37,14 @@ let package = Package(
         ),
         .target(name: "WebSocketCore", dependencies: ["CLibCrypto"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
+        .target(name: "WebSocketRuntime", dependencies: ["WebSocketCore", "UVKit"]),
         .target(
             name: "WebSocketServer",
-            dependencies: ["WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "WebSocketClient",
+            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit"]
         ),
         .executableTarget(
             name: "echo-server",
@@ -42,11 +55,20 @@ let package = Package(
             ],
             resources: [.copy("Resources/Public")]
         ),
+        // Autobahn|Testsuite's fuzzingserver drives this client (make test).
+        .executableTarget(
+            name: "autobahn-client",
+            dependencies: [
+                "WebSocketClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "WebSocketCoreTests", dependencies: ["WebSocketCore"]),
         .testTarget(name: "UVKitTests", dependencies: ["UVKit"]),
         .testTarget(
             name: "WebSocketServerTests",
-            dependencies: ["WebSocketServer", "WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["WebSocketServer", "WebSocketClient", "WebSocketCore", "UVKit",
+                           .product(name: "Logging", package: "swift-log")]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -67,7 +67,8 @@ def main():
     read_path = None
     for line in inclusive.splitlines():
         m = re.match(r"\s*([\d,]+) \(.*?\)\s+\S*?:(\S+)", line)
-        if m and m.group(2).endswith("ConnectionC10readFramesyyF"):
+        # readFrames(now:) of WebSocketConnection (readFrames() before the runtime split).
+        if m and re.search(r"ConnectionC10readFrames(yyF|3nowys6UInt64V_tF)$", m.group(2)):
             read_path = int(m.group(1).replace(",", ""))
             break
     messages = 0

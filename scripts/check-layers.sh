@@ -15,9 +15,18 @@ forbid() {  # forbid DIR MODULE...
         fi
     done
 }
-forbid Sources/WebSocketCore Foundation CLibUV UVKit WebSocketServer
-forbid Sources/UVKit Foundation WebSocketCore WebSocketServer CLibCrypto
-forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto
-forbid Sources/echo-server CLibUV UVKit WebSocketCore CLibCrypto
+forbid Sources/WebSocketCore Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient
+forbid Sources/UVKit Foundation WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto
+forbid Sources/WebSocketRuntime Foundation CLibUV CLibCrypto WebSocketServer WebSocketClient
+forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto WebSocketClient
+forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto WebSocketServer
+forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto WebSocketClient
+forbid Sources/autobahn-client CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto WebSocketServer
+# Only the state machine answers pings and closes: no other source builds a
+# pong or a close frame from a received event.
+if grep -rnE "case \.ping\(|case \.close\(let" Sources --include='*.swift' | grep -v "Sources/WebSocketCore/"; then
+    echo "layering: pings and closes are the state machine's (WebSocketCore) alone"
+    fail=1
+fi
 if [ $fail -ne 0 ]; then exit 1; fi
-echo "layering: 4 modules checked, dependencies run one way"
+echo "layering: 7 modules checked, dependencies run one way"

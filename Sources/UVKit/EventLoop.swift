@@ -18,6 +18,10 @@ public final class EventLoop: @unchecked Sendable {
     /// Free `uv_write_t`s: a queued write takes one and gives it back in its
     /// callback, so steady-state writes allocate nothing.
     var writeRequests: [UnsafeMutablePointer<uv_write_t>] = []
+    /// State that this package's runtime keeps once per loop (its receive ring,
+    /// cork and timing wheel), shared by every server and client on the loop.
+    /// Loop thread only.
+    package var runtimeContext: AnyObject?
 
     public init() throws {
         // A write to a socket the peer has reset raises SIGPIPE, which would end

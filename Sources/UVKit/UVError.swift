@@ -26,4 +26,6 @@ public struct UVError: Error, Equatable, CustomStringConvertible, Sendable {
     public static let brokenPipe = UVError(UV_EPIPE.rawValue)
     public static let addressInUse = UVError(UV_EADDRINUSE.rawValue)
     public static let busy = UVError(UV_EBUSY.rawValue)
+    public static let connectionRefused = UVError(UV_ECONNREFUSED.rawValue)
+    public static let timedOut = UVError(UV_ETIMEDOUT.rawValue)
 }

@@ -32,8 +32,15 @@ public struct FrameParser {
     /// A message whose fragments add up to more fails with 1009 (§7.4.1), checked
     /// on each frame header, before the payload arrives.
     public var maxMessageSize: UInt64
-    /// RSV bits that a negotiated extension defines (none yet).
+    /// RSV bits that a negotiated extension defines (none: 0). Set once, when
+    /// the handshake has negotiated the extension.
     public var allowedRSV: UInt8 = 0
+    /// The RSV bits of the current (or last) message's first frame. Nonzero
+    /// means an extension transformed the message: its chunks are the wire
+    /// bytes, not yet UTF-8 validated, for the extension to decode (the
+    /// validator then runs on the decoded bytes).
+    @usableFromInline var messageRSVBits: UInt8 = 0
+    @inlinable public var messageRSV: UInt8 { messageRSVBits }
 
     /// Bytes handed out by the previous event, consumed on the next call.
     @usableFromInline var pendingConsume = 0
@@ -81,11 +88,14 @@ public struct FrameParser {
                                            messageInProgress: messageType != nil) {
             return fail(code)
         }
-        if header.opcode & 0x8 != 0 {
-            return controlFrame(header, &ring)
+        // The rules admitted only the six defined opcodes.
+        let opcode = Opcode(rawValue: header.opcode).unsafelyUnwrapped
+        if opcode.isControl {
+            return controlFrame(header, opcode, &ring)
         }
-        if header.opcode != 0 {
-            messageType = header.opcode == 0x1 ? .text : .binary
+        if opcode != .continuation {
+            messageType = opcode == .text ? .text : .binary
+            messageRSVBits = header.rsv
             messageSize = 0
             utf8.reset()
         }
@@ -126,8 +136,9 @@ public struct FrameParser {
     @inlinable @inline(__always)
     mutating func deliver(_ pointer: UnsafeMutableRawPointer, count: Int, isFinal: Bool) -> FrameEvent {
         let type = messageType!
-        if type == .text {
-            // §8.1: fail as soon as the text can no longer be valid UTF-8.
+        if type == .text && messageRSVBits == 0 {
+            // §8.1: fail as soon as the text can no longer be valid UTF-8. A
+            // transformed message is validated after decoding, by its decoder's caller.
             if !utf8.validate(pointer, count: count) || (isFinal && !utf8.isComplete) {
                 return fail(.invalidPayloadData)
             }
@@ -137,7 +148,7 @@ public struct FrameParser {
     }
 
     @inlinable
-    mutating func controlFrame(_ header: FrameHeader, _ ring: inout ByteRing) -> FrameEvent {
+    mutating func controlFrame(_ header: FrameHeader, _ opcode: Opcode, _ ring: inout ByteRing) -> FrameEvent {
         // Control payloads are at most 125 bytes (checked by the rules), so the
         // whole frame is awaited and handed out in one piece.
         let length = Int(header.payloadLength)
@@ -150,9 +161,9 @@ public struct FrameParser {
         }
         pendingConsume = total
         let view = UnsafeRawBufferPointer(start: payload, count: length)
-        switch header.opcode {
-        case 0x9: return .ping(view)
-        case 0xA: return .pong(view)
+        switch opcode {
+        case .ping: return .ping(view)
+        case .pong: return .pong(view)
         default: return closeFrame(view)
         }
     }

@@ -1,6 +1,9 @@
 /// Every rule a received frame header must satisfy, in one place, apart from the
 /// byte-level decoding. Returns the close code to fail the connection with, or nil.
 public enum FrameRules {
+    /// - Parameters:
+    ///   - allowedRSV: the RSV bits a negotiated extension defines (none: 0).
+    ///   - messageInProgress: a fragmented data message has begun and not ended.
     @inlinable
     public static func violation(of header: FrameHeader, role: Role, allowedRSV: UInt8,
                                  messageInProgress: Bool) -> CloseCode? {
@@ -10,19 +13,23 @@ public enum FrameRules {
         if header.masked != (role == .server) { return .protocolError }
         // §5.2: a 64-bit length must have its most significant bit clear.
         if header.payloadLength & (1 << 63) != 0 { return .protocolError }
-        switch header.opcode {
-        case 0x0:
+        // §5.2: opcodes 3–7 and 11–15 are reserved.
+        guard let opcode = Opcode(rawValue: header.opcode) else { return .protocolError }
+        switch opcode {
+        case .continuation:
             // §5.4: a continuation needs a message to continue.
             if !messageInProgress { return .protocolError }
-        case 0x1, 0x2:
+            // Extensions here are per message (RFC 7692 §6.1): their bits mark the
+            // first frame only, never a continuation.
+            if header.rsv != 0 { return .protocolError }
+        case .text, .binary:
             // §5.4: a new data frame may not interleave with an open fragmented message.
             if messageInProgress { return .protocolError }
-        case 0x8, 0x9, 0xA:
+        case .close, .ping, .pong:
             // §5.5: control frames are at most 125 bytes and never fragmented.
             if header.payloadLength > 125 || !header.fin { return .protocolError }
-        default:
-            // §5.2: opcodes 3–7 and 11–15 are reserved.
-            return .protocolError
+            // RFC 7692 §6.1: a per-message extension never marks a control frame.
+            if header.rsv != 0 { return .protocolError }
         }
         return nil
     }

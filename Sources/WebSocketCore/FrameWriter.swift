@@ -10,12 +10,13 @@ public enum FrameWriter {
 
     /// Writes a frame header at `p`, which must have `FrameHeader.maxLength`
     /// bytes. With a `maskKey` the mask bit is set and the key written; the
-    /// caller masks the payload. Returns the header length.
+    /// caller masks the payload. `rsv` holds RSV1–RSV3 as its three low bits
+    /// (a negotiated extension's marks, RFC 6455 §5.2). Returns the header length.
     @inlinable
     @discardableResult
-    public static func writeHeader(into p: UnsafeMutableRawPointer, opcode: Opcode, fin: Bool,
+    public static func writeHeader(into p: UnsafeMutableRawPointer, opcode: Opcode, fin: Bool, rsv: UInt8 = 0,
                                    payloadLength length: Int, maskKey: UInt32? = nil) -> Int {
-        p.storeBytes(of: (fin ? 0x80 : 0) | opcode.rawValue, as: UInt8.self)
+        p.storeBytes(of: (fin ? 0x80 : 0) | (rsv & 0x7) << 4 | opcode.rawValue, as: UInt8.self)
         let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
         var offset: Int
         if length < 126 {
@@ -41,11 +42,12 @@ public enum FrameWriter {
     /// reference (a second `iovec`) or is queued after it. The view is valid
     /// only inside `body`.
     @inlinable @inline(__always)
-    public static func withHeader<R>(opcode: Opcode, fin: Bool, payloadLength: Int, maskKey: UInt32? = nil,
+    public static func withHeader<R>(opcode: Opcode, fin: Bool, rsv: UInt8 = 0, payloadLength: Int, maskKey: UInt32? = nil,
                                      _ body: (UnsafeRawBufferPointer) -> R) -> R {
         var header = (UInt64(0), UInt64(0))  // 16 bytes: room for the largest, 14
         return withUnsafeMutableBytes(of: &header) { raw in
-            let n = writeHeader(into: raw.baseAddress!, opcode: opcode, fin: fin, payloadLength: payloadLength, maskKey: maskKey)
+            let n = writeHeader(into: raw.baseAddress!, opcode: opcode, fin: fin, rsv: rsv,
+                                payloadLength: payloadLength, maskKey: maskKey)
             return body(UnsafeRawBufferPointer(start: raw.baseAddress!, count: n))
         }
     }
@@ -55,9 +57,9 @@ public enum FrameWriter {
     /// Returns the frame length.
     @inlinable
     @discardableResult
-    public static func writeFrame(into p: UnsafeMutableRawPointer, opcode: Opcode, fin: Bool,
+    public static func writeFrame(into p: UnsafeMutableRawPointer, opcode: Opcode, fin: Bool, rsv: UInt8 = 0,
                                   payload: UnsafeRawBufferPointer, maskKey: UInt32? = nil) -> Int {
-        let h = writeHeader(into: p, opcode: opcode, fin: fin, payloadLength: payload.count, maskKey: maskKey)
+        let h = writeHeader(into: p, opcode: opcode, fin: fin, rsv: rsv, payloadLength: payload.count, maskKey: maskKey)
         if payload.count > 0 {
             (p + h).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
             if let key = maskKey { Masking.apply(key: key, phase: 0, to: p + h, count: payload.count) }

@@ -1,4 +1,5 @@
 import WebSocketCore
+import WebSocketRuntime
 
 /// What one broadcast did, counted over the connections it was offered to.
 public struct BroadcastResult: Equatable, Sendable {
@@ -43,7 +44,7 @@ extension WebSocketServer {
     public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> BroadcastResult {
         var result = BroadcastResult()
         FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
-            forEachOpenConnection { result.count($0.sendBroadcast(header: header, payload: payload)) }
+            forEachOpenConnection { result.count($0.sendPrepared(header: header, payload: payload)) }
         }
         return result
     }
@@ -56,7 +57,7 @@ extension WebSocketServer {
     where Connections.Element == WebSocketConnection<Handler> {
         var result = BroadcastResult()
         FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
-            for connection in connections { result.count(connection.sendBroadcast(header: header, payload: payload)) }
+            for connection in connections { result.count(connection.sendPrepared(header: header, payload: payload)) }
         }
         return result
     }
@@ -65,16 +66,5 @@ extension WebSocketServer {
     public func broadcast(text: String) -> BroadcastResult {
         var text = text
         return text.withUTF8 { broadcast(UnsafeRawBufferPointer($0), type: .text) }
-    }
-}
-
-extension WebSocketConnection {
-    /// One peer's part of a broadcast: a whole message, so not to a connection
-    /// in the middle of sending a fragmented one of its own (§5.4).
-    func sendBroadcast(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> SendStatus {
-        guard state == .open, !sendingFragmented else { return .dropped }
-        let status = sendFramed(header: header, payload: payload)
-        if status != .dropped { server.metrics.messagesSent &+= 1 }
-        return status
     }
 }

@@ -1,5 +1,3 @@
-// The protocol vocabulary a handler needs, so that applications import
-// WebSocketServer alone.
-@_exported import enum WebSocketCore.MessageType
-@_exported import struct WebSocketCore.CloseCode
-@_exported import struct WebSocketCore.HTTPHeadLimits
+// An application imports WebSocketServer alone: the connection, handler and
+// options types (the runtime shared with the client) come with it.
+@_exported import WebSocketRuntime

@@ -16,7 +16,7 @@ final class ChatHandler: WebSocketHandler {
             connection.send(message, type: .text, isFinal: false)
             return
         }
-        lastResult = connection.server.broadcast(message, type: type)
+        lastResult = connection.server!.broadcast(message, type: type)
     }
 }
 

@@ -86,7 +86,7 @@ struct OptionsTests {
         aliveThread.start()
         let events = try timed(silent, for: 1.5, answerPings: false)
         let close = events.first { if case .close = $0.1 { return true } else { return false } }
-        #expect(close?.1 == .close(1011, ""))
+        #expect(close?.1 == .close(1011, "keep-alive timeout"))
         #expect((close?.0 ?? 99) <= 0.5 + 0.2 + 0.2, "closed at \(String(describing: close?.0))")
         #expect(aliveDone.wait(timeout: .now() + 10) == .success)
         #expect(stillAlive.value == .message(.text, Array("still alive".utf8)))

@@ -1,8 +1,8 @@
 import WebSocketCore
 
-/// Counters a server keeps as it runs: plain integers bumped on the loop thread,
-/// read there too (or through `EventLoop.execute`).
-public struct ServerMetrics: Sendable {
+/// Counters a server or client keeps as it runs: plain integers bumped on the
+/// loop thread, read there too (or through `EventLoop.execute`).
+public struct WebSocketMetrics: Sendable {
     public var connectionsAccepted = 0
     public var connectionsOpen = 0
     public var webSocketsOpened = 0
@@ -18,3 +18,6 @@ public struct ServerMetrics: Sendable {
 
     public init() {}
 }
+
+/// The name servers have used for their counters.
+public typealias ServerMetrics = WebSocketMetrics

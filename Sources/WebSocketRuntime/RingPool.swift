@@ -4,8 +4,8 @@ import WebSocketCore
 /// read (a partial frame header or control frame). A connection holds one only
 /// until its next read, so an idle connection holds no receive memory
 /// (DESIGN.md §2; issue: under 1 KiB per idle connection).
-final class RingPool {
-    let ringCapacity: Int
+package final class RingPool {
+    package let ringCapacity: Int
     // Loop-thread only: no dynamic exclusivity check per take and give.
     @exclusivity(unchecked) private var free: [ByteRing] = []
     /// Rings kept for reuse; more are freed, so a burst's memory is given back.
@@ -16,13 +16,13 @@ final class RingPool {
         self.maxFree = maxFree
     }
 
-    func take() -> ByteRing {
+    package func take() -> ByteRing {
         free.popLast() ?? ByteRing(capacity: ringCapacity)
     }
 
     /// The ring's bytes are dropped: call it when they have been consumed, or when
     /// the connection no longer reads frames.
-    func give(_ ring: ByteRing) {
+    package func give(_ ring: ByteRing) {
         if free.count < maxFree && ring.capacity == ringCapacity {
             var emptied = ring
             emptied.reset()
@@ -32,7 +32,7 @@ final class RingPool {
         }
     }
 
-    func deallocateAll() {
+    package func deallocateAll() {
         for ring in free { ring.deallocate() }
         free.removeAll()
     }

@@ -1,11 +1,16 @@
 import WebSocketCore
 
-/// The application's side of a WebSocket server. Every method runs on the loop
-/// thread, one call at a time, so a handler needs no locks.
+/// The application's side of a WebSocket connection, in either role: the same
+/// handler serves a server's connections and a client's. Every method runs on
+/// the loop thread, one call at a time, so a handler needs no locks.
 ///
-/// The server is generic over the handler, so these calls are direct (and
-/// specialised), not dynamic dispatch through an existential.
+/// Servers and clients are generic over the handler, so these calls are direct
+/// (and specialised), not dynamic dispatch through an existential.
 public protocol WebSocketHandler: AnyObject {
+    /// What the application keeps per connection (`connection.data`), typed,
+    /// stored in the connection itself. `Void` when the handler keeps nothing.
+    associatedtype ConnectionData = Void
+
     /// The handshake completed; the connection can send.
     func didOpen(_ connection: WebSocketConnection<Self>)
 
@@ -22,8 +27,8 @@ public protocol WebSocketHandler: AnyObject {
     /// The queue that made `send` report `.backpressure` has drained.
     func didDrain(_ connection: WebSocketConnection<Self>)
 
-    /// The connection is over. `code` is the peer's close code, the code the
-    /// server failed the connection with, or 1006 when it ended without a close
+    /// The connection is over. `code` is the peer's close code, the code this
+    /// end failed the connection with, or 1006 when it ended without a close
     /// frame. Nothing can be sent any more.
     func didClose(_ connection: WebSocketConnection<Self>, code: CloseCode, reason: String)
 }
@@ -40,8 +45,8 @@ public enum SendStatus: Sendable, Equatable {
     /// Written to the socket, or corked to be written when the callback returns.
     case sent
     /// Queued in user space because the peer reads slower than we send; the
-    /// queue is past `maxBackpressure`, so the server has stopped reading from
-    /// this peer until `didDrain`. The data will still go out.
+    /// queue is past `maxBackpressure`, so reading from this peer has stopped
+    /// until `didDrain`. The data will still go out.
     case backpressure
     /// Not sent: the connection is closing, or the queue is past its hard cap
     /// (twice `maxBackpressure` plus the receive buffer).

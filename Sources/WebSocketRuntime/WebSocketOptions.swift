@@ -1,8 +1,8 @@
 import WebSocketCore
 
-/// Settings of a WebSocket server. The first two are ASP.NET Core's
-/// `WebSocketOptions`; the rest are what production deployments set. See
-/// docs/options.md for each one's reasoning.
+/// Settings of a WebSocket server (and, for what concerns a connection, of a
+/// client). The first two are ASP.NET Core's `WebSocketOptions`; the rest are
+/// what production deployments set. See docs/options.md for each one's reasoning.
 public struct WebSocketOptions: Sendable {
     /// How often a ping goes to a quiet peer so that proxies keep the connection
     /// open (ASP.NET's `KeepAliveInterval`, default 2 minutes). Zero turns pings off.
@@ -37,8 +37,12 @@ public struct WebSocketOptions: Sendable {
     public var subprotocols: [String] = []
     /// Open TCP connections past which new ones get 503. Zero means no limit.
     public var maxConnections: Int = 0
-    /// Limits on the upgrade and static-file request heads (431 past them).
+    /// Limits on the upgrade and static-file request heads (431 past them),
+    /// and on a client's response head.
     public var requestHeadLimits = HTTPHeadLimits()
+    /// Per-message extensions this end supports, in order of preference
+    /// (RFC 6455 §9). None is built in yet; permessage-deflate will be one.
+    public var extensions: [any ExtensionNegotiator] = []
 
     public init() {}
 
@@ -70,7 +74,7 @@ public enum WebSocketServerError: Error, CustomStringConvertible {
 
 extension Duration {
     /// Whole milliseconds, the unit of libuv's clock.
-    var milliseconds: UInt64 {
+    package var milliseconds: UInt64 {
         let (seconds, attoseconds) = components
         if seconds < 0 { return 0 }
         return UInt64(seconds) * 1000 + UInt64(attoseconds / 1_000_000_000_000_000)

@@ -1,3 +1,5 @@
+import WebSocketCore
+
 /// Bytes a connection could not write at once, waiting for the socket.
 ///
 /// Two buffers: `inFlight` is handed to libuv by `uv_write` and must not move or
@@ -16,7 +18,24 @@ struct OutboundQueue {
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         if bytes.isEmpty { return }
-        let needed = pendingCount + bytes.count
+        reserve(bytes.count)
+        (pending! + pendingCount).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        pendingCount += bytes.count
+    }
+
+    /// Appends a client frame's payload masked with `key` (RFC 6455 §5.3); the
+    /// caller's bytes are not changed.
+    mutating func appendMasked(_ bytes: UnsafeRawBufferPointer, key: UInt32) {
+        if bytes.isEmpty { return }
+        reserve(bytes.count)
+        let destination = pending! + pendingCount
+        destination.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        _ = Masking.apply(key: key, phase: 0, to: destination, count: bytes.count)
+        pendingCount += bytes.count
+    }
+
+    private mutating func reserve(_ extra: Int) {
+        let needed = pendingCount + extra
         if needed > pendingCapacity {
             var capacity = max(pendingCapacity * 2, 4096)
             while capacity < needed { capacity *= 2 }
@@ -28,8 +47,6 @@ struct OutboundQueue {
             pending = grown
             pendingCapacity = capacity
         }
-        (pending! + pendingCount).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        pendingCount = needed
     }
 
     /// Moves the pending bytes in flight and returns them, or nil if a write is

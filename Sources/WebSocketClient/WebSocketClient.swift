@@ -1,0 +1,215 @@
+import UVKit
+import WebSocketCore
+import WebSocketRuntime
+
+/// Opens WebSocket connections to servers: `connect(to: "ws://host:port/path")`
+/// gives a `WebSocketConnection`, the same type a server's handler gets, driven
+/// by the same handler shape, so the same handler code can serve both roles.
+///
+/// A client runs on a loop: its own (call `run()`), or one it shares with a
+/// server or other clients (run that loop; the loop's receive ring, cork and
+/// wheel are shared). Every call and callback is on the loop's thread.
+public final class WebSocketClient<Handler: WebSocketHandler> {
+    public let loop: EventLoop
+    public let options: WebSocketClientOptions
+    public let handler: Handler
+    let endpoint: Endpoint<Handler>
+    private let ownsLoop: Bool
+    private var loopClosed = false
+    private var finished = false
+
+    /// What a connection attempt still needs: whom to tell, and the addresses
+    /// left to try when one refuses.
+    private struct Attempt {
+        var url: WebSocketURL
+        var addresses: ArraySlice<SocketAddress>
+        var completion: ((Result<WebSocketConnection<Handler>, WebSocketClientError>) -> Void)?
+        var lastError: WebSocketClientError?
+    }
+    /// Every connection from its TCP connect to its close callback, held here.
+    private var connections: [ObjectIdentifier: WebSocketConnection<Handler>] = [:]
+    private var attempts: [ObjectIdentifier: Attempt] = [:]
+
+    /// Counters, updated on the loop thread.
+    public var metrics: WebSocketMetrics { endpoint.metrics }
+
+    /// - Parameter loop: the loop to run on; by default the client makes its own,
+    ///   which `run()` runs and closes.
+    public init(handler: Handler, options: WebSocketClientOptions = WebSocketClientOptions(),
+                loop: EventLoop? = nil) throws(WebSocketClientError) {
+        let connectionOptions = options.connectionOptions
+        do { try connectionOptions.validate() } catch { throw .invalidOptions("\(error)") }
+        self.options = options
+        self.handler = handler
+        ownsLoop = loop == nil
+        do { self.loop = try loop ?? EventLoop() } catch { throw .invalidOptions("cannot create a loop: \(error)") }
+        let settings = ConnectionSettings(role: .client, options: connectionOptions)
+        let context = LoopContext.acquire(on: self.loop, receiveBufferSize: options.receiveBufferSize,
+                                          granularity: settings.wheelGranularity)
+        endpoint = Endpoint(handler: handler, context: context, settings: settings)
+        endpoint.owner = self
+        endpoint.connectFinished = { [unowned self] connection, error in connectFinished(connection, error) }
+        endpoint.headArrived = { [unowned self] connection, outcome in responseArrived(connection, outcome) }
+        endpoint.connectionClosed = { [unowned self] connection in connectionDidClose(connection) }
+    }
+
+    deinit {
+        finish()
+        if ownsLoop && !loopClosed { try? loop.close() }
+    }
+
+    /// The open connections and those still connecting.
+    public var connectionCount: Int { connections.count }
+
+    /// Connects to a `ws://` URL. `completion` runs once, on the loop thread:
+    /// with the open connection (after the handler's `didOpen`), or with the
+    /// reason it did not open. A malformed URL is reported before this returns.
+    public func connect(to url: String,
+                        _ completion: @escaping (Result<WebSocketConnection<Handler>, WebSocketClientError>) -> Void) {
+        let parsed: WebSocketURL
+        do {
+            parsed = try WebSocketURL(parsing: url)
+        } catch {
+            switch error {
+            case .malformed(let why): completion(.failure(.invalidURL(why)))
+            case .unsupportedScheme(let scheme): completion(.failure(.unsupportedScheme(scheme)))
+            }
+            return
+        }
+        if parsed.secure {
+            completion(.failure(.unsupportedScheme("wss")))
+            return
+        }
+        // A numeric address needs no resolver.
+        if let address = try? SocketAddress(host: parsed.host, port: parsed.port), parsed.host != "localhost" {
+            start(Attempt(url: parsed, addresses: [address][...], completion: completion))
+            return
+        }
+        AddressResolver.resolve(parsed.host, port: parsed.port, on: loop) { [unowned self] result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(.hostNotFound(host: parsed.host, reason: error.description)))
+            case .success(let addresses) where addresses.isEmpty:
+                completion(.failure(.hostNotFound(host: parsed.host, reason: "no address")))
+            case .success(let addresses):
+                start(Attempt(url: parsed, addresses: addresses[...], completion: completion))
+            }
+        }
+    }
+
+    /// Runs the client's own loop until every connection has closed, then
+    /// closes the loop. With a shared loop, run that loop instead.
+    public func run() throws {
+        precondition(ownsLoop, "run() runs the client's own loop; run the shared loop instead")
+        loop.run()
+        finish()
+        loopClosed = true
+        try loop.close()
+    }
+
+    /// Closes every connection with `code` (the closing handshake), or drops
+    /// those still connecting.
+    public func closeAll(code: CloseCode = .normalClosure, reason: String = "") {
+        for connection in connections.values {
+            if connection.isOpen { connection.close(code: code, reason: reason) } else { connection.abort() }
+        }
+    }
+
+    /// Gives back the loop's shared state; only once no connection is left.
+    private func finish() {
+        if finished { return }
+        finished = true
+        endpoint.context.release()
+    }
+
+    // MARK: Connecting
+
+    private func start(_ attempt: Attempt) {
+        var attempt = attempt
+        guard let address = attempt.addresses.popFirst() else {
+            attempt.completion?(.failure(attempt.lastError ?? .connectionRefused(host: attempt.url.host, port: attempt.url.port)))
+            return
+        }
+        let connection = WebSocketConnection(endpoint: endpoint)
+        let key = AcceptKey.makeKey()
+        let request = ClientHandshake.request(host: attempt.url.hostHeader, path: attempt.url.target, key: key,
+                                              subprotocols: options.subprotocols, origin: options.origin,
+                                              extensions: options.extensions.flatMap { $0.offers() },
+                                              extraHeaders: options.headers)
+        let id = ObjectIdentifier(connection)
+        connections[id] = connection
+        attempts[id] = attempt
+        connection.path = attempt.url.target
+        do {
+            try connection.connect(to: address, request: ClientHandshakeState(key: key, request: request))
+        } catch {
+            connectFinished(connection, error as? UVError ?? UVError(-1))
+        }
+    }
+
+    private func connectFinished(_ connection: WebSocketConnection<Handler>, _ error: UVError?) {
+        guard let error else { return }
+        let id = ObjectIdentifier(connection)
+        guard var attempt = attempts.removeValue(forKey: id) else { return }
+        connection.abortHTTP()
+        attempt.lastError = error == .connectionRefused
+            ? .connectionRefused(host: attempt.url.host, port: attempt.url.port)
+            : .connectFailed(host: attempt.url.host, port: attempt.url.port, reason: error.description)
+        // The next address, if the name had several (::1 refused, 127.0.0.1 listening).
+        start(attempt)
+    }
+
+    private func responseArrived(_ connection: WebSocketConnection<Handler>, _ outcome: HTTPPhaseOutcome) {
+        guard let attempt = attempts.removeValue(forKey: ObjectIdentifier(connection)) else {
+            connection.abortHTTP()
+            return
+        }
+        let completion = attempt.completion
+        switch outcome {
+        case .timedOut:
+            connection.abortHTTP()
+            completion?(.failure(.handshakeTimeout))
+        case .connectionLost:
+            connection.abortHTTP()
+            completion?(.failure(.connectionClosedDuringHandshake))
+        case .malformed(let error):
+            connection.abortHTTP()
+            completion?(.failure(.invalidHandshakeResponse("malformed response head (\(error))")))
+        case .head(let head, let length):
+            guard let state = connection.clientHandshake else { return }
+            if head.startLine.1 != "101" {
+                let body = connection.headBytes(from: length).prefix(512)
+                connection.abortHTTP()
+                completion?(.failure(.handshakeRejected(status: Int(head.startLine.1) ?? 0,
+                                                        body: String(decoding: body, as: UTF8.self))))
+                return
+            }
+            switch ClientHandshake.validate(head, key: state.key, offered: options.subprotocols,
+                                            extensions: options.extensions) {
+            case .failure(let error):
+                connection.abortHTTP()
+                completion?(.failure(.invalidHandshakeResponse("\(error)")))
+            case .success(let agreement):
+                connection.openWebSocket(headLength: length, subprotocol: agreement.subprotocol,
+                                         messageExtension: agreement.messageExtension)
+                completion?(.success(connection))
+            }
+        }
+    }
+
+    private func connectionDidClose(_ connection: WebSocketConnection<Handler>) {
+        let id = ObjectIdentifier(connection)
+        connections[id] = nil
+        if let attempt = attempts.removeValue(forKey: id) {
+            attempt.completion?(.failure(.connectionClosedDuringHandshake))
+        }
+    }
+}
+
+extension WebSocketConnection {
+    /// The client this connection belongs to; nil for a server's.
+    public var client: WebSocketClient<Handler>? { owner as? WebSocketClient<Handler> }
+}
+
+@available(*, unavailable)
+extension WebSocketClient: Sendable {}

@@ -1,0 +1,42 @@
+import WebSocketCore
+
+/// Why a client connection did not open, each case something a user can act on.
+public enum WebSocketClientError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The URL is not `ws://host[:port][/path][?query]`.
+    case invalidURL(String)
+    /// A scheme this client does not speak (`wss` needs TLS, not built yet).
+    case unsupportedScheme(String)
+    /// The options are out of range.
+    case invalidOptions(String)
+    /// The host name did not resolve.
+    case hostNotFound(host: String, reason: String)
+    /// Nothing listens at the address (ECONNREFUSED).
+    case connectionRefused(host: String, port: Int)
+    /// The TCP connect failed otherwise (unreachable, timed out by the kernel).
+    case connectFailed(host: String, port: Int, reason: String)
+    /// The server answered with another status than 101: its status and the
+    /// start of its body (at most 512 bytes).
+    case handshakeRejected(status: Int, body: String)
+    /// A 101 that breaks RFC 6455 §4.1 (a wrong `Sec-WebSocket-Accept`, an
+    /// unrequested subprotocol or extension, a malformed head).
+    case invalidHandshakeResponse(String)
+    /// No complete 101 within the handshake timeout.
+    case handshakeTimeout
+    /// The server closed the connection before its response was complete.
+    case connectionClosedDuringHandshake
+
+    public var description: String {
+        switch self {
+        case .invalidURL(let s): return "invalid WebSocket URL: \(s)"
+        case .unsupportedScheme(let s): return "unsupported scheme \(s) (use ws://)"
+        case .invalidOptions(let s): return "invalid options: \(s)"
+        case .hostNotFound(let host, let reason): return "cannot resolve \(host): \(reason)"
+        case .connectionRefused(let host, let port): return "connection refused by \(host):\(port)"
+        case .connectFailed(let host, let port, let reason): return "cannot connect to \(host):\(port): \(reason)"
+        case .handshakeRejected(let status, let body): return "server answered \(status) instead of 101: \(body)"
+        case .invalidHandshakeResponse(let s): return "invalid handshake response: \(s)"
+        case .handshakeTimeout: return "no handshake response within the timeout"
+        case .connectionClosedDuringHandshake: return "the server closed the connection during the handshake"
+        }
+    }
+}

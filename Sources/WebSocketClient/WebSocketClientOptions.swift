@@ -1,0 +1,50 @@
+import WebSocketCore
+import WebSocketRuntime
+
+/// Settings of a client's connections (python-websockets' `connect` and
+/// coder/websocket's `DialOptions` name the same things).
+public struct WebSocketClientOptions: Sendable {
+    /// Subprotocols to offer, in order of preference (`Sec-WebSocket-Protocol`).
+    public var subprotocols: [String] = []
+    /// The `Origin` header, for servers that check it; none by default.
+    public var origin: String?
+    /// More request headers, each a whole line without CRLF ("Authorization: Bearer x").
+    public var headers: [String] = []
+    /// A received message larger than this fails with 1009.
+    public var maxMessageSize: Int = 16 * 1024 * 1024
+    /// Pings after this much quiet (zero: none). Clients often sit behind NATs
+    /// and proxies that drop quiet connections, so the default pings.
+    public var keepAliveInterval: Duration = .seconds(30)
+    /// How long to wait for a pong before closing with 1011 (zero: forever).
+    public var keepAliveTimeout: Duration = .seconds(30)
+    /// From the start of the TCP connect to the server's 101.
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// How long the closing handshake may take.
+    public var closeTimeout: Duration = .seconds(5)
+    /// Bytes queued for the server past which `send` reports `.backpressure`.
+    public var maxBackpressure: Int = 1024 * 1024
+    /// How much one read takes in (the loop's ring, shared with a server on the
+    /// same loop, which keeps the larger of the two sizes).
+    public var receiveBufferSize: Int = 64 * 1024
+    /// Largest response head accepted.
+    public var maxResponseHeadSize: Int = 16 * 1024
+    /// Per-message extensions to offer (none is built in yet).
+    public var extensions: [any ExtensionNegotiator] = []
+
+    public init() {}
+
+    /// The connection settings, through the options the runtime shares with servers.
+    var connectionOptions: WebSocketOptions {
+        var o = WebSocketOptions()
+        o.maxMessageSize = maxMessageSize
+        o.keepAliveInterval = keepAliveInterval
+        o.keepAliveTimeout = keepAliveTimeout
+        o.handshakeTimeout = handshakeTimeout
+        o.closeTimeout = closeTimeout
+        o.maxBackpressure = maxBackpressure
+        o.receiveBufferSize = receiveBufferSize
+        o.requestHeadLimits = HTTPHeadLimits(maxHeadSize: maxResponseHeadSize)
+        o.extensions = extensions
+        return o
+    }
+}

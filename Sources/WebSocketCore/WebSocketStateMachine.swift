@@ -1,0 +1,189 @@
+/// The WebSocket protocol of one connection, in either role, without I/O: the
+/// one place that answers pings, runs the closing handshake, fails a
+/// connection, tracks a fragmented send and decides keep-alive (RFC 6455 §5–7).
+///
+/// The runtime feeds it the bytes it read (`receive`), asks it before it frames
+/// a send (`dataFrame`, `startClosing`), and asks it what a deadline means
+/// (`deadlineReached`); the machine answers with small actions and the runtime
+/// does the I/O. It reads no clock: every call that needs the time is given
+/// `now`, so the whole protocol is tested with byte literals and numbers.
+///
+/// States: `open` (frames flow both ways), `closeSent` (our close frame is out,
+/// §7.1.2: we wait for the peer's), `closed` (frames are over: the runtime ends
+/// the TCP connection). `closed` is entered once, and that moment is the one
+/// time the application is told how the connection ended.
+public struct WebSocketStateMachine {
+    public enum State: Sendable, Equatable {
+        case open
+        case closeSent
+        case closed
+    }
+
+    public let role: Role
+    @usableFromInline var parser: FrameParser
+    @usableFromInline var currentState = State.open
+    /// The last data frame we sent had FIN clear: the next one is a continuation.
+    @usableFromInline var sendingFragmented = false
+
+    // Keep-alive and close deadlines, in the runtime's milliseconds.
+    public let keepAlive: KeepAlivePolicy
+    public let closeTimeout: UInt64
+    /// When bytes last arrived from the peer; the runtime stamps it per read.
+    public var lastRead: UInt64
+    /// When bytes last left for the peer; the runtime stamps it per write.
+    public var lastWrite: UInt64
+    @usableFromInline var pingSentAt: UInt64?
+    @usableFromInline var closeStartedAt: UInt64 = 0
+    /// The round-trip time measured by the last answered ping, in milliseconds.
+    @usableFromInline var measuredRoundTrip: UInt64?
+    @inlinable public var roundTripTime: UInt64? { measuredRoundTrip }
+
+    /// A negotiated per-message extension, or nil (the usual case, which costs
+    /// the receive path one test of the message's RSV bits).
+    @usableFromInline var messageExtension: (any MessageExtension)?
+    @usableFromInline var decoding = ExtensionDecoding()
+
+    /// - Parameters:
+    ///   - maxMessageSize: a larger message fails with 1009 (§7.4.1), counted on
+    ///     the bytes the application gets (after an extension's decoding).
+    ///   - now: the time the connection opened.
+    public init(role: Role, maxMessageSize: Int, keepAlive: KeepAlivePolicy = KeepAlivePolicy(interval: 0, timeout: 0),
+                closeTimeout: UInt64 = 5000, messageExtension: (any MessageExtension)? = nil, now: UInt64 = 0) {
+        self.role = role
+        parser = FrameParser(role: role, maxMessageSize: UInt64(maxMessageSize))
+        self.keepAlive = keepAlive
+        self.closeTimeout = closeTimeout
+        lastRead = now
+        lastWrite = now
+        if let messageExtension {
+            self.messageExtension = messageExtension
+            parser.allowedRSV = messageExtension.rsvBits
+            decoding.maxMessageSize = maxMessageSize
+        }
+    }
+
+    @inlinable public var state: State { currentState }
+    @inlinable public var isOpen: Bool { currentState == .open }
+    /// Frames may still arrive: open, or waiting for the peer's close.
+    @inlinable public var readsFrames: Bool { currentState != .closed }
+    /// A whole message (a broadcast) may be sent now: open, and not between
+    /// the fragments of a message of our own (§5.4).
+    @inlinable public var canSendWholeMessage: Bool { currentState == .open && !sendingFragmented }
+    /// True while a fragmented message of the peer's has begun and not ended.
+    @inlinable public var isReceivingFragmentedMessage: Bool { parser.isInsideMessage }
+
+    // MARK: Receiving
+
+    /// What to do with the bytes received so far. Call it until it returns
+    /// `.needMoreData`. Views point into `ring` (or an extension's output) and
+    /// are valid until the next call.
+    @inlinable @inline(__always)
+    public mutating func receive(_ ring: inout ByteRing, now: UInt64) -> ReceiveAction {
+        while true {
+            if decoding.active {
+                if let action = nextDecoded(now: now) { return action }
+                continue
+            }
+            switch parser.next(&ring) {
+            case .needMoreData:
+                return .needMoreData
+            case .data(let chunk, let type, let isFinal):
+                if parser.messageRSV != 0 {
+                    if let action = startDecoding(chunk, type: type, isFinal: isFinal, now: now) { return action }
+                    continue
+                }
+                return .message(chunk, type: type, isFinal: isFinal)
+            case .ping(let payload):
+                // §5.5.2: answer with the same payload; once our close is out,
+                // nothing may follow it (§5.5.1), so a late ping goes unanswered.
+                if currentState == .open { return .sendPong(payload) }
+            case .pong(let payload):
+                if let sent = pingSentAt {
+                    measuredRoundTrip = now &- sent
+                    pingSentAt = nil
+                }
+                return .pong(payload)
+            case .close(let code, let reason):
+                return peerClosed(code: code, reason: reason, now: now)
+            case .failure(let code):
+                return fail(code, now: now)
+            }
+        }
+    }
+
+    @usableFromInline
+    mutating func peerClosed(code: CloseCode, reason: UnsafeRawBufferPointer, now: UInt64) -> ReceiveAction {
+        // §5.5.1: reply with a close frame unless ours is out already; the reply
+        // carries the peer's code and reason, as the article's echo does.
+        let reply = currentState == .open
+        enterClosed(now: now)
+        return .closed(code, reason: reason, sendClose: reply)
+    }
+
+    /// Fails the connection (§7.1.7): the one path for every failure, the
+    /// peer's (a broken rule) or ours (keep-alive timeout, an extension's error).
+    /// A close frame with `code` goes out if we may still send one.
+    public mutating func fail(_ code: CloseCode, now: UInt64) -> ReceiveAction {
+        let send = currentState == .open
+        enterClosed(now: now)
+        return .closed(code, reason: UnsafeRawBufferPointer(start: nil, count: 0), sendClose: send)
+    }
+
+    /// The TCP connection ended (EOF, an error, or our own abort). Returns true
+    /// when frames were not over yet: the application is then told 1006 (§7.1.5).
+    public mutating func connectionLost(now: UInt64) -> Bool {
+        if currentState == .closed { return false }
+        enterClosed(now: now)
+        return true
+    }
+
+    @usableFromInline
+    mutating func enterClosed(now: UInt64) {
+        currentState = .closed
+        closeStartedAt = now
+        decoding.active = false
+        messageExtension?.reset()
+    }
+
+    // MARK: Sending
+
+    /// The opcode for the next frame of a data message, or nil when data may
+    /// not be sent (the close handshake has begun). Successive calls with
+    /// `isFinal` false make one fragmented message (§5.4): the first frame has
+    /// `type`'s opcode, the rest are continuations.
+    @inlinable @inline(__always)
+    public mutating func dataFrame(type: MessageType, isFinal: Bool) -> Opcode? {
+        if currentState != .open { return nil }
+        let opcode: Opcode = sendingFragmented ? .continuation : type.opcode
+        sendingFragmented = !isFinal
+        return opcode
+    }
+
+    /// Whether a ping (or an unsolicited pong) may be sent now.
+    @inlinable public var canSendControl: Bool { currentState == .open }
+
+    /// The application starts the closing handshake (§7.1.2). True when a close
+    /// frame is to be sent now; the peer's close, or the close timeout, ends it.
+    public mutating func startClosing(now: UInt64) -> Bool {
+        guard currentState == .open else { return false }
+        currentState = .closeSent
+        closeStartedAt = now
+        return true
+    }
+}
+
+/// What the runtime does next with what it received.
+public enum ReceiveAction {
+    /// Everything received has been handled; read again.
+    case needMoreData
+    /// Deliver a piece of a message to the application (`isFinal`: its last).
+    case message(UnsafeRawBufferPointer, type: MessageType, isFinal: Bool)
+    /// Write a pong with this payload (the answer to a ping).
+    case sendPong(UnsafeRawBufferPointer)
+    /// Tell the application a pong arrived (`roundTripTime` is updated).
+    case pong(UnsafeRawBufferPointer)
+    /// Frames are over. Write a close frame with `code` and `reason` first if
+    /// `sendClose`; tell the application `code` and `reason` (the peer's, or
+    /// the code the connection failed with); then end the TCP connection.
+    case closed(CloseCode, reason: UnsafeRawBufferPointer, sendClose: Bool)
+}

@@ -1,0 +1,63 @@
+import UVKit
+import WebSocketCore
+
+/// The settings every connection of one server or one client applies, taken
+/// from its options once so the per-message path reads plain integers.
+package struct ConnectionSettings: Sendable {
+    package var role: Role
+    package var maxMessageSize: Int
+    package var maxBackpressure: Int
+    /// Past this, sends are dropped: twice `maxBackpressure` plus a read.
+    package var hardQueueLimit: Int
+    package var keepAlive: KeepAlivePolicy
+    package var handshakeTimeout: UInt64
+    package var closeTimeout: UInt64
+    package var headLimits: HTTPHeadLimits
+
+    package init(role: Role, options: WebSocketOptions) {
+        self.role = role
+        maxMessageSize = options.maxMessageSize
+        maxBackpressure = options.maxBackpressure
+        hardQueueLimit = 2 * options.maxBackpressure + options.receiveBufferSize
+        keepAlive = KeepAlivePolicy(interval: options.keepAliveInterval.milliseconds,
+                                    timeout: options.keepAliveTimeout.milliseconds)
+        handshakeTimeout = options.handshakeTimeout.milliseconds
+        closeTimeout = options.closeTimeout.milliseconds
+        headLimits = options.requestHeadLimits
+    }
+
+    /// A wheel tick fine enough that no deadline fires more than an eighth late.
+    package var wheelGranularity: UInt64 {
+        let periods = [keepAlive.interval, keepAlive.timeout, handshakeTimeout, closeTimeout].filter { $0 > 0 }
+        return min(max((periods.min() ?? 1000) / 8, 10), 1000)
+    }
+}
+
+/// What the connections of one server or one client share: the handler, the
+/// settings, the counters and the loop's context, and what to do at the two
+/// moments only the owner knows about (an HTTP head arrived; a connection is
+/// gone). The server and the client each make one; every connection holds it.
+package final class Endpoint<Handler: WebSocketHandler> {
+    package let handler: Handler
+    package let context: LoopContext
+    package let settings: ConnectionSettings
+    /// Counters, bumped on the loop thread.
+    @exclusivity(unchecked) package var metrics = WebSocketMetrics()
+    /// The server or client this endpoint belongs to (for `connection.server`).
+    package unowned(unsafe) var owner: AnyObject?
+    /// The HTTP phase ended (a request head for the server, the response head
+    /// for the client, or why none came); once per connection.
+    package var headArrived: (WebSocketConnection<Handler>, HTTPPhaseOutcome) -> Void = { connection, _ in
+        connection.abortHTTP()
+    }
+    /// The TCP connect of a client connection ended (nil: connected).
+    package var connectFinished: (WebSocketConnection<Handler>, UVError?) -> Void = { _, _ in }
+    /// The connection's handle has closed: forget it.
+    package var connectionClosed: (WebSocketConnection<Handler>) -> Void = { _ in }
+
+    package init(handler: Handler, context: LoopContext, settings: ConnectionSettings) {
+        self.handler = handler
+        self.context = context
+        self.settings = settings
+    }
+}

@@ -1,0 +1,73 @@
+import WebSocketCore
+
+/// The cork: one 64 KiB buffer per loop that gathers the frames a transport
+/// produces during read callbacks, written with one system call when another
+/// transport needs it, when it is full, or when the poll phase ends. The rule
+/// that keeps bytes in order: the cork may hold a transport's bytes only while
+/// that transport's queue is empty.
+extension LoopContext {
+    /// Copies a frame into the cork (masked with `maskKey` in the client role).
+    /// Returns false, copying nothing, when making room flushed the transport's
+    /// own corked bytes and the kernel left some of them queued: the frame
+    /// must then queue behind them.
+    @inline(__always)
+    func cork(_ transport: Transport, opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer,
+              maskKey: UInt32?) -> Bool {
+        let frameLength = FrameWriter.headerLength(payloadLength: payload.count, masked: maskKey != nil) + payload.count
+        if corkOwnerID != ObjectIdentifier(transport) || corkCount + frameLength > corkCapacity {
+            flushCork()
+            if !transport.outbound.isEmpty { return false }
+            corkOwner = transport
+            corkOwnerID = ObjectIdentifier(transport)
+        }
+        corkCount += FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, rsv: rsv,
+                                            payload: payload, maskKey: maskKey)
+        if corkDepth == 0 { flushCork() }
+        return true
+    }
+
+    @inline(__always) func beginCork() { corkDepth &+= 1 }
+    @inline(__always) func endCork() { corkDepth &-= 1 }
+
+    /// Hands over what is corked for `transport` (to go first in its next
+    /// write); valid until the cork is next written.
+    func takeCorked(for transport: Transport) -> UnsafeRawBufferPointer {
+        if corkOwnerID != ObjectIdentifier(transport) {
+            flushCork()
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        let bytes = UnsafeRawBufferPointer(start: corkStorage, count: corkCount)
+        corkCount = 0
+        corkOwner = nil
+        corkOwnerID = nil
+        return bytes
+    }
+
+    /// Writes what is corked. The check handle calls it once per loop
+    /// iteration, after the poll phase; a send made outside a read callback
+    /// (a timer, `execute`) calls it too, so its bytes do not wait a turn.
+    package func flushCork() {
+        guard corkOwnerID != nil, let owner = corkOwner else { return }
+        let count = corkCount
+        corkCount = 0
+        corkOwner = nil
+        corkOwnerID = nil
+        if count > 0 {
+            owner.writeNow(UnsafeRawBufferPointer(start: corkStorage, count: count))
+            _ = owner.checkBackpressure()
+        }
+    }
+
+    func flushCork(ifOwner transport: Transport) {
+        if corkOwnerID == ObjectIdentifier(transport) { flushCork() }
+    }
+
+    /// Drops what is corked for a transport that is closing.
+    func forgetCork(_ transport: Transport) {
+        if corkOwnerID == ObjectIdentifier(transport) {
+            corkCount = 0
+            corkOwner = nil
+            corkOwnerID = nil
+        }
+    }
+}

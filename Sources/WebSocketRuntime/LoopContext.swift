@@ -1,0 +1,142 @@
+import UVKit
+import WebSocketCore
+
+/// What every WebSocket connection on one loop shares, server-side or
+/// client-side: the receive ring, the leftover pool, the cork, the timing wheel
+/// and the end-of-iteration flush. One per loop, made by the first server or
+/// client that runs on it (`acquire`) and closed by the last (`release`).
+///
+/// Loop thread only. Its buffers live until the last connection that uses them
+/// is gone: connections hold their endpoint, which holds this context.
+package final class LoopContext {
+    package let loop: EventLoop
+
+    /// Where every WebSocket read of this loop lands, parsed in place while the
+    /// read callback runs and empty between callbacks. One per loop rather than
+    /// one per connection, so a large read size costs nothing per connection.
+    @exclusivity(unchecked) package var readRing: ByteRing
+    /// Small rings for what a read leaves unparsed: a partial frame header or
+    /// control frame (payloads stream out as they arrive), at most 131 bytes.
+    /// A connection holds one only while such a remainder waits for its next
+    /// read, so an idle connection holds none.
+    package let leftoverPool = RingPool(ringCapacity: ByteRing.minimumCapacity)
+    /// Where reads land once a connection only waits for the peer's FIN.
+    package let discardBuffer: UnsafeMutableRawBufferPointer
+    /// Masking keys for client-role frames (RFC 6455 §10.3: unpredictable),
+    /// drawn from OpenSSL's CSPRNG 1 KiB at a time for every connection here.
+    @exclusivity(unchecked) package var maskKeys = MaskKeyGenerator()
+
+    // The cork: frames produced while read callbacks run are gathered here and
+    // written with one system call when the connection changes or, at the
+    // latest, when the poll phase ends (the check handle). libuv reads one
+    // stream up to 32 times in a row, so the echo of a large message read in
+    // ring-sized pieces leaves in cork-sized writes, not one write per piece.
+    // Owned by one transport at a time.
+    let corkStorage: UnsafeMutableRawPointer
+    let corkCapacity = 64 * 1024
+    @exclusivity(unchecked) var corkCount = 0
+    @exclusivity(unchecked) unowned(unsafe) var corkOwner: Transport?
+    /// The owner's identity, compared without loading (and retaining) it.
+    @exclusivity(unchecked) var corkOwnerID: ObjectIdentifier?
+    /// Read callbacks running: frames wait in the cork for the check handle.
+    /// Outside them (a timer, `execute`, a close callback) nothing would flush
+    /// before the loop blocks again, so a corked frame is written at once.
+    @exclusivity(unchecked) var corkDepth = 0
+
+    // Deadlines: one coarse timer sweeping a wheel of transport slots.
+    @exclusivity(unchecked) package var wheel: TimingWheel
+    /// Who owns each wheel slot; not counted (a transport is held by its
+    /// connection until its close callback, where it gives the slot back).
+    private var timed: [Unmanaged<Transport>?] = []
+    private var freeSlots: [Int32] = []
+    private var expired: [Int32] = []
+    private let sweepTimer: Timer
+    private let flushCheck: Check
+    private var users = 0
+
+    private init(loop: EventLoop, receiveBufferSize: Int, granularity: UInt64) {
+        self.loop = loop
+        readRing = ByteRing(capacity: receiveBufferSize)
+        discardBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        corkStorage = .allocate(byteCount: 64 * 1024, alignment: 16)
+        loop.updateTime()
+        wheel = TimingWheel(granularity: granularity, now: loop.now)
+        sweepTimer = Timer(loop: loop)
+        flushCheck = Check(loop: loop)
+        sweepTimer.start(timeout: granularity, repeat: granularity) { [unowned self] in sweep() }
+        // Neither keeps the loop running on its own.
+        sweepTimer.unref()
+        flushCheck.start { [unowned self] in flushCork() }
+        flushCheck.unref()
+    }
+
+    deinit {
+        discardBuffer.deallocate()
+        corkStorage.deallocate()
+        readRing.deallocate()
+        maskKeys.deallocate()
+        leftoverPool.deallocateAll()
+    }
+
+    /// The loop's context, made on first use. Every `acquire` is paired with a
+    /// `release`; the last release closes the context's handles.
+    ///
+    /// - Parameters:
+    ///   - receiveBufferSize: the ring grows to the largest size any user asks.
+    ///   - granularity: the wheel's tick, set by the first user (an eighth of
+    ///     its shortest period), since a wheel cannot change it with entries in.
+    package static func acquire(on loop: EventLoop, receiveBufferSize: Int, granularity: UInt64) -> LoopContext {
+        let context: LoopContext
+        if let existing = loop.runtimeContext as? LoopContext {
+            context = existing
+            if receiveBufferSize > context.readRing.capacity {
+                context.readRing.deallocate()
+                context.readRing = ByteRing(capacity: receiveBufferSize)
+            }
+        } else {
+            context = LoopContext(loop: loop, receiveBufferSize: receiveBufferSize, granularity: granularity)
+            loop.runtimeContext = context
+        }
+        context.users += 1
+        return context
+    }
+
+    package func release() {
+        users -= 1
+        guard users == 0 else { return }
+        flushCork()
+        sweepTimer.close()
+        flushCheck.close()
+        if loop.runtimeContext === self { loop.runtimeContext = nil }
+    }
+
+    // MARK: Deadlines
+
+    func reserveSlot(for transport: Transport) -> Int32 {
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+        } else {
+            slot = Int32(timed.count)
+            timed.append(nil)
+            wheel.reserve(slots: timed.count)
+        }
+        timed[Int(slot)] = Unmanaged.passUnretained(transport)
+        return slot
+    }
+
+    func freeSlot(_ slot: Int32) {
+        wheel.cancel(slot)
+        timed[Int(slot)] = nil
+        freeSlots.append(slot)
+    }
+
+    private func sweep() {
+        let now = loop.now
+        wheel.sweep(now: now, into: &expired)
+        for slot in expired {
+            timed[Int(slot)]?._withUnsafeGuaranteedRef { $0.deadlineReached(now: now) }
+        }
+        expired.removeAll(keepingCapacity: true)
+    }
+}

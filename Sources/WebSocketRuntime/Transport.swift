@@ -1,0 +1,237 @@
+import UVKit
+import WebSocketCore
+
+/// The transport seam: every byte a connection reads or writes passes through
+/// here, between the connection and the TCP stream. It owns the write side
+/// (the loop's cork, the by-reference `writev`, the outbound queue and
+/// backpressure) and hands reads to its connection. TLS plugs in here: its
+/// subclass decrypts into the buffer the parser reads and encrypts what the
+/// cork and the queue hold, and the connection above does not change.
+///
+/// Not generic, so the cork, the wheel and the flush reach it with direct calls
+/// whatever the connection's handler type. Loop thread only.
+package class Transport: TCPStream {
+    package unowned(unsafe) let context: LoopContext
+    /// Its deadline's slot in the context's wheel.
+    package private(set) var slot: Int32 = -1
+    package let role: Role
+    @exclusivity(unchecked) var outbound = OutboundQueue()
+    @exclusivity(unchecked) package var pausedForBackpressure = false
+    @exclusivity(unchecked) var owesDrainEvent = false
+    /// Writes are over: the handle is closing (or a write failed).
+    @exclusivity(unchecked) package var writesClosed = false
+    /// When the kernel last took bytes, in the loop's milliseconds.
+    @exclusivity(unchecked) package var lastWrite: UInt64
+    let maxBackpressure: Int
+    let hardQueueLimit: Int
+    /// Payloads from this size on go to the socket by reference (writev of
+    /// header and payload) instead of being copied into the cork.
+    let byReferenceThreshold = 16 * 1024
+
+    package init(context: LoopContext, role: Role, maxBackpressure: Int, hardQueueLimit: Int) {
+        self.context = context
+        self.role = role
+        self.maxBackpressure = maxBackpressure
+        self.hardQueueLimit = hardQueueLimit
+        lastWrite = context.loop.now
+        super.init(loop: context.loop)
+        slot = context.reserveSlot(for: self)
+    }
+
+    /// Bytes queued in user space, not yet taken by the kernel.
+    package var queuedCount: Int { outbound.count }
+
+    // MARK: Events for the connection (overridden by `ConnectionStream`)
+
+    /// A write failed: the connection is lost.
+    package func writeDidFail() {}
+    /// The queue that made a send report `.backpressure` has drained.
+    package func queueDidDrain() {}
+    /// The wheel reached this transport's deadline.
+    package func deadlineReached(now: UInt64) {}
+
+    // MARK: Deadlines
+
+    package final func schedule(at deadline: UInt64?) {
+        if let deadline { context.wheel.schedule(slot, at: deadline) } else { context.wheel.cancel(slot) }
+    }
+
+    // MARK: Writing
+
+    /// Frames and writes one frame. A small one with nothing queued goes into
+    /// the loop's cork; any other goes through `sendFramed`, behind the queue or
+    /// by reference (masked copies in the client role, since the caller's
+    /// bytes may not be changed).
+    @inline(__always)
+    package final func sendFrame(_ opcode: Opcode, fin: Bool, rsv: UInt8 = 0, payload: UnsafeRawBufferPointer) -> SendStatus {
+        if writesClosed { return .dropped }
+        if outbound.isEmpty && payload.count < byReferenceThreshold {
+            let key: UInt32? = role == .client ? context.maskKeys.next() : nil
+            if context.cork(self, opcode: opcode, fin: fin, rsv: rsv, payload: payload, maskKey: key) {
+                return checkBackpressure()
+            }
+        }
+        return sendUncorked(opcode, fin: fin, rsv: rsv, payload: payload)
+    }
+
+    // Out of line: its header buffer on the stack would otherwise cost the
+    // corked path a stack-protector check per message (callgrind: 9 instructions).
+    @inline(never)
+    final func sendUncorked(_ opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer) -> SendStatus {
+        if role == .client { return sendMasked(opcode, fin: fin, rsv: rsv, payload: payload) }
+        return FrameWriter.withHeader(opcode: opcode, fin: fin, rsv: rsv, payloadLength: payload.count) {
+            sendFramed(header: $0, payload: payload)
+        }
+    }
+
+    /// A client frame too large for the cork: header and masked payload are
+    /// built in the queue, behind what the cork holds for this transport.
+    final func sendMasked(_ opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer) -> SendStatus {
+        if outbound.count > hardQueueLimit { return .dropped }
+        let corked = context.takeCorked(for: self)
+        outbound.append(corked)
+        let key = context.maskKeys.next()
+        FrameWriter.withHeader(opcode: opcode, fin: fin, rsv: rsv, payloadLength: payload.count, maskKey: key) {
+            outbound.append($0)
+        }
+        outbound.appendMasked(payload, key: key)
+        startQueuedWrite()
+        return checkBackpressure()
+    }
+
+    /// Sends a frame whose header is built (a broadcast builds it once for all
+    /// peers). Bytes already queued go first, so with a queue the frame is
+    /// copied behind it; otherwise what this transport has corked, the header
+    /// and the payload (by reference) leave in one writev, and only what the
+    /// kernel refuses is copied. Both views need only live for the call.
+    package final func sendFramed(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> SendStatus {
+        if writesClosed { return .dropped }
+        if !outbound.isEmpty {
+            if outbound.count > hardQueueLimit { return .dropped }
+            outbound.append(header)
+            outbound.append(payload)
+            startQueuedWrite()
+        } else {
+            writeNow(context.takeCorked(for: self), header, payload)
+        }
+        return checkBackpressure()
+    }
+
+    /// Writes bytes that are not a frame (an HTTP head), in order with frames.
+    package final func sendRaw(_ bytes: UnsafeRawBufferPointer) {
+        if writesClosed { return }
+        if !outbound.isEmpty {
+            outbound.append(bytes)
+            startQueuedWrite()
+        } else {
+            writeNow(context.takeCorked(for: self), bytes)
+        }
+    }
+
+    /// Writes up to three pieces with one `uv_try_write` and queues (copies) only
+    /// what the kernel did not take.
+    final func writeNow(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                        _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        guard !writesClosed else { return }
+        var written: Int
+        do {
+            written = try tryWrite(a.count > 0 ? a : b, a.count > 0 ? b : c, a.count > 0 ? c : UnsafeRawBufferPointer(start: nil, count: 0))
+        } catch {
+            writesClosed = true
+            writeDidFail()
+            return
+        }
+        if written > 0 { lastWrite = context.loop.now }
+        written = queueUnwritten(a, skipping: written)
+        written = queueUnwritten(b, skipping: written)
+        _ = queueUnwritten(c, skipping: written)
+        startQueuedWrite()
+    }
+
+    /// Copies the part of `piece` past the first `written` bytes to the queue;
+    /// returns how many of `written` are left for the pieces after it.
+    private func queueUnwritten(_ piece: UnsafeRawBufferPointer, skipping written: Int) -> Int {
+        if written >= piece.count { return written - piece.count }
+        outbound.append(UnsafeRawBufferPointer(rebasing: piece[written...]))
+        return 0
+    }
+
+    final func startQueuedWrite() {
+        guard !writesClosed, let bytes = outbound.takePendingForWrite() else { return }
+        do {
+            try write(bytes)
+        } catch {
+            outbound.completeWrite()
+            writesClosed = true
+            writeDidFail()
+        }
+    }
+
+    package override func didCompleteWrite(_ error: UVError?) {
+        outbound.completeWrite()
+        if writesClosed { return }
+        if error != nil {
+            writesClosed = true
+            writeDidFail()
+            return
+        }
+        lastWrite = context.loop.now
+        startQueuedWrite()
+        if pausedForBackpressure && outbound.count <= maxBackpressure / 2 {
+            pausedForBackpressure = false
+            try? startReading()
+        }
+        if owesDrainEvent && outbound.isEmpty {
+            owesDrainEvent = false
+            queueDidDrain()
+        }
+    }
+
+    /// Past `maxBackpressure`, stop reading from this peer: a peer that sends
+    /// without reading can then not grow our memory past the limit plus a ring.
+    @inline(__always)
+    package final func checkBackpressure() -> SendStatus {
+        // Nothing queued, the usual case after a send: no limit can be passed.
+        if outbound.isEmpty { return .sent }
+        return checkQueuedBackpressure()
+    }
+
+    final func checkQueuedBackpressure() -> SendStatus {
+        if outbound.count > maxBackpressure {
+            owesDrainEvent = true
+            if !pausedForBackpressure {
+                pausedForBackpressure = true
+                stopReading()
+            }
+            return .backpressure
+        }
+        return .sent
+    }
+
+    /// Reading resumes (after a pause for backpressure) for a connection that
+    /// must see the peer's FIN.
+    package final func resumeReading() {
+        pausedForBackpressure = false
+        try? startReading()
+    }
+
+    /// Sends FIN after what is corked and queued; reading goes on.
+    package final func finishWriting() {
+        context.flushCork(ifOwner: self)
+        shutdown()
+    }
+
+    /// Closes the handle now; `didClose` follows in a later iteration.
+    package final func closeNow() {
+        writesClosed = true
+        context.forgetCork(self)
+        context.wheel.cancel(slot)
+        stopReading()
+        close()
+    }
+
+    package override func didClose() {
+        outbound.deallocate()
+        context.freeSlot(slot)
+    }
+}

@@ -1,0 +1,276 @@
+import UVKit
+import WebSocketCore
+
+/// A connection's life around the frames: the HTTP head, the switch to
+/// frames, the one way frames end, draining, deadlines and the close callback.
+extension WebSocketConnection {
+    // MARK: Starting
+
+    /// Server role: takes the listener's next pending connection and reads its request.
+    package func accept(from listener: TCPListener) throws {
+        try stream.accept(from: listener)
+        stream.setNoDelay(true)
+        try stream.startReading()
+        scheduleDeadline()
+    }
+
+    /// Client role: connects; `endpoint.connectFinished` reports the end.
+    package func connect(to address: SocketAddress, request: ClientHandshakeState) throws {
+        clientHandshake = request
+        try stream.connect(to: address)
+        scheduleDeadline()
+    }
+
+    func didConnect(_ error: UVError?) {
+        if error == nil {
+            stream.setNoDelay(true)
+            do { try stream.startReading() } catch {
+                endpoint.connectFinished(self, error as? UVError ?? UVError(-1))
+                return
+            }
+            if var request = clientHandshake?.request {
+                request.withUTF8 { stream.sendRaw(UnsafeRawBufferPointer($0)) }
+            }
+        }
+        endpoint.connectFinished(self, error)
+    }
+
+    // MARK: The HTTP head
+
+    /// Room for the next read of the head: 1 KiB at first (a browser's upgrade
+    /// request is about 500 bytes), doubled up to the head size limit.
+    func headReadBuffer() -> UnsafeMutableRawBufferPointer {
+        let limit = endpoint.settings.headLimits.maxHeadSize
+        if head == nil {
+            headCapacity = min(1024, limit)
+            head = .allocate(byteCount: headCapacity, alignment: 8)
+        } else if headCount == headCapacity && headCapacity < limit {
+            let capacity = min(headCapacity * 2, limit)
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+            grown.copyMemory(from: head!, byteCount: headCount)
+            head!.deallocate()
+            head = grown
+            headCapacity = capacity
+        }
+        return UnsafeMutableRawBufferPointer(start: head! + headCount, count: headCapacity - headCount)
+    }
+
+    func headBytesArrived(scannedBefore: Int) {
+        let bytes = UnsafeRawBufferPointer(start: head, count: headCount)
+        switch HTTPHeadParser.parse(bytes, limits: endpoint.settings.headLimits, scannedBefore: scannedBefore) {
+        case .incomplete:
+            return
+        case .failure(let error):
+            endpoint.headArrived(self, .malformed(error))
+        case .complete(let request, let length):
+            endpoint.headArrived(self, .head(request, length: length))
+        }
+    }
+
+    /// The bytes of the head buffer past `offset` (a response body, or the
+    /// first frames that came with the head).
+    package func headBytes(from offset: Int) -> UnsafeRawBufferPointer {
+        guard let head, offset < headCount else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: head + offset, count: headCount - offset)
+    }
+
+    /// Writes an HTTP head (the server's 101) before any frame.
+    package func writeHTTP(_ text: String) {
+        var text = text
+        text.withUTF8 { stream.sendRaw(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The handshake succeeded: frames from now on. Bytes after the head (a
+    /// peer may send its first frames in the same segment) are parsed at once.
+    package func openWebSocket(headLength: Int, subprotocol: String?, messageExtension: (any MessageExtension)?) {
+        self.subprotocol = subprotocol
+        let settings = endpoint.settings
+        let now = context.loop.now
+        machine = WebSocketStateMachine(role: settings.role, maxMessageSize: settings.maxMessageSize,
+                                        keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout,
+                                        messageExtension: messageExtension, now: now)
+        phase = .frames
+        clientHandshake = nil
+        endpoint.metrics.webSocketsOpened &+= 1
+        handler.didOpen(self)
+        // Move the early bytes into the loop's ring in pieces it can hold,
+        // parsing as they go.
+        var offset = headLength
+        while offset < headCount && phase == .frames {
+            let n = context.readRing.write(headBytes(from: offset))
+            if n == 0 { break }
+            offset += n
+            readFrames(now: now)
+        }
+        stashLeftover()
+        freeHead()
+        if phase == .frames { scheduleDeadline() }
+    }
+
+    /// Sends a whole HTTP response (a file, an error status) and ends the connection.
+    package func respondAndClose(_ response: [UInt8]) {
+        freeHead()
+        phase = .draining
+        response.withUnsafeBytes { stream.sendRaw($0) }
+        beginDraining()
+    }
+
+    /// Drops a connection still in its HTTP phase, without a word.
+    package func abortHTTP() {
+        freeHead()
+        closeNow()
+    }
+
+    func freeHead() {
+        head?.deallocate()
+        head = nil
+        headCount = 0
+        headCapacity = 0
+    }
+
+    // MARK: Ending
+
+    /// Fails the connection with `code` (§7.1.7) through the state machine's one
+    /// failure path: a close frame if one may still be sent, the handler told once.
+    package func fail(_ code: CloseCode, reason: String = "") {
+        guard phase == .frames else { return }
+        guard case .closed(let code, _, let sendClose) = machine.fail(code, now: context.loop.now) else { return }
+        var reason = reason
+        reason.withUTF8 { framesEnded(code: code, reason: UnsafeRawBufferPointer($0), sendClose: sendClose) }
+    }
+
+    /// Frames are over (the peer's close, or a failure): reply if the machine
+    /// says so, tell the handler, and drain.
+    func framesEnded(code: CloseCode, reason: UnsafeRawBufferPointer, sendClose: Bool) {
+        if sendClose { sendCloseFrame(code: code, reason: reason) }
+        reportClose(code: code, reason: String(decoding: reason, as: UTF8.self))
+        beginDraining()
+    }
+
+    func sendCloseFrame(code: CloseCode, reason: UnsafeRawBufferPointer) {
+        // A close body is at most 125 bytes (§5.5); build it on the stack.
+        var body = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                    UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &body) { raw in
+            let length = ClosePayload.write(code: code, reason: reason, into: raw.baseAddress!)
+            _ = stream.sendFrame(.close, fin: true, payload: UnsafeRawBufferPointer(start: raw.baseAddress!, count: length))
+        }
+    }
+
+    /// The TCP connection ended or failed, or the application aborted: the
+    /// handler hears 1006 if frames were not over, and the handle closes.
+    func connectionLost() {
+        switch phase {
+        case .http:
+            endpoint.headArrived(self, .connectionLost)
+            closeNow()
+        case .frames:
+            if machine.connectionLost(now: context.loop.now) { reportClose(code: .abnormalClosure, reason: "") }
+            closeNow()
+        case .draining:
+            closeNow()
+        case .closed:
+            break
+        }
+    }
+
+    func reportClose(code: CloseCode, reason: String) {
+        endpoint.metrics.closesByCode[code.rawValue, default: 0] += 1
+        handler.didClose(self, code: code, reason: reason)
+    }
+
+    /// FIN after what is queued, then wait for the peer's FIN (reads are
+    /// discarded) up to the close timeout. Closing at once instead could reset
+    /// the connection and destroy the close frame in flight.
+    func beginDraining() {
+        guard phase != .closed else { return }
+        phase = .draining
+        if stream.pausedForBackpressure { stream.resumeReading() }
+        stream.finishWriting()
+        // Frames are over: a partial one waiting for more bytes never completes.
+        if let l = leftover {
+            context.leftoverPool.give(l)
+            leftover = nil
+        }
+        scheduleDeadline()
+    }
+
+    func closeNow() {
+        if phase == .closed { return }
+        phase = .closed
+        stream.closeNow()
+    }
+
+    func streamDidClose() {
+        assembler.deallocate()
+        if let l = leftover {
+            context.leftoverPool.give(l)
+            leftover = nil
+        }
+        freeHead()
+        endpoint.connectionClosed(self)
+    }
+
+    func queueDidDrain() {
+        if isOpen { handler.didDrain(self) }
+    }
+
+    // MARK: Deadlines
+
+    /// Puts the connection's next deadline on the loop's wheel.
+    func scheduleDeadline() {
+        switch phase {
+        case .http:
+            let timeout = endpoint.settings.handshakeTimeout
+            stream.schedule(at: timeout > 0 ? openedAt + timeout : nil)
+        case .frames, .draining:
+            machine.lastWrite = max(machine.lastWrite, stream.lastWrite)
+            stream.schedule(at: machine.nextDeadline(now: context.loop.now))
+        case .closed:
+            stream.schedule(at: nil)
+        }
+    }
+
+    func deadlineReached(now: UInt64) {
+        switch phase {
+        case .http:
+            // Slowloris, or a server that never answers: the head did not come in time.
+            endpoint.headArrived(self, .timedOut)
+            closeNow()
+            return
+        case .frames, .draining:
+            machine.lastWrite = max(machine.lastWrite, stream.lastWrite)
+            switch machine.deadlineReached(now: now, readingPaused: stream.pausedForBackpressure) {
+            case .none:
+                break
+            case .sendPing:
+                endpoint.metrics.pingsSent &+= 1
+                _ = stream.sendFrame(.ping, fin: true, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+            case .peerIsDead:
+                // §7.4.1: 1011 if we can still write; a peer whose socket does
+                // not take even that is dropped.
+                endpoint.metrics.deadPeersClosed &+= 1
+                if stream.queuedCount == 0 { fail(.internalError, reason: "keep-alive timeout") } else { abort() }
+                return
+            case .abort:
+                connectionLost()
+                return
+            }
+            scheduleDeadline()
+        case .closed:
+            break
+        }
+    }
+}
+
+/// How a connection's HTTP phase ended, for its server or client to act on.
+package enum HTTPPhaseOutcome {
+    /// The head arrived whole; `length` bytes of the buffer are the head.
+    case head(HTTPHead, length: Int)
+    /// The head could not be parsed (its status says how to answer).
+    case malformed(HTTPHeadError)
+    /// The peer closed or failed before the head was complete.
+    case connectionLost
+    /// The handshake timeout passed.
+    case timedOut
+}

@@ -1,0 +1,101 @@
+import UVKit
+import WebSocketCore
+
+/// The read path: bytes land in the loop's ring, the state machine turns them
+/// into actions, and this file carries them out.
+///
+/// It runs in the unspecialized code of a generic class (UVKit calls through
+/// the vtable), where every use of `endpoint`, `handler` or `context` would
+/// retain and release it; the `Unmanaged` references lend them instead.
+extension WebSocketConnection {
+    func readBuffer() -> UnsafeMutableRawBufferPointer {
+        switch phase {
+        case .http:
+            return headReadBuffer()
+        case .frames:
+            // Reads land in the loop's ring, behind what this connection's last
+            // read left unparsed. The ring is empty between callbacks; reset it
+            // anyway, in case a read ended in an error after the last allocation.
+            return contextRef._withUnsafeGuaranteedRef { context in
+                context.readRing.reset()
+                if var l = leftover {
+                    l.move(to: &context.readRing)
+                    context.leftoverPool.give(l)
+                    leftover = nil
+                }
+                return context.readRing.writableRegion
+            }
+        case .draining, .closed:
+            return contextRef._withUnsafeGuaranteedRef { $0.discardBuffer }
+        }
+    }
+
+    func didRead(_ count: Int) {
+        switch phase {
+        case .http:
+            if count > 0 {
+                let scanned = headCount
+                headCount += count
+                headBytesArrived(scannedBefore: scanned)
+            }
+        case .frames:
+            let now = contextRef._withUnsafeGuaranteedRef { context in
+                context.readRing.commitWrite(count)
+                return context.loop.now
+            }
+            if count > 0 { machine.lastRead = now }
+            endpointRef._withUnsafeGuaranteedRef { $0.metrics.bytesReceived &+= count }
+            readFrames(now: now)
+            stashLeftover()
+        case .draining, .closed:
+            break
+        }
+    }
+
+    /// Carries out what the state machine makes of the ring's bytes. Replies
+    /// made meanwhile are corked; the loop's check handle writes them once the
+    /// poll phase of this iteration ends.
+    func readFrames(now: UInt64) {
+        contextRef._withUnsafeGuaranteedRef { context in
+            context.beginCork()
+            readFrames(context, now: now)
+            context.endCork()
+        }
+    }
+
+    private func readFrames(_ context: LoopContext, now: UInt64) {
+        while phase == .frames {
+            switch machine.receive(&context.readRing, now: now) {
+            case .needMoreData:
+                return
+            case .message(let chunk, let type, let isFinal):
+                if isFinal { endpointRef._withUnsafeGuaranteedRef { $0.metrics.messagesReceived &+= 1 } }
+                handlerRef._withUnsafeGuaranteedRef { $0.didReceive(self, chunk: chunk, type: type, isFinal: isFinal) }
+            case .sendPong(let payload):
+                _ = stream.sendFrame(.pong, fin: true, payload: payload)
+            case .pong(let payload):
+                handlerRef._withUnsafeGuaranteedRef { $0.didReceivePong(self, payload: payload) }
+            case .closed(let code, let reason, let sendClose):
+                framesEnded(code: code, reason: reason, sendClose: sendClose)
+                return
+            }
+        }
+    }
+
+    /// Empties the loop's ring after a read: what the parser left (a partial
+    /// header or control frame; payloads stream out as they arrive) goes to a
+    /// small ring of this connection's until its next read.
+    func stashLeftover() {
+        contextRef._withUnsafeGuaranteedRef { context in
+            if !context.readRing.isEmpty && phase == .frames {
+                let count = context.readRing.count
+                // At most 131 bytes by the parser's rules; a pooled ring holds 256.
+                var l = count <= context.leftoverPool.ringCapacity
+                    ? context.leftoverPool.take() : ByteRing(capacity: ByteRing.capacity(atLeast: count))
+                context.readRing.move(to: &l)
+                leftover = l
+            }
+            context.readRing.reset()
+        }
+    }
+}

@@ -1,0 +1,225 @@
+import UVKit
+import WebSocketCore
+
+/// One WebSocket connection, server-side or client-side: the same type in both
+/// roles, and every line past the opening handshake is shared.
+///
+/// It *has* a stream (the transport, through which every byte passes) and a
+/// protocol (`WebSocketStateMachine`, which answers pings, runs the closing
+/// handshake and decides keep-alive); it only carries out what they decide.
+/// Nothing of the stream's I/O surface is reachable from here: an application
+/// sends messages and closes with a code.
+///
+/// Owned by its server's connection table or its client from the TCP connect
+/// until the stream's close callback; all of it runs on the loop thread.
+/// Handlers get it in every call and may keep it (strongly) for later sends;
+/// after `didClose` it only drops what is sent.
+public final class WebSocketConnection<Handler: WebSocketHandler> {
+    enum Phase {
+        /// Reading the HTTP head (the request on a server, the response on a client).
+        case http
+        /// WebSocket frames flow; the state machine decides.
+        case frames
+        /// Frames are over: FIN goes out after the queued writes, reads are
+        /// discarded until the peer's FIN or the close timeout.
+        case draining
+        /// The handle is closing.
+        case closed
+    }
+
+    let stream: ConnectionStream<Handler>
+    /// The endpoint, held: it holds the loop context, which holds the buffers
+    /// the stream's last callbacks use. Lent on the per-message path.
+    let endpointRef: Unmanaged<Endpoint<Handler>>
+    /// The handler and the context, not counted (the endpoint holds them).
+    let handlerRef: Unmanaged<Handler>
+    let contextRef: Unmanaged<LoopContext>
+    @exclusivity(unchecked) var phase = Phase.http
+    @exclusivity(unchecked) var machine: WebSocketStateMachine
+    let openedAt: UInt64
+
+    // The HTTP head, read into its own buffer (freed once it is handled).
+    var head: UnsafeMutableRawPointer?
+    var headCount = 0
+    var headCapacity = 0
+
+    /// What the last read left unparsed (a partial frame header or control
+    /// frame), borrowed from the loop's pool until the next read.
+    @exclusivity(unchecked) var leftover: ByteRing?
+    /// Joins chunks for `wholeMessage`; holds memory only while a message spans reads.
+    var assembler = MessageAssembler()
+    /// A client connection's handshake: its key and request.
+    package var clientHandshake: ClientHandshakeState?
+    /// The message being sent goes through the extension; until its first
+    /// frame is out, the opcode that frame carries.
+    var encodingMessage = false
+    var encodingFirstOpcode: Opcode?
+
+    /// The subprotocol agreed in the handshake.
+    public package(set) var subprotocol: String?
+    /// The request path (and query) the WebSocket was opened on.
+    public package(set) var path: String?
+    /// The application's per-connection state, typed by the handler.
+    public var data: Handler.ConnectionData?
+
+    package init(endpoint: Endpoint<Handler>) {
+        endpointRef = Unmanaged.passRetained(endpoint)
+        handlerRef = Unmanaged.passUnretained(endpoint.handler)
+        contextRef = Unmanaged.passUnretained(endpoint.context)
+        let settings = endpoint.settings
+        stream = ConnectionStream(context: endpoint.context, role: settings.role,
+                                  maxBackpressure: settings.maxBackpressure, hardQueueLimit: settings.hardQueueLimit)
+        let now = endpoint.context.loop.now
+        openedAt = now
+        machine = WebSocketStateMachine(role: settings.role, maxMessageSize: settings.maxMessageSize,
+                                        keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout, now: now)
+        stream.connectionRef = Unmanaged.passUnretained(self)
+    }
+
+    deinit {
+        endpointRef.release()
+    }
+
+    var endpoint: Endpoint<Handler> { endpointRef.takeUnretainedValue() }
+    var handler: Handler { handlerRef.takeUnretainedValue() }
+    var context: LoopContext { contextRef.takeUnretainedValue() }
+
+    /// The server or client this connection belongs to.
+    package var owner: AnyObject? { endpoint.owner }
+
+    // MARK: The application's API
+
+    /// True while messages can be sent: the handshake is done and no close has begun.
+    public var isOpen: Bool { phase == .frames && machine.isOpen }
+
+    /// Still reading the HTTP head: no WebSocket yet.
+    package var isInHTTPPhase: Bool { phase == .http }
+
+    /// Bytes queued in user space, not yet taken by the kernel.
+    public var bufferedAmount: Int { stream.queuedCount }
+
+    /// The round-trip time measured by the last keep-alive ping, in milliseconds.
+    public var roundTripTime: UInt64? { machine.roundTripTime }
+
+    /// Sends a message, or one fragment of it. Successive calls with `isFinal`
+    /// false send one fragmented message (the first frame has `type`'s opcode,
+    /// the rest are continuations), which is how an echo returns a message chunk
+    /// by chunk. `payload` is copied or written before this returns.
+    @discardableResult
+    public func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true) -> SendStatus {
+        guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
+        if machine.outboundExtension != nil { return sendThroughExtension(payload, opcode: opcode, isFinal: isFinal) }
+        let status = stream.sendFrame(opcode, fin: isFinal, payload: payload)
+        if status != .dropped {
+            endpointRef._withUnsafeGuaranteedRef { endpoint in
+                endpoint.metrics.bytesSent &+= payload.count
+                if isFinal { endpoint.metrics.messagesSent &+= 1 }
+            }
+        }
+        return status
+    }
+
+    @discardableResult
+    public func send(text: String) -> SendStatus {
+        var text = text
+        return text.withUTF8 { send(UnsafeRawBufferPointer($0), type: .text) }
+    }
+
+    @discardableResult
+    public func send(binary: [UInt8]) -> SendStatus {
+        binary.withUnsafeBytes { send($0, type: .binary) }
+    }
+
+    /// Sends a ping (at most 125 bytes of payload, §5.5).
+    @discardableResult
+    public func ping(_ payload: [UInt8] = []) -> SendStatus {
+        guard phase == .frames, machine.canSendControl, payload.count <= 125 else { return .dropped }
+        return payload.withUnsafeBytes { stream.sendFrame(.ping, fin: true, payload: $0) }
+    }
+
+    /// Starts the closing handshake (§7.1.2): sends a close frame and waits for
+    /// the peer's, up to the close timeout. `didClose` follows.
+    public func close(code: CloseCode = .normalClosure, reason: String = "") {
+        guard phase == .frames, machine.startClosing(now: context.loop.now) else { return }
+        var reason = reason
+        reason.withUTF8 { sendCloseFrame(code: code, reason: UnsafeRawBufferPointer($0)) }
+        scheduleDeadline()
+    }
+
+    /// Drops the connection at once, without a closing handshake (the handler
+    /// hears 1006).
+    public func abort() {
+        connectionLost()
+    }
+
+    /// For handlers that want whole messages: feed it every chunk from
+    /// `didReceive`; it returns the message with its final chunk, else nil. A
+    /// message that arrived in one chunk comes back as it is (no copy); one that
+    /// spanned frames or reads is joined in a buffer of this connection's. The
+    /// view is valid until the next call, and never larger than
+    /// `maxMessageSize` (the protocol fails bigger messages with 1009 first).
+    public func wholeMessage(_ chunk: UnsafeRawBufferPointer, isFinal: Bool) -> UnsafeRawBufferPointer? {
+        assembler.append(chunk, isFinal: isFinal)
+    }
+
+    /// One peer's part of a broadcast: a frame built once for every peer. Not
+    /// to a connection in the middle of sending a fragmented message (§5.4).
+    package func sendPrepared(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> SendStatus {
+        guard phase == .frames, machine.canSendWholeMessage else { return .dropped }
+        let status = stream.sendFramed(header: header, payload: payload)
+        if status != .dropped {
+            endpoint.metrics.messagesSent &+= 1
+            endpoint.metrics.bytesSent &+= payload.count
+        }
+        return status
+    }
+
+    // MARK: Extension seam, send side
+
+    /// A negotiated extension encodes the message (or leaves it as it is, for
+    /// small ones); the frames carry its RSV bits on the first frame only.
+    @inline(never)
+    func sendThroughExtension(_ payload: UnsafeRawBufferPointer, opcode: Opcode, isFinal: Bool) -> SendStatus {
+        guard let ext = machine.outboundExtension else { return .dropped }
+        if opcode != .continuation {
+            encodingMessage = ext.shouldEncode(size: isFinal ? payload.count : nil)
+            encodingFirstOpcode = opcode
+        }
+        guard encodingMessage else { return stream.sendFrame(opcode, fin: isFinal, payload: payload) }
+        ext.encode(payload, isFinal: isFinal)
+        var status = SendStatus.sent
+        loop: while true {
+            switch ext.nextEncoded() {
+            case .inputUsed:
+                break loop
+            case .failure(let code):
+                fail(code)
+                return .dropped
+            case .output(let bytes, let end):
+                if bytes.isEmpty && !end { continue }
+                // The extension's bits mark the message's first frame only.
+                let first = encodingFirstOpcode
+                encodingFirstOpcode = nil
+                let s = stream.sendFrame(first ?? .continuation, fin: end, rsv: first != nil ? ext.rsvBits : 0,
+                                         payload: bytes)
+                if s != .sent { status = s }
+                if end { break loop }
+            }
+        }
+        if isFinal { endpoint.metrics.messagesSent &+= 1 }
+        return status
+    }
+}
+
+/// A client connection's opening handshake in progress.
+package struct ClientHandshakeState {
+    package var key: String
+    package var request: String
+    package init(key: String, request: String) {
+        self.key = key
+        self.request = request
+    }
+}
+
+@available(*, unavailable)
+extension WebSocketConnection: Sendable {}

@@ -1,0 +1,97 @@
+import UVKit
+import WebSocketCore
+import WebSocketRuntime
+
+/// The HTTP side of a server connection: once its request head is read, the
+/// WebSocket upgrade (RFC 6455 §4.2), a static file, or an error status.
+extension WebSocketServer {
+    func httpPhaseEnded(_ connection: WebSocketConnection<Handler>, _ outcome: HTTPPhaseOutcome) {
+        switch outcome {
+        case .head(let request, let length):
+            route(connection, request, headLength: length)
+        case .malformed(let error):
+            reject(connection, HTTPResponse.error(error.status, "malformed or oversized request head"))
+        case .timedOut:
+            // Slowloris: the head did not arrive in time. Drop without a word.
+            endpoint.metrics.handshakesRejected &+= 1
+            connection.abortHTTP()
+        case .connectionLost:
+            connection.abortHTTP()
+        }
+    }
+
+    func route(_ connection: WebSocketConnection<Handler>, _ request: HTTPHead, headLength: Int) {
+        if isOverConnectionLimit {
+            reject(connection, HTTPResponse.error(503, "too many connections", extraHeaders: ["Retry-After: 1"]))
+            return
+        }
+        let (method, target, _) = request.startLine
+        let path = String(target.prefix { $0 != "?" && $0 != "#" })
+        if webSocketPaths.contains(path) {
+            upgrade(connection, request, headLength: headLength, path: path)
+        } else if let files = staticFiles {
+            serveFile(connection, files, method: method, target: target)
+        } else {
+            reject(connection, HTTPResponse.error(404, "no such path"))
+        }
+    }
+
+    func upgrade(_ connection: WebSocketConnection<Handler>, _ request: HTTPHead, headLength: Int, path: String) {
+        // The article's rule: a plain HTTP request to the WebSocket path is a 400.
+        guard ServerHandshake.asksForWebSocket(request) else {
+            reject(connection, HTTPResponse.error(400, "this path accepts WebSocket requests only"))
+            return
+        }
+        let upgrade: UpgradeRequest
+        switch ServerHandshake.validate(request) {
+        case .failure(let rejection):
+            reject(connection, HTTPResponse.error(rejection.status, rejection.reason, extraHeaders: rejection.extraHeaders))
+            return
+        case .success(let valid):
+            upgrade = valid
+        }
+        // §10.2: a browser always sends Origin; a server may refuse origins it
+        // does not know with 403.
+        let allowed = options.allowedOrigins
+        if !allowed.isEmpty, let origin = upgrade.origin, !allowed.contains(origin) {
+            reject(connection, HTTPResponse.error(403, "origin not allowed"))
+            return
+        }
+        let subprotocol = ServerHandshake.selectSubprotocol(offered: upgrade.offeredSubprotocols,
+                                                            supported: options.subprotocols)
+        // §9.1: the first supported extension that accepts one of the offers;
+        // a header that does not parse is ignored (no extension).
+        var agreed: (response: String, extension: any MessageExtension)?
+        if !options.extensions.isEmpty, let offers = ExtensionOffer.parse(request.listValues("Sec-WebSocket-Extensions")) {
+            agreed = ExtensionNegotiation.accept(offers: offers, supported: options.extensions)
+        }
+        connection.path = upgrade.path
+        connection.writeHTTP(ServerHandshake.switchingProtocolsResponse(key: upgrade.key, subprotocol: subprotocol,
+                                                                        extensions: agreed?.response))
+        connection.openWebSocket(headLength: headLength, subprotocol: subprotocol, messageExtension: agreed?.extension)
+    }
+
+    func serveFile(_ connection: WebSocketConnection<Handler>, _ files: StaticFiles, method: String, target: String) {
+        guard method == "GET" || method == "HEAD" else {
+            reject(connection, HTTPResponse.error(405, "only GET and HEAD", extraHeaders: ["Allow: GET, HEAD"]))
+            return
+        }
+        switch files.resolve(target: target) {
+        case .error(let status):
+            reject(connection, HTTPResponse.error(status, status == 404 ? "no such file" : "bad path"))
+        case .file(let filePath, let contentType):
+            guard let body = files.read(filePath) else {
+                reject(connection, HTTPResponse.error(404, "no such file"))
+                return
+            }
+            connection.respondAndClose(HTTPResponse.make(status: 200, contentType: contentType, body: body,
+                                                         extraHeaders: ["Cache-Control: no-cache"],
+                                                         headOnly: method == "HEAD"))
+        }
+    }
+
+    func reject(_ connection: WebSocketConnection<Handler>, _ response: [UInt8]) {
+        endpoint.metrics.handshakesRejected &+= 1
+        connection.respondAndClose(response)
+    }
+}

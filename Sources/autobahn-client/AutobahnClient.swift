@@ -1,0 +1,116 @@
+import ArgumentParser
+import WebSocketClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs Autobahn|Testsuite's fuzzingserver protocol with `WebSocketClient`:
+/// asks the case count, runs every case echoing each message back as it came
+/// (type and fragments, chunk by chunk), then has the reports written.
+@main
+struct AutobahnClient: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autobahn-client",
+        abstract: "Drives Autobahn|Testsuite's fuzzingserver with the WebSocket client."
+    )
+
+    @Option(help: "The fuzzingserver's URL.")
+    var url = "ws://127.0.0.1:9001"
+
+    @Option(help: "The agent name the reports use.")
+    var agent = "uvwebsocket-client"
+
+    @Option(help: "Run only these case numbers (1-based; repeatable). Default: all.")
+    var `case`: [Int] = []
+
+    func run() throws {
+        var options = WebSocketClientOptions()
+        // Section 9 sends up to 16 MiB messages; the echo streams them chunk by chunk.
+        options.maxMessageSize = 64 * 1024 * 1024
+        options.keepAliveInterval = .zero
+        options.handshakeTimeout = .seconds(30)
+        let session = Session()
+        let client = try WebSocketClient(handler: session, options: options)
+        session.start(client: client, url: url, agent: agent, only: self.case)
+        try client.run()
+        if let failure = session.failure {
+            throw ValidationError(failure)
+        }
+        print("autobahn-client: ran \(session.casesRun) cases, reports updated")
+    }
+}
+
+/// One Autobahn session: the connections run one after another.
+final class Session: WebSocketHandler {
+    enum Step { case count, testCase(Int), report, done }
+    var step = Step.count
+    var caseCount = 0
+    var casesRun = 0
+    var only: [Int] = []
+    var failure: String?
+    var baseURL = ""
+    var agent = ""
+    unowned(unsafe) var client: WebSocketClient<Session>!
+    /// The case count arrives as one text message.
+    var countText: [UInt8] = []
+
+    func start(client: WebSocketClient<Session>, url: String, agent: String, only: [Int]) {
+        self.client = client
+        baseURL = url
+        self.agent = agent
+        self.only = only
+        open("\(url)/getCaseCount")
+    }
+
+    func open(_ url: String) {
+        client.connect(to: url) { [unowned self] result in
+            if case .failure(let error) = result {
+                failure = "\(url): \(error)"
+            }
+        }
+    }
+
+    func didReceive(_ connection: WebSocketConnection<Session>, chunk: UnsafeRawBufferPointer,
+                    type: MessageType, isFinal: Bool) {
+        switch step {
+        case .count:
+            countText += chunk
+        case .testCase:
+            connection.send(chunk, type: type, isFinal: isFinal)
+        case .report, .done:
+            break
+        }
+    }
+
+    func didClose(_ connection: WebSocketConnection<Session>, code: CloseCode, reason: String) {
+        switch step {
+        case .count:
+            caseCount = Int(String(decoding: countText, as: UTF8.self)) ?? 0
+            if caseCount == 0 {
+                failure = "the fuzzingserver reported no cases"
+                step = .done
+                return
+            }
+            next(after: 0)
+        case .testCase(let n):
+            casesRun += 1
+            next(after: n)
+        case .report:
+            step = .done
+        case .done:
+            break
+        }
+    }
+
+    func next(after n: Int) {
+        var candidate = n + 1
+        if !only.isEmpty { candidate = only.filter { $0 > n }.min() ?? caseCount + 1 }
+        if candidate <= caseCount {
+            step = .testCase(candidate)
+            open("\(baseURL)/runCase?case=\(candidate)&agent=\(agent)")
+        } else {
+            step = .report
+            open("\(baseURL)/updateReports?agent=\(agent)")
+        }
+    }
+}
