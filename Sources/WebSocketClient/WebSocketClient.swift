@@ -107,12 +107,14 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         try loop.close()
     }
 
-    /// Closes every connection with `code` (the closing handshake), or drops
-    /// those still connecting.
-    public func closeAll(code: CloseCode = .normalClosure, reason: String = "") {
-        for connection in connections.values {
+    /// Closes every connection with `code` (the closing handshake), drops
+    /// those still connecting, and gives back this client's share of the loop's
+    /// state. With a shared loop, call it before that loop closes.
+    public func shutdown(code: CloseCode = .goingAway, reason: String = "") {
+        for connection in Array(connections.values) {
             if connection.isOpen { connection.close(code: code, reason: reason) } else { connection.abort() }
         }
+        finish()
     }
 
     /// Gives back the loop's shared state; only once no connection is left.

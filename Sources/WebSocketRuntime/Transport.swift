@@ -187,8 +187,9 @@ package class Transport: TCPStream {
         }
     }
 
-    /// Past `maxBackpressure`, stop reading from this peer: a peer that sends
-    /// without reading can then not grow our memory past the limit plus a ring.
+    /// Past `maxBackpressure`, a server stops reading from this peer: a peer
+    /// that sends without reading can then not grow its memory past the limit
+    /// plus a ring.
     @inline(__always)
     package final func checkBackpressure() -> SendStatus {
         // Nothing queued, the usual case after a send: no limit can be passed.
@@ -199,7 +200,12 @@ package class Transport: TCPStream {
     final func checkQueuedBackpressure() -> SendStatus {
         if outbound.count > maxBackpressure {
             owesDrainEvent = true
-            if !pausedForBackpressure {
+            // Only a server stops reading: it bounds what a handler that replies
+            // to every read (an echo) can queue for a peer that does not read.
+            // A client that did the same to a server doing the same would
+            // deadlock on one message larger than the limit: each would wait
+            // for the other to read.
+            if role == .server && !pausedForBackpressure {
                 pausedForBackpressure = true
                 stopReading()
             }
