@@ -88,13 +88,13 @@ public struct FrameParser {
                                            messageInProgress: messageType != nil) {
             return fail(code)
         }
-        // The rules admitted only the six defined opcodes.
-        let opcode = Opcode(rawValue: header.opcode).unsafelyUnwrapped
-        if opcode.isControl {
-            return controlFrame(header, opcode, &ring)
+        // The rules admitted only the six defined opcodes; they are compared
+        // as wire values here, which costs no conversion per frame.
+        if Opcode.isControl(header.opcode) {
+            return controlFrame(header, &ring)
         }
-        if opcode != .continuation {
-            messageType = opcode == .text ? .text : .binary
+        if header.opcode != Opcode.continuation.rawValue {
+            messageType = header.opcode == Opcode.text.rawValue ? .text : .binary
             messageRSVBits = header.rsv
             messageSize = 0
             utf8.reset()
@@ -148,7 +148,7 @@ public struct FrameParser {
     }
 
     @inlinable
-    mutating func controlFrame(_ header: FrameHeader, _ opcode: Opcode, _ ring: inout ByteRing) -> FrameEvent {
+    mutating func controlFrame(_ header: FrameHeader, _ ring: inout ByteRing) -> FrameEvent {
         // Control payloads are at most 125 bytes (checked by the rules), so the
         // whole frame is awaited and handed out in one piece.
         let length = Int(header.payloadLength)
@@ -161,9 +161,9 @@ public struct FrameParser {
         }
         pendingConsume = total
         let view = UnsafeRawBufferPointer(start: payload, count: length)
-        switch opcode {
-        case .ping: return .ping(view)
-        case .pong: return .pong(view)
+        switch header.opcode {
+        case Opcode.ping.rawValue: return .ping(view)
+        case Opcode.pong.rawValue: return .pong(view)
         default: return closeFrame(view)
         }
     }

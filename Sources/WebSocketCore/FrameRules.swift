@@ -13,23 +13,26 @@ public enum FrameRules {
         if header.masked != (role == .server) { return .protocolError }
         // §5.2: a 64-bit length must have its most significant bit clear.
         if header.payloadLength & (1 << 63) != 0 { return .protocolError }
-        // §5.2: opcodes 3–7 and 11–15 are reserved.
-        guard let opcode = Opcode(rawValue: header.opcode) else { return .protocolError }
-        switch opcode {
-        case .continuation:
+        // Compared as wire values (the `Opcode` constants): converting with
+        // `Opcode(rawValue:)` is a call per frame on the read path.
+        switch header.opcode {
+        case Opcode.continuation.rawValue:
             // §5.4: a continuation needs a message to continue.
             if !messageInProgress { return .protocolError }
             // Extensions here are per message (RFC 7692 §6.1): their bits mark the
             // first frame only, never a continuation.
             if header.rsv != 0 { return .protocolError }
-        case .text, .binary:
+        case Opcode.text.rawValue, Opcode.binary.rawValue:
             // §5.4: a new data frame may not interleave with an open fragmented message.
             if messageInProgress { return .protocolError }
-        case .close, .ping, .pong:
+        case Opcode.close.rawValue, Opcode.ping.rawValue, Opcode.pong.rawValue:
             // §5.5: control frames are at most 125 bytes and never fragmented.
             if header.payloadLength > 125 || !header.fin { return .protocolError }
             // RFC 7692 §6.1: a per-message extension never marks a control frame.
             if header.rsv != 0 { return .protocolError }
+        default:
+            // §5.2: opcodes 3–7 and 11–15 are reserved.
+            return .protocolError
         }
         return nil
     }

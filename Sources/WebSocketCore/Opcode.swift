@@ -10,6 +10,8 @@ public enum Opcode: UInt8, Sendable {
 
     /// Control frames have the high opcode bit set (RFC 6455 §5.5).
     @inlinable public var isControl: Bool { rawValue & 0x8 != 0 }
+    /// The same test on a wire value, before it is known to be defined.
+    @inlinable public static func isControl(_ wire: UInt8) -> Bool { wire & 0x8 != 0 }
 }
 
 /// The type of a data message, as ASP.NET's `WebSocketMessageType` names it.

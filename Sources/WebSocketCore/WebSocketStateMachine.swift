@@ -41,6 +41,9 @@ public struct WebSocketStateMachine {
     /// A negotiated per-message extension, or nil (the usual case, which costs
     /// the receive path one test of the message's RSV bits).
     @usableFromInline var messageExtension: (any MessageExtension)?
+    /// Whether one was negotiated: tested per send without loading (and
+    /// retaining) the existential.
+    @usableFromInline var hasExtension = false
     @usableFromInline var decoding = ExtensionDecoding()
 
     /// - Parameters:
@@ -57,6 +60,7 @@ public struct WebSocketStateMachine {
         lastWrite = now
         if let messageExtension {
             self.messageExtension = messageExtension
+            hasExtension = true
             parser.allowedRSV = messageExtension.rsvBits
             decoding.maxMessageSize = maxMessageSize
         }
@@ -64,6 +68,8 @@ public struct WebSocketStateMachine {
 
     @inlinable public var state: State { currentState }
     @inlinable public var isOpen: Bool { currentState == .open }
+    /// A per-message extension was negotiated: sends go through it.
+    @inlinable public var usesExtension: Bool { hasExtension }
     /// Frames may still arrive: open, or waiting for the peer's close.
     @inlinable public var readsFrames: Bool { currentState != .closed }
     /// A whole message (a broadcast) may be sent now: open, and not between

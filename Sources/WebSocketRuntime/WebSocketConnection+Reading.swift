@@ -72,7 +72,7 @@ extension WebSocketConnection {
                 if isFinal { endpointRef._withUnsafeGuaranteedRef { $0.metrics.messagesReceived &+= 1 } }
                 handlerRef._withUnsafeGuaranteedRef { $0.didReceive(self, chunk: chunk, type: type, isFinal: isFinal) }
             case .sendPong(let payload):
-                _ = stream.sendFrame(.pong, fin: true, payload: payload)
+                _ = streamRef._withUnsafeGuaranteedRef { $0.sendFrame(.pong, fin: true, payload: payload) }
             case .pong(let payload):
                 handlerRef._withUnsafeGuaranteedRef { $0.didReceivePong(self, payload: payload) }
             case .closed(let code, let reason, let sendClose):

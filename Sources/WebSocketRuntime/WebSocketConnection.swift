@@ -1,6 +1,21 @@
 import UVKit
 import WebSocketCore
 
+/// Where a connection is in its life. At file scope, not nested in the generic
+/// class: a nested enum is generic too, and its `==` is then a call per test
+/// in the unspecialized read path.
+enum ConnectionPhase {
+    /// Reading the HTTP head (the request on a server, the response on a client).
+    case http
+    /// WebSocket frames flow; the state machine decides.
+    case frames
+    /// Frames are over: FIN goes out after the queued writes, reads are
+    /// discarded until the peer's FIN or the close timeout.
+    case draining
+    /// The handle is closing.
+    case closed
+}
+
 /// One WebSocket connection, server-side or client-side: the same type in both
 /// roles, and every line past the opening handshake is shared.
 ///
@@ -15,19 +30,11 @@ import WebSocketCore
 /// Handlers get it in every call and may keep it (strongly) for later sends;
 /// after `didClose` it only drops what is sent.
 public final class WebSocketConnection<Handler: WebSocketHandler> {
-    enum Phase {
-        /// Reading the HTTP head (the request on a server, the response on a client).
-        case http
-        /// WebSocket frames flow; the state machine decides.
-        case frames
-        /// Frames are over: FIN goes out after the queued writes, reads are
-        /// discarded until the peer's FIN or the close timeout.
-        case draining
-        /// The handle is closing.
-        case closed
-    }
+    typealias Phase = ConnectionPhase
 
     let stream: ConnectionStream<Handler>
+    /// The stream, lent on the per-message path without a retain.
+    let streamRef: Unmanaged<ConnectionStream<Handler>>
     /// The endpoint, held: it holds the loop context, which holds the buffers
     /// the stream's last callbacks use. Lent on the per-message path.
     let endpointRef: Unmanaged<Endpoint<Handler>>
@@ -73,6 +80,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
         openedAt = now
         machine = WebSocketStateMachine(role: settings.role, maxMessageSize: settings.maxMessageSize,
                                         keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout, now: now)
+        streamRef = Unmanaged.passUnretained(stream)
         stream.connectionRef = Unmanaged.passUnretained(self)
     }
 
@@ -108,8 +116,8 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     @discardableResult
     public func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true) -> SendStatus {
         guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
-        if machine.outboundExtension != nil { return sendThroughExtension(payload, opcode: opcode, isFinal: isFinal) }
-        let status = stream.sendFrame(opcode, fin: isFinal, payload: payload)
+        if machine.usesExtension { return sendThroughExtension(payload, opcode: opcode, isFinal: isFinal) }
+        let status = streamRef._withUnsafeGuaranteedRef { $0.sendFrame(opcode, fin: isFinal, payload: payload) }
         if status != .dropped {
             endpointRef._withUnsafeGuaranteedRef { endpoint in
                 endpoint.metrics.bytesSent &+= payload.count
