@@ -11,8 +11,9 @@ import CLibUV
 /// before `didClose()`.
 open class TCPStream: UVHandle {
     @exclusivity(unchecked) public private(set) var isReading = false
-    /// Queued writes whose callbacks have not run yet.
-    @exclusivity(unchecked) public private(set) var writesInFlight = 0
+    /// Queued writes whose callbacks have not run yet. 32 bits, so that it
+    /// packs beside the flags in every stream.
+    @exclusivity(unchecked) public private(set) var writesInFlight: Int32 = 0
 
     public init(loop: EventLoop) {
         let memory = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)

@@ -47,15 +47,21 @@ public enum ExtensionStep {
     case failure(CloseCode)
 }
 
-/// Where a received, transformed message stands while the extension decodes it.
+/// A negotiated extension and where a received, transformed message stands
+/// while it decodes. Behind one reference, so a connection without an
+/// extension (most of them) pays 8 bytes for it, not the existential and the
+/// decoding state.
 @usableFromInline
-struct ExtensionDecoding {
-    @usableFromInline var active = false
+final class NegotiatedExtension {
+    @usableFromInline let ext: any MessageExtension
     @usableFromInline var type: MessageType?
     @usableFromInline var size = 0
-    @usableFromInline var maxMessageSize = Int.max
+    @usableFromInline let maxMessageSize: Int
     @usableFromInline var utf8 = UTF8Validator()
-    @usableFromInline init() {}
+    @usableFromInline init(_ ext: any MessageExtension, maxMessageSize: Int) {
+        self.ext = ext
+        self.maxMessageSize = maxMessageSize
+    }
 }
 
 extension WebSocketStateMachine {
@@ -64,14 +70,14 @@ extension WebSocketStateMachine {
     mutating func startDecoding(_ chunk: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool,
                                 now: UInt64) -> ReceiveAction? {
         // The parser admits RSV bits only when an extension set `allowedRSV`.
-        guard let ext = messageExtension else { return fail(.protocolError, now: now) }
-        if decoding.type == nil {
-            decoding.type = type
-            decoding.size = 0
-            decoding.utf8.reset()
+        guard let negotiated else { return fail(.protocolError, now: now) }
+        if negotiated.type == nil {
+            negotiated.type = type
+            negotiated.size = 0
+            negotiated.utf8.reset()
         }
-        ext.decode(chunk, isFinal: isFinal)
-        decoding.active = true
+        negotiated.ext.decode(chunk, isFinal: isFinal)
+        decodingActive = true
         return nextDecoded(now: now)
     }
 
@@ -79,32 +85,32 @@ extension WebSocketStateMachine {
     /// message size on the decoded bytes. Nil: the input is used up, parse on.
     @usableFromInline @inline(never)
     mutating func nextDecoded(now: UInt64) -> ReceiveAction? {
-        guard let ext = messageExtension, let type = decoding.type else {
-            decoding.active = false
+        guard let negotiated, let type = negotiated.type else {
+            decodingActive = false
             return nil
         }
-        switch ext.nextDecoded() {
+        switch negotiated.ext.nextDecoded() {
         case .inputUsed:
-            decoding.active = false
+            decodingActive = false
             return nil
         case .failure(let code):
             return fail(code, now: now)
         case .output(let bytes, let end):
-            decoding.size += bytes.count
-            if decoding.size > decoding.maxMessageSize { return fail(.messageTooBig, now: now) }
+            negotiated.size += bytes.count
+            if negotiated.size > negotiated.maxMessageSize { return fail(.messageTooBig, now: now) }
             if type == .text {
-                if !decoding.utf8.validate(bytes) || (end && !decoding.utf8.isComplete) {
+                if !negotiated.utf8.validate(bytes) || (end && !negotiated.utf8.isComplete) {
                     return fail(.invalidPayloadData, now: now)
                 }
             }
             if end {
-                decoding.active = false
-                decoding.type = nil
+                decodingActive = false
+                negotiated.type = nil
             }
             return .message(bytes, type: type, isFinal: end)
         }
     }
 
     /// The negotiated extension, for the runtime's send path.
-    @inlinable public var outboundExtension: (any MessageExtension)? { messageExtension }
+    @inlinable public var outboundExtension: (any MessageExtension)? { negotiated?.ext }
 }

@@ -14,12 +14,15 @@ extension WebSocketStateMachine {
         case abort
     }
 
+    /// The unanswered ping's time, if one is out.
+    var outstandingPing: UInt64? { pingSentAt == WebSocketStateMachine.none ? nil : pingSentAt }
+
     /// When the runtime should next call `deadlineReached`, or nil for never
     /// (until activity or a send changes the inputs).
     public func nextDeadline(now: UInt64) -> UInt64? {
         switch currentState {
         case .open:
-            return keepAlive.evaluate(now: now, lastRead: lastRead, lastWrite: lastWrite, pingSentAt: pingSentAt).nextCheck
+            return keepAlive.evaluate(now: now, lastRead: lastRead, lastWrite: lastWrite, pingSentAt: outstandingPing).nextCheck
         case .closeSent, .closed:
             return closeStartedAt &+ closeTimeout
         }
@@ -34,12 +37,12 @@ extension WebSocketStateMachine {
         switch currentState {
         case .open:
             let alive = readingPaused ? max(lastRead, lastWrite) : lastRead
-            if let sent = pingSentAt, alive > sent { pingSentAt = nil }
-            switch keepAlive.evaluate(now: now, lastRead: alive, lastWrite: lastWrite, pingSentAt: pingSentAt).decision {
+            if let sent = outstandingPing, alive > sent { pingSentAt = WebSocketStateMachine.none }
+            switch keepAlive.evaluate(now: now, lastRead: alive, lastWrite: lastWrite, pingSentAt: outstandingPing).decision {
             case .nothing:
                 return .none
             case .sendPing:
-                if pingSentAt == nil { pingSentAt = now }
+                if outstandingPing == nil { pingSentAt = now }
                 lastWrite = now
                 return .sendPing
             case .peerIsDead:

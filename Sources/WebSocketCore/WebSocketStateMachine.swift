@@ -19,32 +19,53 @@ public struct WebSocketStateMachine {
         case closed
     }
 
-    public let role: Role
-    @usableFromInline var parser: FrameParser
-    @usableFromInline var currentState = State.open
-    /// The last data frame we sent had FIN clear: the next one is a continuation.
-    @usableFromInline var sendingFragmented = false
+    // Fields in order of size (a struct is laid out as declared, and this one
+    // lives in every connection); times that may be absent use `none`.
 
-    // Keep-alive and close deadlines, in the runtime's milliseconds.
-    public let keepAlive: KeepAlivePolicy
-    public let closeTimeout: UInt64
+    @usableFromInline var parser: FrameParser
     /// When bytes last arrived from the peer; the runtime stamps it per read.
     public var lastRead: UInt64
     /// When bytes last left for the peer; the runtime stamps it per write.
     public var lastWrite: UInt64
-    @usableFromInline var pingSentAt: UInt64?
+    /// When the unanswered ping went out (`none`: no ping outstanding).
+    @usableFromInline var pingSentAt: UInt64 = WebSocketStateMachine.none
     @usableFromInline var closeStartedAt: UInt64 = 0
-    /// The round-trip time measured by the last answered ping, in milliseconds.
-    @usableFromInline var measuredRoundTrip: UInt64?
-    @inlinable public var roundTripTime: UInt64? { measuredRoundTrip }
-
+    /// The round-trip time measured by the last answered ping (`none`: never).
+    @usableFromInline var measuredRoundTrip: UInt64 = WebSocketStateMachine.none
     /// A negotiated per-message extension, or nil (the usual case, which costs
     /// the receive path one test of the message's RSV bits).
-    @usableFromInline var messageExtension: (any MessageExtension)?
-    /// Whether one was negotiated: tested per send without loading (and
-    /// retaining) the existential.
+    @usableFromInline var negotiated: NegotiatedExtension?
+    // Keep-alive and close periods in milliseconds, 32 bits each (up to 49
+    // days; longer ones are clamped): the same for every connection of an
+    // endpoint, so kept small.
+    @usableFromInline let keepAliveInterval: UInt32
+    @usableFromInline let keepAliveTimeout: UInt32
+    @usableFromInline let closeTimeoutMilliseconds: UInt32
+    public let role: Role
+    @usableFromInline var currentState = State.open
+    /// The last data frame we sent had FIN clear: the next one is a continuation.
+    @usableFromInline var sendingFragmented = false
+    /// Whether an extension was negotiated: tested per send without loading
+    /// (and retaining) the reference.
     @usableFromInline var hasExtension = false
-    @usableFromInline var decoding = ExtensionDecoding()
+    /// The extension is producing a received message: pull its output before
+    /// parsing on.
+    @usableFromInline var decodingActive = false
+
+    /// The keep-alive rules this connection applies.
+    public var keepAlive: KeepAlivePolicy {
+        KeepAlivePolicy(interval: UInt64(keepAliveInterval), timeout: UInt64(keepAliveTimeout))
+    }
+    /// How long the closing handshake and the wait for the peer's FIN may take.
+    public var closeTimeout: UInt64 { UInt64(closeTimeoutMilliseconds) }
+
+    /// Stands for an absent time.
+    @usableFromInline static let none = UInt64.max
+
+    /// The round-trip time measured by the last answered ping, in milliseconds.
+    @inlinable public var roundTripTime: UInt64? {
+        measuredRoundTrip == WebSocketStateMachine.none ? nil : measuredRoundTrip
+    }
 
     /// - Parameters:
     ///   - maxMessageSize: a larger message fails with 1009 (§7.4.1), counted on
@@ -54,15 +75,15 @@ public struct WebSocketStateMachine {
                 closeTimeout: UInt64 = 5000, messageExtension: (any MessageExtension)? = nil, now: UInt64 = 0) {
         self.role = role
         parser = FrameParser(role: role, maxMessageSize: UInt64(maxMessageSize))
-        self.keepAlive = keepAlive
-        self.closeTimeout = closeTimeout
+        keepAliveInterval = UInt32(clamping: keepAlive.interval)
+        keepAliveTimeout = UInt32(clamping: keepAlive.timeout)
+        closeTimeoutMilliseconds = UInt32(clamping: closeTimeout)
         lastRead = now
         lastWrite = now
         if let messageExtension {
-            self.messageExtension = messageExtension
+            negotiated = NegotiatedExtension(messageExtension, maxMessageSize: maxMessageSize)
             hasExtension = true
             parser.allowedRSV = messageExtension.rsvBits
-            decoding.maxMessageSize = maxMessageSize
         }
     }
 
@@ -86,7 +107,7 @@ public struct WebSocketStateMachine {
     @inlinable @inline(__always)
     public mutating func receive(_ ring: inout ByteRing, now: UInt64) -> ReceiveAction {
         while true {
-            if decoding.active {
+            if decodingActive {
                 if let action = nextDecoded(now: now) { return action }
                 continue
             }
@@ -104,9 +125,9 @@ public struct WebSocketStateMachine {
                 // nothing may follow it (§5.5.1), so a late ping goes unanswered.
                 if currentState == .open { return .sendPong(payload) }
             case .pong(let payload):
-                if let sent = pingSentAt {
-                    measuredRoundTrip = now &- sent
-                    pingSentAt = nil
+                if pingSentAt != WebSocketStateMachine.none {
+                    measuredRoundTrip = now &- pingSentAt
+                    pingSentAt = WebSocketStateMachine.none
                 }
                 return .pong(payload)
             case .close(let code, let reason):
@@ -147,8 +168,8 @@ public struct WebSocketStateMachine {
     mutating func enterClosed(now: UInt64) {
         currentState = .closed
         closeStartedAt = now
-        decoding.active = false
-        messageExtension?.reset()
+        decodingActive = false
+        negotiated?.ext.reset()
     }
 
     // MARK: Sending

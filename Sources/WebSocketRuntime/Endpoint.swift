@@ -7,8 +7,6 @@ package struct ConnectionSettings: Sendable {
     package var role: Role
     package var maxMessageSize: Int
     package var maxBackpressure: Int
-    /// Past this, sends are dropped: twice `maxBackpressure` plus a read.
-    package var hardQueueLimit: Int
     package var keepAlive: KeepAlivePolicy
     package var handshakeTimeout: UInt64
     package var closeTimeout: UInt64
@@ -18,7 +16,6 @@ package struct ConnectionSettings: Sendable {
         self.role = role
         maxMessageSize = options.maxMessageSize
         maxBackpressure = options.maxBackpressure
-        hardQueueLimit = 2 * options.maxBackpressure + options.receiveBufferSize
         keepAlive = KeepAlivePolicy(interval: options.keepAliveInterval.milliseconds,
                                     timeout: options.keepAliveTimeout.milliseconds)
         handshakeTimeout = options.handshakeTimeout.milliseconds

@@ -7,13 +7,16 @@ import WebSocketCore
 /// grow. Both are freed when they empty, so a burst's memory goes back to the
 /// allocator instead of staying with an idle connection.
 struct OutboundQueue {
-    private(set) var inFlight: UnsafeMutableRawBufferPointer?
+    // Pointer and count apart, not an optional buffer pointer: 16 bytes
+    // instead of 24 in every connection.
+    private var inFlight: UnsafeMutableRawPointer?
+    private var inFlightCount = 0
     private var pending: UnsafeMutableRawPointer?
     private var pendingCount = 0
     private var pendingCapacity = 0
 
     /// Bytes queued, in flight or not (`bufferedAmount`).
-    var count: Int { (inFlight?.count ?? 0) + pendingCount }
+    var count: Int { inFlightCount + pendingCount }
     var isEmpty: Bool { inFlight == nil && pendingCount == 0 }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
@@ -53,17 +56,19 @@ struct OutboundQueue {
     /// already in flight or nothing is pending.
     mutating func takePendingForWrite() -> UnsafeRawBufferPointer? {
         guard inFlight == nil, let buffer = pending, pendingCount > 0 else { return nil }
-        inFlight = UnsafeMutableRawBufferPointer(start: buffer, count: pendingCount)
+        inFlight = buffer
+        inFlightCount = pendingCount
         pending = nil
         pendingCount = 0
         pendingCapacity = 0
-        return UnsafeRawBufferPointer(inFlight!)
+        return UnsafeRawBufferPointer(start: buffer, count: inFlightCount)
     }
 
     /// The in-flight write finished (or was cancelled): free its buffer.
     mutating func completeWrite() {
-        inFlight?.baseAddress?.deallocate()
+        inFlight?.deallocate()
         inFlight = nil
+        inFlightCount = 0
     }
 
     /// Frees everything; only once libuv holds no pointer into the queue (after

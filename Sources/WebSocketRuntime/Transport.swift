@@ -11,33 +11,37 @@ import WebSocketCore
 /// Not generic, so the cork, the wheel and the flush reach it with direct calls
 /// whatever the connection's handler type. Loop thread only.
 package class Transport: TCPStream {
+    // Fields in order of size: a class is laid out as declared, and there is
+    // one of these per connection.
+
     /// The loop's context, not counted (the connection's endpoint holds it).
     /// Lent with `_withUnsafeGuaranteedRef` on the per-message path: loading
     /// an `unowned(unsafe)` reference into a value retains it (callgrind: a
     /// retain and a release per message, about 40 instructions).
     let contextRef: Unmanaged<LoopContext>
     package var context: LoopContext { contextRef.takeUnretainedValue() }
+    /// When the kernel last took bytes, in the loop's milliseconds.
+    @exclusivity(unchecked) package var lastWrite: UInt64
+    let maxBackpressure: Int
+    /// Past this, sends are dropped: twice `maxBackpressure` plus a read.
+    /// Derived, not stored: only a send behind a queue needs it.
+    var hardQueueLimit: Int { 2 &* maxBackpressure &+ context.readRing.capacity }
+    @exclusivity(unchecked) var outbound = OutboundQueue()
     /// Its deadline's slot in the context's wheel.
     package private(set) var slot: Int32 = -1
     package let role: Role
-    @exclusivity(unchecked) var outbound = OutboundQueue()
     @exclusivity(unchecked) package var pausedForBackpressure = false
     @exclusivity(unchecked) var owesDrainEvent = false
     /// Writes are over: the handle is closing (or a write failed).
     @exclusivity(unchecked) package var writesClosed = false
-    /// When the kernel last took bytes, in the loop's milliseconds.
-    @exclusivity(unchecked) package var lastWrite: UInt64
-    let maxBackpressure: Int
-    let hardQueueLimit: Int
     /// Payloads from this size on go to the socket by reference (writev of
     /// header and payload) instead of being copied into the cork.
     static let byReferenceThreshold = 16 * 1024
 
-    package init(context: LoopContext, role: Role, maxBackpressure: Int, hardQueueLimit: Int) {
+    package init(context: LoopContext, role: Role, maxBackpressure: Int) {
         contextRef = Unmanaged.passUnretained(context)
         self.role = role
         self.maxBackpressure = maxBackpressure
-        self.hardQueueLimit = hardQueueLimit
         lastWrite = context.loop.now
         super.init(loop: context.loop)
         slot = context.reserveSlot(for: self)

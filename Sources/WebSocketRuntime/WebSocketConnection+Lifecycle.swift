@@ -37,27 +37,12 @@ extension WebSocketConnection {
 
     // MARK: The HTTP head
 
-    /// Room for the next read of the head: 1 KiB at first (a browser's upgrade
-    /// request is about 500 bytes), doubled up to the head size limit.
     func headReadBuffer() -> UnsafeMutableRawBufferPointer {
-        let limit = endpoint.settings.headLimits.maxHeadSize
-        if head == nil {
-            headCapacity = min(1024, limit)
-            head = .allocate(byteCount: headCapacity, alignment: 8)
-        } else if headCount == headCapacity && headCapacity < limit {
-            let capacity = min(headCapacity * 2, limit)
-            let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
-            grown.copyMemory(from: head!, byteCount: headCount)
-            head!.deallocate()
-            head = grown
-            headCapacity = capacity
-        }
-        return UnsafeMutableRawBufferPointer(start: head! + headCount, count: headCapacity - headCount)
+        head.room(limit: endpoint.settings.headLimits.maxHeadSize)
     }
 
     func headBytesArrived(scannedBefore: Int) {
-        let bytes = UnsafeRawBufferPointer(start: head, count: headCount)
-        switch HTTPHeadParser.parse(bytes, limits: endpoint.settings.headLimits, scannedBefore: scannedBefore) {
+        switch HTTPHeadParser.parse(head.view(), limits: endpoint.settings.headLimits, scannedBefore: scannedBefore) {
         case .incomplete:
             return
         case .failure(let error):
@@ -70,8 +55,7 @@ extension WebSocketConnection {
     /// The bytes of the head buffer past `offset` (a response body, or the
     /// first frames that came with the head).
     package func headBytes(from offset: Int) -> UnsafeRawBufferPointer {
-        guard let head, offset < headCount else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        return UnsafeRawBufferPointer(start: head + offset, count: headCount - offset)
+        head.view(from: offset)
     }
 
     /// Writes an HTTP head (the server's 101) before any frame.
@@ -96,7 +80,7 @@ extension WebSocketConnection {
         // Move the early bytes into the loop's ring in pieces it can hold,
         // parsing as they go.
         var offset = headLength
-        while offset < headCount && phase == .frames {
+        while offset < head.count && phase == .frames {
             let n = context.readRing.write(headBytes(from: offset))
             if n == 0 { break }
             offset += n
@@ -122,10 +106,7 @@ extension WebSocketConnection {
     }
 
     func freeHead() {
-        head?.deallocate()
-        head = nil
-        headCount = 0
-        headCapacity = 0
+        head.free()
     }
 
     // MARK: Ending
@@ -222,7 +203,7 @@ extension WebSocketConnection {
         switch phase {
         case .http:
             let timeout = endpoint.settings.handshakeTimeout
-            stream.schedule(at: timeout > 0 ? openedAt + timeout : nil)
+            stream.schedule(at: timeout > 0 ? machine.lastRead + timeout : nil)
         case .frames, .draining:
             machine.lastWrite = max(machine.lastWrite, stream.lastWrite)
             stream.schedule(at: machine.nextDeadline(now: context.loop.now))

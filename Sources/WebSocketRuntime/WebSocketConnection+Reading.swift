@@ -18,8 +18,8 @@ extension WebSocketConnection {
             // anyway, in case a read ended in an error after the last allocation.
             return contextRef._withUnsafeGuaranteedRef { context in
                 context.readRing.reset()
-                if var l = leftover {
-                    l.move(to: &context.readRing)
+                if let l = leftover {
+                    l.pointee.move(to: &context.readRing)
                     context.leftoverPool.give(l)
                     leftover = nil
                 }
@@ -34,8 +34,8 @@ extension WebSocketConnection {
         switch phase {
         case .http:
             if count > 0 {
-                let scanned = headCount
-                headCount += count
+                let scanned = head.count
+                head.commit(count)
                 headBytesArrived(scannedBefore: scanned)
             }
         case .frames:
@@ -90,9 +90,8 @@ extension WebSocketConnection {
             if !context.readRing.isEmpty && phase == .frames {
                 let count = context.readRing.count
                 // At most 131 bytes by the parser's rules; a pooled ring holds 256.
-                var l = count <= context.leftoverPool.ringCapacity
-                    ? context.leftoverPool.take() : ByteRing(capacity: ByteRing.capacity(atLeast: count))
-                context.readRing.move(to: &l)
+                let l = context.leftoverPool.take(toHold: count)
+                context.readRing.move(to: &l.pointee)
                 leftover = l
             }
             context.readRing.reset()

@@ -32,59 +32,63 @@ enum ConnectionPhase {
 public final class WebSocketConnection<Handler: WebSocketHandler> {
     typealias Phase = ConnectionPhase
 
-    let stream: ConnectionStream<Handler>
-    /// The stream, lent on the per-message path without a retain.
+    // Fields in order of size: a class is laid out as declared, and there is
+    // one of these per connection (docs/benchmarks.md, idle memory).
+
+    /// The stream, held (retained in `init`, released in `deinit`) and lent
+    /// on the per-message path without a retain; one field for both.
     let streamRef: Unmanaged<ConnectionStream<Handler>>
+    var stream: ConnectionStream<Handler> { streamRef.takeUnretainedValue() }
     /// The endpoint, held: it holds the loop context, which holds the buffers
     /// the stream's last callbacks use. Lent on the per-message path.
     let endpointRef: Unmanaged<Endpoint<Handler>>
-    /// The handler and the context, not counted (the endpoint holds them).
+    /// The handler, not counted (the endpoint holds it).
     let handlerRef: Unmanaged<Handler>
-    let contextRef: Unmanaged<LoopContext>
-    @exclusivity(unchecked) var phase = Phase.http
+    /// The loop's context, as the stream holds it (not counted).
+    var contextRef: Unmanaged<LoopContext> { streamRef._withUnsafeGuaranteedRef { $0.contextRef } }
+    /// The protocol. Before the handshake completes its `lastRead` is when the
+    /// TCP connection began (the handshake timeout counts from there).
     @exclusivity(unchecked) var machine: WebSocketStateMachine
-    let openedAt: UInt64
 
-    // The HTTP head, read into its own buffer (freed once it is handled).
-    var head: UnsafeMutableRawPointer?
-    var headCount = 0
-    var headCapacity = 0
+    /// The HTTP head, read into its own buffer (freed once it is handled).
+    var head = HeadBuffer()
 
     /// What the last read left unparsed (a partial frame header or control
     /// frame), borrowed from the loop's pool until the next read.
-    @exclusivity(unchecked) var leftover: ByteRing?
-    /// Joins chunks for `wholeMessage`; holds memory only while a message spans reads.
-    var assembler = MessageAssembler()
+    @exclusivity(unchecked) var leftover: RingPool.Ring?
     /// A client connection's handshake: its key and request.
     package var clientHandshake: ClientHandshakeState?
-    /// The message being sent goes through the extension; until its first
-    /// frame is out, the opcode that frame carries.
-    var encodingMessage = false
-    var encodingFirstOpcode: Opcode?
-
     /// The subprotocol agreed in the handshake.
     public package(set) var subprotocol: String?
     /// The request path (and query) the WebSocket was opened on.
     public package(set) var path: String?
+    /// Joins chunks for `wholeMessage`; holds memory only while a message spans reads.
+    var assembler = MessageAssembler()
+    @exclusivity(unchecked) var phase = Phase.http
+    /// The message being sent goes through the extension; until its first
+    /// frame is out, the opcode that frame carries.
+    var encodingMessage = false
+    var encodingFirstOpcode: Opcode?
+    /// Its index in its server's connection table (-1: none).
+    package var tableSlot: Int32 = -1
     /// The application's per-connection state, typed by the handler.
     public var data: Handler.ConnectionData?
 
     package init(endpoint: Endpoint<Handler>) {
         endpointRef = Unmanaged.passRetained(endpoint)
         handlerRef = Unmanaged.passUnretained(endpoint.handler)
-        contextRef = Unmanaged.passUnretained(endpoint.context)
         let settings = endpoint.settings
-        stream = ConnectionStream(context: endpoint.context, role: settings.role,
-                                  maxBackpressure: settings.maxBackpressure, hardQueueLimit: settings.hardQueueLimit)
+        let stream = ConnectionStream<Handler>(context: endpoint.context, role: settings.role,
+                                               maxBackpressure: settings.maxBackpressure)
         let now = endpoint.context.loop.now
-        openedAt = now
         machine = WebSocketStateMachine(role: settings.role, maxMessageSize: settings.maxMessageSize,
                                         keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout, now: now)
-        streamRef = Unmanaged.passUnretained(stream)
+        streamRef = Unmanaged.passRetained(stream)
         stream.connectionRef = Unmanaged.passUnretained(self)
     }
 
     deinit {
+        streamRef.release()
         endpointRef.release()
     }
 
@@ -219,8 +223,9 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     }
 }
 
-/// A client connection's opening handshake in progress.
-package struct ClientHandshakeState {
+/// A client connection's opening handshake in progress. A class, so that a
+/// server connection pays one reference for it, not two strings.
+package final class ClientHandshakeState {
     package var key: String
     package var request: String
     package init(key: String, request: String) {

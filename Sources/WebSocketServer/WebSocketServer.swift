@@ -32,8 +32,6 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private var listener: TCPListener?
     private var connections: [WebSocketConnection<Handler>?] = []
     private var freeSlots: [Int32] = []
-    /// Each connection's index in `connections`, by identity.
-    private var slots: [ObjectIdentifier: Int32] = [:]
     private(set) var liveConnections = 0
 
     private let ownsLoop: Bool
@@ -199,7 +197,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         }
         let connection = WebSocketConnection(endpoint: endpoint)
         connections[Int(slot)] = connection
-        slots[ObjectIdentifier(connection)] = slot
+        connection.tableSlot = slot
         liveConnections += 1
         endpoint.metrics.connectionsAccepted &+= 1
         endpoint.metrics.connectionsOpen = liveConnections
@@ -216,7 +214,9 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     }
 
     private func connectionDidClose(_ connection: WebSocketConnection<Handler>) {
-        guard let slot = slots.removeValue(forKey: ObjectIdentifier(connection)) else { return }
+        let slot = connection.tableSlot
+        guard slot >= 0, connections[Int(slot)] === connection else { return }
+        connection.tableSlot = -1
         connections[Int(slot)] = nil
         freeSlots.append(slot)
         liveConnections -= 1
