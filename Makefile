@@ -19,9 +19,10 @@ deps:
 	@bash scripts/install-deps.sh run
 
 build:
+	@bash scripts/release-fresh.sh .build Sources Package.swift
 	$(SWIFT) build $(RELEASE_FLAGS) --product echo-server
 
-build-client:
+build-client: build
 	$(SWIFT) build $(RELEASE_FLAGS) --product autobahn-client
 
 test-deps:
@@ -44,6 +45,7 @@ interop:
 
 ## The load generator (also the 15,000-connection client of the tests).
 ws-bench:
+	cd Benchmarks && bash ../scripts/release-fresh.sh .build Sources ../Sources ../Package.swift Package.swift
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product ws-bench
 
 ## Autobahn|Testsuite, sections 1-10; fails on anything not OK. The fuzzing

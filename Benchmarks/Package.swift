@@ -13,10 +13,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
-        // The load generator, on UVKit and WebSocketCore in the client role.
+        // The load generator, on the public WebSocketClient (and, for the raw
+        // TCP ceiling, UVKit and the core's ByteRing).
         .executableTarget(
             name: "ws-bench",
             dependencies: [
+                .product(name: "WebSocketClient", package: "UVWebSocket"),
                 .product(name: "WebSocketCore", package: "UVWebSocket"),
                 .product(name: "UVKit", package: "UVWebSocket"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -22,6 +22,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     /// left to try when one refuses.
     private struct Attempt {
         var url: WebSocketURL
+        var source: SocketAddress?
         var addresses: ArraySlice<SocketAddress>
         var completion: ((Result<WebSocketConnection<Handler>, WebSocketClientError>) -> Void)?
         var lastError: WebSocketClientError?
@@ -64,8 +65,19 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     /// Connects to a `ws://` URL. `completion` runs once, on the loop thread:
     /// with the open connection (after the handler's `didOpen`), or with the
     /// reason it did not open. A malformed URL is reported before this returns.
-    public func connect(to url: String,
+    ///
+    /// - Parameter sourceAddress: a local address to connect from (a numeric
+    ///   IP), to spread many connections over several loopback addresses.
+    public func connect(to url: String, from sourceAddress: String? = nil,
                         _ completion: @escaping (Result<WebSocketConnection<Handler>, WebSocketClientError>) -> Void) {
+        var source: SocketAddress?
+        if let sourceAddress {
+            guard let address = try? SocketAddress(host: sourceAddress, port: 0) else {
+                completion(.failure(.invalidOptions("source address \(sourceAddress) is not a numeric IP")))
+                return
+            }
+            source = address
+        }
         let parsed: WebSocketURL
         do {
             parsed = try WebSocketURL(parsing: url)
@@ -82,7 +94,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         }
         // A numeric address needs no resolver.
         if let address = try? SocketAddress(host: parsed.host, port: parsed.port), parsed.host != "localhost" {
-            start(Attempt(url: parsed, addresses: [address][...], completion: completion))
+            start(Attempt(url: parsed, source: source, addresses: [address][...], completion: completion))
             return
         }
         AddressResolver.resolve(parsed.host, port: parsed.port, on: loop) { [unowned self] result in
@@ -92,7 +104,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
             case .success(let addresses) where addresses.isEmpty:
                 completion(.failure(.hostNotFound(host: parsed.host, reason: "no address")))
             case .success(let addresses):
-                start(Attempt(url: parsed, addresses: addresses[...], completion: completion))
+                start(Attempt(url: parsed, source: source, addresses: addresses[...], completion: completion))
             }
         }
     }
@@ -143,7 +155,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         attempts[id] = attempt
         connection.path = attempt.url.target
         do {
-            try connection.connect(to: address, request: ClientHandshakeState(key: key, request: request))
+            try connection.connect(to: address, from: attempt.source, request: ClientHandshakeState(key: key, request: request))
         } catch {
             connectFinished(connection, error as? UVError ?? UVError(-1))
         }

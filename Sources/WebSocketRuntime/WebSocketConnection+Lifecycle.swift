@@ -15,9 +15,9 @@ extension WebSocketConnection {
     }
 
     /// Client role: connects; `endpoint.connectFinished` reports the end.
-    package func connect(to address: SocketAddress, request: ClientHandshakeState) throws {
+    package func connect(to address: SocketAddress, from source: SocketAddress?, request: ClientHandshakeState) throws {
         clientHandshake = request
-        try stream.connect(to: address)
+        try stream.connect(to: address, from: source)
         scheduleDeadline()
     }
 

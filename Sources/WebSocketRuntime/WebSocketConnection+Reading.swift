@@ -73,6 +73,7 @@ extension WebSocketConnection {
                 handlerRef._withUnsafeGuaranteedRef { $0.didReceive(self, chunk: chunk, type: type, isFinal: isFinal) }
             case .sendPong(let payload):
                 _ = streamRef._withUnsafeGuaranteedRef { $0.sendFrame(.pong, fin: true, payload: payload) }
+                handlerRef._withUnsafeGuaranteedRef { $0.didReceivePing(self, payload: payload) }
             case .pong(let payload):
                 handlerRef._withUnsafeGuaranteedRef { $0.didReceivePong(self, payload: payload) }
             case .closed(let code, let reason, let sendClose):

@@ -21,6 +21,10 @@ public protocol WebSocketHandler: AnyObject {
     func didReceive(_ connection: WebSocketConnection<Self>, chunk: UnsafeRawBufferPointer,
                     type: MessageType, isFinal: Bool)
 
+    /// A ping arrived; the protocol has already answered it with a pong
+    /// (RFC 6455 §5.5.2). For applications that count or log pings.
+    func didReceivePing(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer)
+
     /// A pong arrived (the round-trip time is on the connection).
     func didReceivePong(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer)
 
@@ -35,6 +39,7 @@ public protocol WebSocketHandler: AnyObject {
 
 extension WebSocketHandler {
     public func didOpen(_ connection: WebSocketConnection<Self>) {}
+    public func didReceivePing(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer) {}
     public func didReceivePong(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer) {}
     public func didDrain(_ connection: WebSocketConnection<Self>) {}
     public func didClose(_ connection: WebSocketConnection<Self>, code: CloseCode, reason: String) {}

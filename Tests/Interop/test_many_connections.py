@@ -1,6 +1,9 @@
 """15,000 WebSocket connections held open by ws-bench in a process of its own,
 spread over 127.0.0.1-4: all stay open and answer the server's pings, and the
-server's RSS per idle connection is printed and checked (target: under 1 KiB)."""
+server's RSS per idle connection is printed and checked: under 1,000 B (the
+one-loop server measured 953 B before the runtime split and 935 B after it; a
+change that grows a connection's objects past their malloc size classes shows
+here)."""
 import json
 import os
 import subprocess
@@ -27,4 +30,4 @@ def test_fifteen_thousand_idle_connections(echo_server):
     assert report["minPingsAnswered"] >= 1
     per_connection = report["idleBytesPerConnection"]
     print("server RSS per idle connection: %d B" % per_connection)
-    assert per_connection < 1024
+    assert per_connection < 1000

@@ -81,20 +81,23 @@ class RawClient {
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 }
 
-/// A WebSocket client in the client role, built from WebSocketCore: masked
-/// frames out, unmasked frames in.
+/// A blocking test peer in the client role. It sends whatever frames a test
+/// builds (well-formed or not: it is the misbehaving peer when a test needs
+/// one), and receives through the protocol's own state machine
+/// (`WebSocketStateMachine`), so it keeps no protocol logic of its own: a
+/// ping is reported (`.ping`) for the test to answer or not, and the peer's
+/// close (or a failure) ends with `.close`.
 final class TestClient: RawClient {
     enum Event: Equatable {
         case message(MessageType, [UInt8])
         case ping([UInt8])
         case pong([UInt8])
         case close(UInt16, String)
-        case failure(UInt16)
         case eof
     }
 
     var ring = ByteRing(capacity: 1 << 16)
-    var parser = FrameParser(role: .client)
+    var machine = WebSocketStateMachine(role: .client, maxMessageSize: .max)
     var keys = MaskKeyGenerator()
     var partial: [UInt8] = []
     private(set) var responseHead: HTTPHead?
@@ -150,18 +153,17 @@ final class TestClient: RawClient {
     /// The next message or control frame (data chunks are joined).
     func next() throws -> Event {
         while true {
-            switch parser.next(&ring) {
-            case .data(let chunk, let type, let isFinal):
+            switch machine.receive(&ring, now: 0) {
+            case .message(let chunk, let type, let isFinal):
                 partial += chunk
                 if isFinal {
                     defer { partial = [] }
                     return .message(type, partial)
                 }
                 continue
-            case .ping(let p): return .ping(Array(p))
+            case .sendPong(let p): return .ping(Array(p))
             case .pong(let p): return .pong(Array(p))
-            case .close(let code, let reason): return .close(code.rawValue, String(decoding: reason, as: UTF8.self))
-            case .failure(let code): return .failure(code.rawValue)
+            case .closed(let code, let reason, _): return .close(code.rawValue, String(decoding: reason, as: UTF8.self))
             case .needMoreData:
                 break
             }

@@ -1,6 +1,6 @@
 import Histogram
 import UVKit
-import WebSocketCore
+import WebSocketClient
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,8 +30,8 @@ final class Bench {
     let loop: EventLoop
     let config: BenchConfig
     let pattern: PayloadPattern
-    var keys = MaskKeyGenerator()
-    let frameSize: Int
+    /// The public client, on this loop; every WebSocket connection is its.
+    let client: WebSocketClient<BenchHandler>
     var connections: [BenchConnection] = []
     var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
 
@@ -47,7 +47,6 @@ final class Bench {
     var connecting = 0
     var ready = 0
     var failed = 0
-    var closed = 0
     var firstError: String?
     var mismatches = 0
     var overloaded = 0
@@ -75,7 +74,13 @@ final class Bench {
         self.config = config
         loop = try EventLoop()
         pattern = PayloadPattern(size: config.size, seed: config.seed, text: config.text)
-        frameSize = FrameWriter.headerLength(payloadLength: config.size, masked: true) + config.size
+        var options = WebSocketClientOptions()
+        // The server's pings are answered (and counted); the client sends none.
+        options.keepAliveInterval = .zero
+        options.keepAliveTimeout = .zero
+        options.maxMessageSize = max(config.size, 1) + 1024
+        options.handshakeTimeout = .seconds(60)
+        client = try WebSocketClient(handler: BenchHandler(), options: options, loop: loop)
     }
 
     static func nanoseconds() -> UInt64 {
@@ -97,8 +102,8 @@ final class Bench {
         _ = timer(every: 1000) { [unowned self] in printProgress() }
         loop.run()
         for t in timers where !t.isClosing { t.close() }
+        client.shutdown()
         while loop.runNoWait() {}
-        keys.deallocate()
         try loop.close()
         return makeReport()
     }
@@ -114,16 +119,36 @@ final class Bench {
         guard nextToConnect < config.connections, !stopping else { return }
         let id = nextToConnect
         nextToConnect += 1
-        let ringCapacity = config.idle ? 4096 : 64 * 1024
         let capacity = config.rate == nil ? max(1, config.inFlight) : 65536
-        let connection = BenchConnection(bench: self, id: id, ringCapacity: ringCapacity, inFlightCapacity: capacity)
+        let connection = BenchConnection(bench: self, id: id, inFlightCapacity: capacity)
         connections.append(connection)
         connecting += 1
-        do {
-            let source = config.sourceAddresses > 1 ? try SocketAddress(host: "127.0.0.\(1 + id % config.sourceAddresses)", port: 0) : nil
-            try connection.connect(to: SocketAddress(host: config.host, port: config.port), from: source)
-        } catch {
-            connectionFailed(connection, "connect: \(error)")
+        let source = config.sourceAddresses > 1 ? "127.0.0.\(1 + id % config.sourceAddresses)" : nil
+        if config.raw {
+            let stream = RawStream(owner: connection, loop: loop, size: config.size)
+            connection.rawStream = stream
+            do {
+                try stream.connect(to: SocketAddress(host: config.host, port: config.port),
+                                   from: try source.map { try SocketAddress(host: $0, port: 0) })
+            } catch {
+                connectionFailed(connection, "connect: \(error)")
+            }
+            return
+        }
+        client.connect(to: "ws://\(hostHeader)\(config.path)", from: source) { [unowned self] result in
+            switch result {
+            case .failure(let error):
+                connectionFailed(connection, "\(error)")
+            case .success(let socket):
+                if connection.state == .closed {
+                    socket.abort()
+                    return
+                }
+                socket.data = Unmanaged.passUnretained(connection)
+                connection.socket = socket
+                connection.state = .running
+                connectionReady(connection)
+            }
         }
     }
 
@@ -135,7 +160,7 @@ final class Bench {
     }
 
     func connectionFailed(_ c: BenchConnection, _ message: String) {
-        if c.state == .connecting || c.state == .handshaking { connecting -= 1 }
+        if c.state == .connecting { connecting -= 1 }
         if c.state != .closed {
             failed += 1
             if firstError == nil { firstError = "connection \(c.id): \(message)" }
@@ -149,10 +174,6 @@ final class Bench {
     func mismatch(_ c: BenchConnection, _ message: String) {
         mismatches += 1
         connectionFailed(c, "MISMATCH: " + message)
-    }
-
-    func connectionClosed(_ c: BenchConnection) {
-        closed += 1
     }
 
     private var started = false

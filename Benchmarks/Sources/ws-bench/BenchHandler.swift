@@ -1,0 +1,26 @@
+import WebSocketClient
+
+/// The client handler of every load connection: the echo comes back here and
+/// goes to the connection's bookkeeping, held in the connection's own typed
+/// data (lent without a retain per message).
+final class BenchHandler: WebSocketHandler {
+    typealias ConnectionData = Unmanaged<BenchConnection>
+
+    func didReceive(_ connection: WebSocketConnection<BenchHandler>, chunk: UnsafeRawBufferPointer,
+                    type: MessageType, isFinal: Bool) {
+        connection.data.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.received(chunk, isFinal: isFinal) }
+    }
+
+    func didReceivePing(_ connection: WebSocketConnection<BenchHandler>, payload: UnsafeRawBufferPointer) {
+        connection.data?._withUnsafeGuaranteedRef { $0.pingsAnswered += 1 }
+    }
+
+    func didClose(_ connection: WebSocketConnection<BenchHandler>, code: CloseCode, reason: String) {
+        guard let data = connection.data else { return }
+        connection.data = nil
+        let c = data.takeUnretainedValue()
+        if c.state != .closed && !c.bench.stopping {
+            c.bench.connectionFailed(c, "server closed the connection (\(code) \(reason))")
+        }
+    }
+}
