@@ -1,7 +1,7 @@
 import CLibUV
 
 /// Base of every handle wrapper: owns the `uv_*_t` memory and closes it the one
-/// safe way (DESIGN.md §3).
+/// safe way (docs/architecture.md, "Handle lifetimes").
 ///
 /// - The memory is allocated on the heap, never a stored property or the stack,
 ///   because libuv keeps the address until the close callback.

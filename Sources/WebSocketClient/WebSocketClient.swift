@@ -192,10 +192,10 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         case .head(let head, let length):
             guard let state = connection.clientHandshake else { return }
             if head.startLine.1 != "101" {
-                let body = connection.headBytes(from: length).prefix(512)
+                // Copied before the head buffer (which the view points into) is freed.
+                let body = String(decoding: connection.headBytes(from: length).prefix(512), as: UTF8.self)
                 connection.abortHTTP()
-                completion?(.failure(.handshakeRejected(status: Int(head.startLine.1) ?? 0,
-                                                        body: String(decoding: body, as: UTF8.self))))
+                completion?(.failure(.handshakeRejected(status: Int(head.startLine.1) ?? 0, body: body)))
                 return
             }
             switch ClientHandshake.validate(head, key: state.key, offered: options.subprotocols,

@@ -22,6 +22,8 @@ final class Harness {
                                         closeTimeout: closeTimeout, messageExtension: messageExtension)
     }
 
+    deinit { ring.deallocate() }
+
     // Mutating calls wrapped, so #expect can take them (it evaluates its
     // operands as immutable values).
     func startClosing(now: UInt64) -> Bool { machine.startClosing(now: now) }

@@ -6,8 +6,9 @@ import WebSocketServer
 
 /// The full echo path, counted for allocations.
 ///
-/// - "in memory": the core's part of an echo, 10,000 16-byte messages: parse
-///   and unmask from the ring, then frame the reply into a cork buffer.
+/// - "in memory": the core's part of an echo, 10,000 16-byte messages: the
+///   state machine parses and unmasks from the ring, then the reply is framed
+///   into a cork buffer.
 /// - "loopback": the real server (EchoHandler on its own loop thread) echoing
 ///   10,000 16-byte messages to a client in this process over 127.0.0.1. The
 ///   malloc count covers every thread, the server's included; steady state
@@ -19,7 +20,8 @@ func registerEchoBenchmarks() {
 
     Benchmark("Echo path in memory, 10k x 16 B", configuration: .init(scalingFactor: .one)) { (benchmark: Benchmark, state: (ByteRing, UnsafeMutableRawPointer)) in
         var (ring, cork) = state
-        var parser = FrameParser(role: .server)
+        // The protocol's own receive path: the state machine over the parser.
+        var machine = WebSocketStateMachine(role: .server, maxMessageSize: 1 << 20)
         let perRing = ring.capacity / frameSize
         for _ in benchmark.scaledIterations {
             var echoed = 0
@@ -28,8 +30,8 @@ func registerEchoBenchmarks() {
                 ring.commitWrite(min(perRing, messages - echoed) * frameSize)
                 var corked = 0
                 loop: while true {
-                    switch parser.next(&ring) {
-                    case .data(let chunk, let type, let isFinal):
+                    switch machine.receive(&ring, now: 0) {
+                    case .message(let chunk, let type, let isFinal):
                         corked &+= FrameWriter.writeFrame(into: cork + corked, opcode: type.opcode, fin: isFinal, payload: chunk)
                         echoed &+= 1
                     default:
@@ -143,3 +145,11 @@ final class LoopbackEchoClient: @unchecked Sendable {
 }
 
 final class Box: @unchecked Sendable { var port = 0 }
+
+/// The sample's echo: each chunk back as it came.
+final class EchoHandler: WebSocketHandler {
+    func didReceive(_ connection: WebSocketConnection<EchoHandler>, chunk: UnsafeRawBufferPointer,
+                    type: MessageType, isFinal: Bool) {
+        connection.send(chunk, type: type, isFinal: isFinal)
+    }
+}
