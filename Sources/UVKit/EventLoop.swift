@@ -10,7 +10,7 @@ import Glibc
 /// `@unchecked Sendable` only so that other threads can reach `execute`, the one
 /// door across threads (a `uv_async_t` plus a locked queue).
 public final class EventLoop: @unchecked Sendable {
-    public let raw: UnsafeMutablePointer<uv_loop_t>
+    @usableFromInline package let raw: UnsafeMutablePointer<uv_loop_t>
     private let wakeup: UnsafeMutablePointer<uv_async_t>
     private let queue = Mutex<[() -> Void]>([])
     private var closed = false

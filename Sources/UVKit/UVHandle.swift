@@ -12,7 +12,7 @@ import CLibUV
 ///   nothing and only checks that this happened.
 open class UVHandle {
     public let loop: EventLoop
-    public let rawHandle: UnsafeMutablePointer<uv_handle_t>
+    package let rawHandle: UnsafeMutablePointer<uv_handle_t>
     public private(set) var isClosing = false
 
     /// `memory` must come from `allocate` and already be initialised by the

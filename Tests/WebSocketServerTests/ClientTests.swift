@@ -222,3 +222,56 @@ struct SplitMix {
         return z ^ (z >> 27)
     }
 }
+
+/// A handler that keeps typed state in each connection (`connection.data`),
+/// the same handler type on both ends of one loop.
+final class CountingHandler: WebSocketHandler {
+    struct Tally { var messages = 0; var bytes = 0 }
+    typealias ConnectionData = Tally
+    var finalTallies: [Int] = []
+    var onClientClose: () -> Void = {}
+
+    func didOpen(_ connection: WebSocketConnection<CountingHandler>) {
+        connection.data = Tally()
+        if connection.client != nil { for i in 1...3 { connection.send(text: String(repeating: "x", count: i)) } }
+    }
+    func didReceive(_ connection: WebSocketConnection<CountingHandler>, chunk: UnsafeRawBufferPointer,
+                    type: MessageType, isFinal: Bool) {
+        connection.data!.bytes += chunk.count
+        if isFinal { connection.data!.messages += 1 }
+        if connection.server != nil {
+            connection.send(chunk, type: type, isFinal: isFinal)
+        } else if connection.data!.messages == 3 {
+            connection.close()
+        }
+    }
+    func didClose(_ connection: WebSocketConnection<CountingHandler>, code: CloseCode, reason: String) {
+        finalTallies.append(connection.data?.messages ?? -1)
+        finalTallies.append(connection.data?.bytes ?? -1)
+        if connection.client != nil { onClientClose() }
+    }
+}
+
+@Suite("Typed per-connection data")
+struct ConnectionDataTests {
+    @Test("each connection carries its handler's typed state, in both roles on one loop")
+    func typedData() throws {
+        let serverHandler = CountingHandler()
+        let server = try WebSocketServer(handler: serverHandler)
+        server.route(webSocket: "/ws")
+        let port = try server.listen(host: "127.0.0.1", port: 0)
+        let clientHandler = CountingHandler()
+        let client = try WebSocketClient(handler: clientHandler, loop: server.loop)
+        clientHandler.onClientClose = { [unowned client, unowned server] in
+            client.shutdown()
+            server.shutdown()
+        }
+        client.connect(to: "ws://127.0.0.1:\(port)/ws") { result in
+            if case .failure(let error) = result { Issue.record("\(error)") }
+        }
+        try server.run()
+        // Three messages of 1, 2 and 3 bytes each way.
+        #expect(clientHandler.finalTallies == [3, 6])
+        #expect(serverHandler.finalTallies == [3, 6])
+    }
+}
