@@ -47,8 +47,7 @@ package final class LoopContext {
     @exclusivity(unchecked) package var wheel: TimingWheel
     /// Who owns each wheel slot; not counted (a transport is held by its
     /// connection until its close callback, where it gives the slot back).
-    private var timed: [Unmanaged<Transport>?] = []
-    private var freeSlots: [Int32] = []
+    private var timed = SlotTable<Unmanaged<Transport>>()
     private var expired: [Int32] = []
     private let sweepTimer: Timer
     private let flushCheck: Check
@@ -113,29 +112,21 @@ package final class LoopContext {
     // MARK: Deadlines
 
     func reserveSlot(for transport: Transport) -> Int32 {
-        let slot: Int32
-        if let free = freeSlots.popLast() {
-            slot = free
-        } else {
-            slot = Int32(timed.count)
-            timed.append(nil)
-            wheel.reserve(slots: timed.count)
-        }
-        timed[Int(slot)] = Unmanaged.passUnretained(transport)
+        let slot = timed.insert(Unmanaged.passUnretained(transport))
+        wheel.reserve(slots: timed.capacity)
         return slot
     }
 
     func freeSlot(_ slot: Int32) {
         wheel.cancel(slot)
-        timed[Int(slot)] = nil
-        freeSlots.append(slot)
+        timed.remove(at: slot)
     }
 
     private func sweep() {
         let now = loop.now
         wheel.sweep(now: now, into: &expired)
         for slot in expired {
-            timed[Int(slot)]?._withUnsafeGuaranteedRef { $0.deadlineReached(now: now) }
+            timed[slot]?._withUnsafeGuaranteedRef { $0.deadlineReached(now: now) }
         }
         expired.removeAll(keepingCapacity: true)
     }

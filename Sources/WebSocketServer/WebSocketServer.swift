@@ -30,8 +30,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     var webSocketPaths: Set<String> = []
     var staticFiles: StaticFiles?
     private var listener: TCPListener?
-    private var connections: [WebSocketConnection<Handler>?] = []
-    private var freeSlots: [Int32] = []
+    private var connections = SlotTable<WebSocketConnection<Handler>>()
     private(set) var liveConnections = 0
 
     private let ownsLoop: Bool
@@ -146,7 +145,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         shuttingDown = true
         listener?.close()
         listener = nil
-        for case let connection? in connections {
+        for case let connection? in connections.entries {
             if connection.isOpen {
                 connection.close(code: .goingAway, reason: "server shutting down")
             } else if connection.isInHTTPPhase {
@@ -161,7 +160,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         drainTimer = timer
         timer.start(timeout: drainTimeout.milliseconds) { [unowned self] in
             logger.info("drain timeout: dropping \(liveConnections) connections")
-            for case let connection? in connections { connection.abort() }
+            for case let connection? in connections.entries { connection.abort() }
         }
     }
 
@@ -188,16 +187,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     // MARK: Connections
 
     private func accept() {
-        let slot: Int32
-        if let free = freeSlots.popLast() {
-            slot = free
-        } else {
-            slot = Int32(connections.count)
-            connections.append(nil)
-        }
         let connection = WebSocketConnection(endpoint: endpoint)
-        connections[Int(slot)] = connection
-        connection.tableSlot = slot
+        connection.tableSlot = connections.insert(connection)
         liveConnections += 1
         endpoint.metrics.connectionsAccepted &+= 1
         endpoint.metrics.connectionsOpen = liveConnections
@@ -215,10 +206,9 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     private func connectionDidClose(_ connection: WebSocketConnection<Handler>) {
         let slot = connection.tableSlot
-        guard slot >= 0, connections[Int(slot)] === connection else { return }
+        guard slot >= 0, connections[slot] === connection else { return }
         connection.tableSlot = -1
-        connections[Int(slot)] = nil
-        freeSlots.append(slot)
+        connections.remove(at: slot)
         liveConnections -= 1
         endpoint.metrics.connectionsOpen = liveConnections
         if shuttingDown && liveConnections == 0 && !finished { finishShutdown() }
@@ -226,7 +216,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     /// The open WebSocket connections (for broadcasts and admin pages).
     public func forEachOpenConnection(_ body: (WebSocketConnection<Handler>) -> Void) {
-        for case let connection? in connections where connection.isOpen { body(connection) }
+        for case let connection? in connections.entries where connection.isOpen { body(connection) }
     }
 }
 

@@ -141,8 +141,9 @@ struct ClientTests {
         serverOptions.maxMessageSize = 32 << 20
         let harness = try ServerHarness(options: serverOptions, handler: EchoHandler())
         defer { harness.stop() }
-        var generator = SplitMix(seed: 7)
-        let payload = (0..<(16 << 20)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        // Cheap and deterministic (a debug build makes 16 Mi of them): a
+        // multiplicative hash of the index, whose bytes do not repeat in step.
+        let payload = (0..<(16 << 20)).map { (i: Int) in UInt8(truncatingIfNeeded: (i &* 2_654_435_761) >> 11) }
         let handler = RecordingClient()
         handler.greeting = payload
         handler.closeAfterEcho = true
@@ -211,17 +212,6 @@ final class EchoBackClient: WebSocketHandler {
     }
 }
 
-/// A cheap deterministic byte source (a debug build draws 16 Mi of them).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        return z ^ (z >> 27)
-    }
-}
 
 /// A handler that keeps typed state in each connection (`connection.data`),
 /// the same handler type on both ends of one loop.
