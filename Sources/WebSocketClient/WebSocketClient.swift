@@ -17,6 +17,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     private let ownsLoop: Bool
     private var loopClosed = false
     private var finished = false
+    private var shuttingDown = false
 
     /// What a connection attempt still needs: whom to tell, and the addresses
     /// left to try when one refuses.
@@ -119,14 +120,16 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         try loop.close()
     }
 
-    /// Closes every connection with `code` (the closing handshake), drops
-    /// those still connecting, and gives back this client's share of the loop's
-    /// state. With a shared loop, call it before that loop closes.
+    /// Closes every connection with `code` (the closing handshake, within the
+    /// close timeout), drops those still connecting, and once the last has
+    /// closed gives back this client's share of the loop's state. With a
+    /// shared loop, call it and keep running the loop until it has finished.
     public func shutdown(code: CloseCode = .goingAway, reason: String = "") {
+        shuttingDown = true
         for connection in Array(connections.values) {
             if connection.isOpen { connection.close(code: code, reason: reason) } else { connection.abort() }
         }
-        finish()
+        if connections.isEmpty { finish() }
     }
 
     /// Gives back the loop's shared state; only once no connection is left.
@@ -217,6 +220,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         if let attempt = attempts.removeValue(forKey: id) {
             attempt.completion?(.failure(.connectionClosedDuringHandshake))
         }
+        if shuttingDown && connections.isEmpty { finish() }
     }
 }
 

@@ -164,6 +164,13 @@ public struct WebSocketStateMachine {
         return true
     }
 
+    /// Frames never began (the handshake answered with an HTTP response
+    /// instead): only the close timeout applies from here, for the wait for
+    /// the peer's FIN. Nothing is reported.
+    public mutating func closeWithoutFrames(now: UInt64) {
+        enterClosed(now: now)
+    }
+
     @usableFromInline
     mutating func enterClosed(now: UInt64) {
         currentState = .closed

@@ -94,6 +94,9 @@ extension WebSocketConnection {
     /// Sends a whole HTTP response (a file, an error status) and ends the connection.
     package func respondAndClose(_ response: [UInt8]) {
         freeHead()
+        // No frames were exchanged: the drain is timed by the close timeout,
+        // never by keep-alive (which would ping an HTTP connection).
+        machine.closeWithoutFrames(now: context.loop.now)
         phase = .draining
         response.withUnsafeBytes { stream.sendRaw($0) }
         beginDraining()

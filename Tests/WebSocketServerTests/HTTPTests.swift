@@ -69,3 +69,36 @@ struct HTTPTests {
         #expect(r.status == 426 && r.head.contains("Sec-WebSocket-Version: 13"))
     }
 }
+
+@Suite("HTTP answers end on the close timeout")
+struct HTTPDrainTests {
+    @Test("after an HTTP answer, a peer that never closes is dropped at the close timeout")
+    func drainTimesOut() throws {
+        var options = WebSocketOptions()
+        options.closeTimeout = .milliseconds(300)
+        // Keep-alive off: the drain must not depend on it (it once did, and
+        // then waited for the peer's FIN forever).
+        options.keepAliveInterval = .zero
+        let harness = try ServerHarness(options: options, handler: EchoHandler())
+        defer { harness.stop() }
+        let client = try RawClient(port: harness.port)
+        try client.send("GET /no-such-route HTTP/1.1\r\nHost: x\r\n\r\n")
+        let started = Date()
+        // The response, then the server's FIN (it shuts down its side)...
+        var received: [UInt8] = []
+        while true {
+            let chunk = try client.receive()
+            if chunk.isEmpty { break }
+            received += chunk
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 404"))
+        // ...and while we keep our side open, the server closes at the timeout.
+        #expect(harness.metrics.connectionsOpen == 1)
+        let deadline = Date().addingTimeInterval(3)
+        while harness.metrics.connectionsOpen > 0 && Date() < deadline { usleep(20_000) }
+        #expect(harness.metrics.connectionsOpen == 0)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(elapsed > 0.25 && elapsed < 2, "closed after \(elapsed) s")
+    }
+}
