@@ -20,5 +20,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
         name=$(basename "$dir" | tr '-' '_')
         rm -rf "$release/$name.build" "$release/Modules/$name".swift* "$release/$name.swiftmodule"
     done
+    # The cached build plan names files in the folders just removed (each
+    # module's output file map): without it, SwiftPM plans the build again.
+    rm -f "$build/release.yaml"
     echo "$sum" > "$stamp"
 fi

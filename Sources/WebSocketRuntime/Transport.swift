@@ -197,9 +197,9 @@ package class Transport: TCPStream {
         }
     }
 
-    /// Past `maxBackpressure`, a server stops reading from this peer: a peer
-    /// that sends without reading can then not grow its memory past the limit
-    /// plus a ring.
+    /// Past `maxBackpressure`, reading from this peer stops (see below for
+    /// which sends count in the client role): a peer that sends without
+    /// reading can then not grow our memory past the limit plus a ring.
     @inline(__always)
     package final func checkBackpressure() -> SendStatus {
         // Nothing queued, the usual case after a send: no limit can be passed.
@@ -210,12 +210,14 @@ package class Transport: TCPStream {
     final func checkQueuedBackpressure() -> SendStatus {
         if outbound.count > maxBackpressure {
             owesDrainEvent = true
-            // Only a server stops reading: it bounds what a handler that replies
-            // to every read (an echo) can queue for a peer that does not read.
-            // A client that did the same to a server doing the same would
-            // deadlock on one message larger than the limit: each would wait
-            // for the other to read.
-            if role == .server && !pausedForBackpressure {
+            // Stopping reads bounds what a handler that replies to what it
+            // reads (an echo) can queue for a peer that does not read. A server
+            // stops whatever queued the bytes. A client stops only when the
+            // bytes are such replies (sent inside a read callback): when its own
+            // unsolicited message (16 MiB sent from didOpen) fills the queue,
+            // stopping would deadlock against a server that stopped too, each
+            // waiting for the other to read.
+            if !pausedForBackpressure && (role == .server || contextRef._withUnsafeGuaranteedRef { $0.corkDepth > 0 }) {
                 pausedForBackpressure = true
                 stopReading()
             }
