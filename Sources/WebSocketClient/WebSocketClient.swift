@@ -71,6 +71,10 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     ///   IP), to spread many connections over several loopback addresses.
     public func connect(to url: String, from sourceAddress: String? = nil,
                         _ completion: @escaping (Result<WebSocketConnection<Handler>, WebSocketClientError>) -> Void) {
+        if shuttingDown || finished {
+            completion(.failure(.clientShutDown))
+            return
+        }
         var source: SocketAddress?
         if let sourceAddress {
             guard let address = try? SocketAddress(host: sourceAddress, port: 0) else {
@@ -193,7 +197,11 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
             connection.abortHTTP()
             completion?(.failure(.invalidHandshakeResponse("malformed response head (\(error))")))
         case .head(let head, let length):
-            guard let state = connection.clientHandshake else { return }
+            guard let state = connection.clientHandshake else {
+                connection.abortHTTP()
+                completion?(.failure(.invalidHandshakeResponse("no handshake in progress")))
+                return
+            }
             if head.startLine.1 != "101" {
                 // Copied before the head buffer (which the view points into) is freed.
                 let body = String(decoding: connection.headBytes(from: length).prefix(512), as: UTF8.self)

@@ -24,6 +24,8 @@ public enum WebSocketClientError: Error, Equatable, Sendable, CustomStringConver
     case handshakeTimeout
     /// The server closed the connection before its response was complete.
     case connectionClosedDuringHandshake
+    /// `connect` after `shutdown`.
+    case clientShutDown
 
     public var description: String {
         switch self {
@@ -37,6 +39,7 @@ public enum WebSocketClientError: Error, Equatable, Sendable, CustomStringConver
         case .invalidHandshakeResponse(let s): return "invalid handshake response: \(s)"
         case .handshakeTimeout: return "no handshake response within the timeout"
         case .connectionClosedDuringHandshake: return "the server closed the connection during the handshake"
+        case .clientShutDown: return "the client was shut down"
         }
     }
 }
