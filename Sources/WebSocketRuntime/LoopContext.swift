@@ -20,8 +20,10 @@ package final class LoopContext {
     /// A connection holds one only while such a remainder waits for its next
     /// read, so an idle connection holds none.
     package let leftoverPool = RingPool(ringCapacity: ByteRing.minimumCapacity)
-    /// Where reads land once a connection only waits for the peer's FIN.
-    package let discardBuffer: UnsafeMutableRawBufferPointer
+    /// Bytes nobody keeps past the call that wrote them: reads that a draining
+    /// connection discards (it only waits for the peer's FIN), and client
+    /// frames masked on their way to the socket.
+    package let scratch: UnsafeMutableRawBufferPointer
     /// Masking keys for client-role frames (RFC 6455 §10.3: unpredictable),
     /// drawn from OpenSSL's CSPRNG 1 KiB at a time for every connection here.
     @exclusivity(unchecked) package var maskKeys = MaskKeyGenerator()
@@ -56,7 +58,7 @@ package final class LoopContext {
     private init(loop: EventLoop, receiveBufferSize: Int, granularity: UInt64) {
         self.loop = loop
         readRing = ByteRing(capacity: receiveBufferSize)
-        discardBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        scratch = .allocate(byteCount: 64 * 1024, alignment: 16)
         corkStorage = .allocate(byteCount: 64 * 1024, alignment: 16)
         loop.updateTime()
         wheel = TimingWheel(granularity: granularity, now: loop.now)
@@ -70,7 +72,7 @@ package final class LoopContext {
     }
 
     deinit {
-        discardBuffer.deallocate()
+        scratch.deallocate()
         corkStorage.deallocate()
         readRing.deallocate()
         maskKeys.deallocate()

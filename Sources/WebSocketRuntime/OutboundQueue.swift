@@ -26,14 +26,14 @@ struct OutboundQueue {
         pendingCount += bytes.count
     }
 
-    /// Appends a client frame's payload masked with `key` (RFC 6455 §5.3); the
-    /// caller's bytes are not changed.
-    mutating func appendMasked(_ bytes: UnsafeRawBufferPointer, key: UInt32) {
+    /// Appends (part of) a client frame's payload masked with `key` from key
+    /// byte `phase` on (RFC 6455 §5.3); the caller's bytes are not changed.
+    mutating func appendMasked(_ bytes: UnsafeRawBufferPointer, key: UInt32, phase: Int = 0) {
         if bytes.isEmpty { return }
         reserve(bytes.count)
         let destination = pending! + pendingCount
         destination.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        _ = Masking.apply(key: key, phase: 0, to: destination, count: bytes.count)
+        _ = Masking.apply(key: key, phase: phase, to: destination, count: bytes.count)
         pendingCount += bytes.count
     }
 

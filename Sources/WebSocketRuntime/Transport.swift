@@ -94,18 +94,45 @@ package class Transport: TCPStream {
         }
     }
 
-    /// A client frame too large for the cork: header and masked payload are
-    /// built in the queue, behind what the cork holds for this transport.
+    /// A client frame too large for the cork. The payload must be masked, and
+    /// the caller's bytes may not change, so it is masked a slice at a time
+    /// into the loop's scratch buffer and each slice written at once, behind
+    /// what the cork holds for this transport: the kernel usually takes it all,
+    /// and only what it refuses is copied to the queue (masked on the way).
     final func sendMasked(_ opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer) -> SendStatus {
         if outbound.count > hardQueueLimit { return .dropped }
-        let corked = context.takeCorked(for: self)
-        outbound.append(corked)
-        let key = context.maskKeys.next()
-        FrameWriter.withHeader(opcode: opcode, fin: fin, rsv: rsv, payloadLength: payload.count, maskKey: key) {
-            outbound.append($0)
+        let key = contextRef._withUnsafeGuaranteedRef { $0.maskKeys.next() }
+        FrameWriter.withHeader(opcode: opcode, fin: fin, rsv: rsv, payloadLength: payload.count, maskKey: key) { header in
+            if !outbound.isEmpty {
+                outbound.append(header)
+                outbound.appendMasked(payload, key: key)
+                startQueuedWrite()
+                return
+            }
+            let scratch = context.scratch
+            var pending = context.takeCorked(for: self)
+            var header = header
+            var offset = 0
+            var phase = 0
+            repeat {
+                let n = min(scratch.count, payload.count - offset)
+                if n > 0 {
+                    scratch.baseAddress!.copyMemory(from: payload.baseAddress! + offset, byteCount: n)
+                    phase = Masking.apply(key: key, phase: phase, to: scratch.baseAddress!, count: n)
+                }
+                writeNow(pending, header, UnsafeRawBufferPointer(start: scratch.baseAddress, count: n))
+                pending = UnsafeRawBufferPointer(start: nil, count: 0)
+                header = UnsafeRawBufferPointer(start: nil, count: 0)
+                offset += n
+                if writesClosed { return }
+                if !outbound.isEmpty {
+                    // The socket is full: the rest waits in the queue.
+                    outbound.appendMasked(UnsafeRawBufferPointer(rebasing: payload[offset...]), key: key, phase: phase)
+                    startQueuedWrite()
+                    return
+                }
+            } while offset < payload.count
         }
-        outbound.appendMasked(payload, key: key)
-        startQueuedWrite()
         return checkBackpressure()
     }
 

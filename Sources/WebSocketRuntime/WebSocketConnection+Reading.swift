@@ -26,7 +26,7 @@ extension WebSocketConnection {
                 return context.readRing.writableRegion
             }
         case .draining, .closed:
-            return contextRef._withUnsafeGuaranteedRef { $0.discardBuffer }
+            return contextRef._withUnsafeGuaranteedRef { $0.scratch }
         }
     }
 
