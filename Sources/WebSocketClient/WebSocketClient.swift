@@ -51,7 +51,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         endpoint = Endpoint(handler: handler, context: context, settings: settings)
         endpoint.owner = self
         endpoint.connectFinished = { [unowned self] connection, error in connectFinished(connection, error) }
-        endpoint.headArrived = { [unowned self] connection, outcome in responseArrived(connection, outcome) }
+        endpoint.httpPhaseEnded = { [unowned self] connection, outcome in responseArrived(connection, outcome) }
         endpoint.connectionClosed = { [unowned self] connection in connectionDidClose(connection) }
     }
 

@@ -164,11 +164,12 @@ public struct WebSocketStateMachine {
         return true
     }
 
-    /// Frames never began (the handshake answered with an HTTP response
-    /// instead): only the close timeout applies from here, for the wait for
-    /// the peer's FIN. Nothing is reported.
+    /// The runtime stops exchanging frames without a closing handshake (after
+    /// an HTTP answer, frames never began): only the close timeout applies from
+    /// here, for the wait for the peer's FIN. Nothing is reported; already
+    /// closed, nothing changes (the close timeout keeps its start).
     public mutating func closeWithoutFrames(now: UInt64) {
-        enterClosed(now: now)
+        if currentState != .closed { enterClosed(now: now) }
     }
 
     @usableFromInline

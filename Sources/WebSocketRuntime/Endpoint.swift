@@ -44,7 +44,7 @@ package final class Endpoint<Handler: WebSocketHandler> {
     package unowned(unsafe) var owner: AnyObject?
     /// The HTTP phase ended (a request head for the server, the response head
     /// for the client, or why none came); once per connection.
-    package var headArrived: (WebSocketConnection<Handler>, HTTPPhaseOutcome) -> Void = { connection, _ in
+    package var httpPhaseEnded: (WebSocketConnection<Handler>, HTTPPhaseOutcome) -> Void = { connection, _ in
         connection.abortHTTP()
     }
     /// The TCP connect of a client connection ended (nil: connected).

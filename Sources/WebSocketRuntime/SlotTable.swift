@@ -26,4 +26,6 @@ package struct SlotTable<Element> {
 
     /// Slots handed out so far, freed or not (the wheel reserves this many).
     package var capacity: Int { entries.count }
+    /// Entries held now.
+    package var count: Int { entries.count - freeSlots.count }
 }

@@ -156,13 +156,7 @@ package class Transport: TCPStream {
 
     /// Writes bytes that are not a frame (an HTTP head), in order with frames.
     package final func sendRaw(_ bytes: UnsafeRawBufferPointer) {
-        if writesClosed { return }
-        if !outbound.isEmpty {
-            outbound.append(bytes)
-            startQueuedWrite()
-        } else {
-            writeNow(context.takeCorked(for: self), bytes)
-        }
+        _ = sendFramed(header: bytes, payload: UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
     /// Writes up to three pieces with one `uv_try_write` and queues (copies) only
@@ -224,9 +218,9 @@ package class Transport: TCPStream {
         }
     }
 
-    /// Past `maxBackpressure`, reading from this peer stops (see below for
-    /// which sends count in the client role): a peer that sends without
-    /// reading can then not grow our memory past the limit plus a ring.
+    /// Past `maxBackpressure`, reading from this peer stops when the queue grew
+    /// from replies to what we read: a peer that sends without reading can then
+    /// not make an echo grow our memory past the limit plus a ring.
     @inline(__always)
     package final func checkBackpressure() -> SendStatus {
         // Nothing queued, the usual case after a send: no limit can be passed.
@@ -238,13 +232,13 @@ package class Transport: TCPStream {
         if outbound.count > maxBackpressure {
             owesDrainEvent = true
             // Stopping reads bounds what a handler that replies to what it
-            // reads (an echo) can queue for a peer that does not read. A server
-            // stops whatever queued the bytes. A client stops only when the
-            // bytes are such replies (sent inside a read callback): when its own
-            // unsolicited message (16 MiB sent from didOpen) fills the queue,
-            // stopping would deadlock against a server that stopped too, each
-            // waiting for the other to read.
-            if !pausedForBackpressure && (role == .server || contextRef._withUnsafeGuaranteedRef { $0.corkDepth > 0 }) {
+            // reads (an echo) can queue for a peer that does not read, so it
+            // applies when the bytes are such replies: sent inside a read
+            // callback. Sends from elsewhere (a message sent from didOpen, a
+            // timer's broadcast) are bounded by the hard cap instead; stopping
+            // for them gains nothing and deadlocks two ends that each sent one
+            // message larger than the limit, each waiting for the other to read.
+            if !pausedForBackpressure && contextRef._withUnsafeGuaranteedRef({ $0.corkDepth > 0 }) {
                 pausedForBackpressure = true
                 stopReading()
             }

@@ -46,9 +46,9 @@ extension WebSocketConnection {
         case .incomplete:
             return
         case .failure(let error):
-            endpoint.headArrived(self, .malformed(error))
+            endpoint.httpPhaseEnded(self, .malformed(error))
         case .complete(let request, let length):
-            endpoint.headArrived(self, .head(request, length: length))
+            endpoint.httpPhaseEnded(self, .head(request, length: length))
         }
     }
 
@@ -94,9 +94,6 @@ extension WebSocketConnection {
     /// Sends a whole HTTP response (a file, an error status) and ends the connection.
     package func respondAndClose(_ response: [UInt8]) {
         freeHead()
-        // No frames were exchanged: the drain is timed by the close timeout,
-        // never by keep-alive (which would ping an HTTP connection).
-        machine.closeWithoutFrames(now: context.loop.now)
         phase = .draining
         response.withUnsafeBytes { stream.sendRaw($0) }
         beginDraining()
@@ -146,7 +143,7 @@ extension WebSocketConnection {
     func connectionLost() {
         switch phase {
         case .http:
-            endpoint.headArrived(self, .connectionLost)
+            endpoint.httpPhaseEnded(self, .connectionLost)
             closeNow()
         case .frames:
             if machine.connectionLost(now: context.loop.now) { reportClose(code: .abnormalClosure, reason: "") }
@@ -169,6 +166,10 @@ extension WebSocketConnection {
     func beginDraining() {
         guard phase != .closed else { return }
         phase = .draining
+        // Every drain is timed by the close timeout, never by keep-alive: after
+        // an HTTP answer no frames were exchanged and the machine is still open
+        // (it would ping an HTTP connection, or with pings off wait forever).
+        machine.closeWithoutFrames(now: context.loop.now)
         if stream.pausedForBackpressure { stream.resumeReading() }
         stream.finishWriting()
         // Frames are over: a partial one waiting for more bytes never completes.
@@ -219,7 +220,7 @@ extension WebSocketConnection {
         switch phase {
         case .http:
             // Slowloris, or a server that never answers: the head did not come in time.
-            endpoint.headArrived(self, .timedOut)
+            endpoint.httpPhaseEnded(self, .timedOut)
             closeNow()
             return
         case .frames, .draining:

@@ -120,15 +120,22 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     @discardableResult
     public func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true) -> SendStatus {
         guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
-        if machine.usesExtension { return sendThroughExtension(payload, opcode: opcode, isFinal: isFinal) }
-        let status = streamRef._withUnsafeGuaranteedRef { $0.sendFrame(opcode, fin: isFinal, payload: payload) }
-        if status != .dropped {
-            endpointRef._withUnsafeGuaranteedRef { endpoint in
-                endpoint.metrics.bytesSent &+= payload.count
-                if isFinal { endpoint.metrics.messagesSent &+= 1 }
-            }
-        }
+        let status = machine.usesExtension
+            ? sendThroughExtension(payload, opcode: opcode, isFinal: isFinal)
+            : streamRef._withUnsafeGuaranteedRef { $0.sendFrame(opcode, fin: isFinal, payload: payload) }
+        countSent(status, bytes: payload.count, isFinal: isFinal)
         return status
+    }
+
+    /// The counters of every data send: the application's payload bytes (before
+    /// an extension's encoding), and a message with its final piece.
+    @inline(__always)
+    func countSent(_ status: SendStatus, bytes: Int, isFinal: Bool) {
+        if status == .dropped { return }
+        endpointRef._withUnsafeGuaranteedRef { endpoint in
+            endpoint.metrics.bytesSent &+= bytes
+            if isFinal { endpoint.metrics.messagesSent &+= 1 }
+        }
     }
 
     @discardableResult
@@ -179,10 +186,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     package func sendPrepared(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> SendStatus {
         guard phase == .frames, machine.canSendWholeMessage else { return .dropped }
         let status = stream.sendFramed(header: header, payload: payload)
-        if status != .dropped {
-            endpoint.metrics.messagesSent &+= 1
-            endpoint.metrics.bytesSent &+= payload.count
-        }
+        countSent(status, bytes: payload.count, isFinal: true)
         return status
     }
 
@@ -218,7 +222,6 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
                 if end { break loop }
             }
         }
-        if isFinal { endpoint.metrics.messagesSent &+= 1 }
         return status
     }
 }

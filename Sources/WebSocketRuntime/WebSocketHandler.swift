@@ -50,8 +50,9 @@ public enum SendStatus: Sendable, Equatable {
     /// Written to the socket, or corked to be written when the callback returns.
     case sent
     /// Queued in user space because the peer reads slower than we send; the
-    /// queue is past `maxBackpressure`, so reading from this peer has stopped
-    /// until `didDrain`. The data will still go out.
+    /// queue is past `maxBackpressure` (and, when the bytes were replies to
+    /// that peer's messages, reading from it has stopped) until `didDrain`.
+    /// The data will still go out.
     case backpressure
     /// Not sent: the connection is closing, or the queue is past its hard cap
     /// (twice `maxBackpressure` plus the receive buffer).

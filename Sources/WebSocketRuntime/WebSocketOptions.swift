@@ -20,8 +20,9 @@ public struct WebSocketOptions: Sendable {
     /// A message larger than this, over all its fragments, closes the connection
     /// with 1009. The default lets a 16 MiB message through.
     public var maxMessageSize: Int = 16 * 1024 * 1024
-    /// Bytes queued for a peer past which `send` reports `.backpressure` and the
-    /// server stops reading from that peer until the queue drains.
+    /// Bytes queued for a peer past which `send` reports `.backpressure`; when
+    /// the queue grew from replies to that peer's messages (an echo), reading
+    /// from it stops until the queue is down to half.
     public var maxBackpressure: Int = 1024 * 1024
     /// A client that has not sent its whole request head by then is dropped
     /// (slowloris). Zero waits forever.

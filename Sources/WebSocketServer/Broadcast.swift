@@ -5,8 +5,8 @@ import WebSocketRuntime
 public struct BroadcastResult: Equatable, Sendable {
     /// Written, or queued within `maxBackpressure`.
     public var sent = 0
-    /// Queued past `maxBackpressure`: the server stopped reading from these
-    /// peers until they drain (`didDrain`). The message will still go out.
+    /// Queued past `maxBackpressure` (the handler hears `didDrain` once they
+    /// drain). The message will still go out.
     public var backpressure = 0
     /// Not sent: the connection was not open, was in the middle of sending a
     /// fragmented message (RFC 6455 §5.4 forbids another message's frames in

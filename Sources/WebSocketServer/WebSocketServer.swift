@@ -31,7 +31,6 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     var staticFiles: StaticFiles?
     private var listener: TCPListener?
     private var connections = SlotTable<WebSocketConnection<Handler>>()
-    private(set) var liveConnections = 0
 
     private let ownsLoop: Bool
     private var loopClosed = false
@@ -58,7 +57,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
                                           granularity: settings.wheelGranularity)
         endpoint = Endpoint(handler: handler, context: context, settings: settings)
         endpoint.owner = self
-        endpoint.headArrived = { [unowned self] connection, outcome in httpPhaseEnded(connection, outcome) }
+        endpoint.httpPhaseEnded = { [unowned self] connection, outcome in httpPhaseEnded(connection, outcome) }
         endpoint.connectionClosed = { [unowned self] connection in connectionDidClose(connection) }
     }
 
@@ -152,14 +151,14 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
                 connection.abortHTTP()
             }
         }
-        if liveConnections == 0 {
+        if connections.count == 0 {
             finishShutdown()
             return
         }
         let timer = Timer(loop: loop)
         drainTimer = timer
         timer.start(timeout: drainTimeout.milliseconds) { [unowned self] in
-            logger.info("drain timeout: dropping \(liveConnections) connections")
+            logger.info("drain timeout: dropping \(connections.count) connections")
             for case let connection? in connections.entries { connection.abort() }
         }
     }
@@ -189,9 +188,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private func accept() {
         let connection = WebSocketConnection(endpoint: endpoint)
         connection.tableSlot = connections.insert(connection)
-        liveConnections += 1
         endpoint.metrics.connectionsAccepted &+= 1
-        endpoint.metrics.connectionsOpen = liveConnections
+        endpoint.metrics.connectionsOpen = connections.count
         do {
             try connection.accept(from: listener!)
         } catch {
@@ -201,7 +199,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     }
 
     var isOverConnectionLimit: Bool {
-        options.maxConnections > 0 && liveConnections > options.maxConnections
+        options.maxConnections > 0 && connections.count > options.maxConnections
     }
 
     private func connectionDidClose(_ connection: WebSocketConnection<Handler>) {
@@ -209,9 +207,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         guard slot >= 0, connections[slot] === connection else { return }
         connection.tableSlot = -1
         connections.remove(at: slot)
-        liveConnections -= 1
-        endpoint.metrics.connectionsOpen = liveConnections
-        if shuttingDown && liveConnections == 0 && !finished { finishShutdown() }
+        endpoint.metrics.connectionsOpen = connections.count
+        if shuttingDown && connections.count == 0 && !finished { finishShutdown() }
     }
 
     /// The open WebSocket connections (for broadcasts and admin pages).
