@@ -31,6 +31,8 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     /// Every connection from its TCP connect to its close callback, held here.
     private var connections: [ObjectIdentifier: WebSocketConnection<Handler>] = [:]
     private var attempts: [ObjectIdentifier: Attempt] = [:]
+    /// Run once no connection is left (`whenIdle`).
+    private var idleWaiters: [() -> Void] = []
 
     /// Counters, updated on the loop thread.
     public var metrics: WebSocketMetrics { endpoint.metrics }
@@ -111,6 +113,18 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
             case .success(let addresses):
                 start(Attempt(url: parsed, source: source, addresses: addresses[...], completion: completion))
             }
+        }
+    }
+
+    /// Runs `body` on the loop thread once no connection is left, its socket
+    /// closed too, not only its closing handshake done (at once if none is
+    /// open). A peer that records a session when the TCP connection ends, as
+    /// Autobahn|Testsuite's fuzzing server does, has then seen the end.
+    public func whenIdle(_ body: @escaping () -> Void) {
+        if connections.isEmpty {
+            body()
+        } else {
+            idleWaiters.append(body)
         }
     }
 
@@ -227,6 +241,11 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         connections[id] = nil
         if let attempt = attempts.removeValue(forKey: id) {
             attempt.completion?(.failure(.connectionClosedDuringHandshake))
+        }
+        if connections.isEmpty && !idleWaiters.isEmpty {
+            let waiters = idleWaiters
+            idleWaiters.removeAll()
+            for body in waiters { body() }
         }
         if shuttingDown && connections.isEmpty { finish() }
     }

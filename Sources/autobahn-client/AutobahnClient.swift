@@ -82,7 +82,14 @@ final class Session: WebSocketHandler {
         }
     }
 
+    /// The next step starts once the socket is closed, not at the closing
+    /// handshake: the fuzzing server records a case when its TCP connection
+    /// ends, and a report asked for earlier can miss the last case.
     func didClose(_ connection: WebSocketConnection<Session>, code: CloseCode, reason: String) {
+        client.whenIdle { [unowned self] in stepAfterClose() }
+    }
+
+    func stepAfterClose() {
         switch step {
         case .count:
             caseCount = Int(String(decoding: countText, as: UTF8.self)) ?? 0

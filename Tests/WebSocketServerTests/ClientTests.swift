@@ -265,3 +265,26 @@ struct ConnectionDataTests {
         #expect(serverHandler.finalTallies == [3, 6])
     }
 }
+
+@Suite("WebSocketClient.whenIdle")
+struct ClientIdleTests {
+    @Test("whenIdle runs once the last socket has closed, after the closing handshake's didClose")
+    func idleAfterSocketClose() throws {
+        let harness = try ServerHarness(handler: EchoHandler())
+        defer { harness.stop() }
+        let handler = RecordingClient()
+        handler.greeting = [7]
+        handler.closeAfterEcho = true
+        let client = try WebSocketClient(handler: handler)
+        var events: [String] = []
+        client.connect(to: "ws://127.0.0.1:\(harness.port)/ws") { [unowned client] result in
+            guard case .success = result else { Issue.record("\(result)"); return }
+            events.append("open")
+            client.whenIdle { [unowned client] in
+                events.append("idle with \(client.connectionCount) connections, \(handler.closes.count) closes heard")
+            }
+        }
+        try client.run()
+        #expect(events == ["open", "idle with 0 connections, 1 closes heard"])
+    }
+}
