@@ -9,15 +9,25 @@ AUTOBAHN_CLIENT := .build/release/autobahn-client
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: run build build-client deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: help run build build-client deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
-## Installs what is missing, builds release, serves the sample on http://localhost:5000/
+# A bare `make` explains itself instead of starting anything.
+.DEFAULT_GOAL := help
+
+## Lists these targets with what each does.
+help:
+	@awk '/^## / { text = substr($$0, 4); next } \
+	     /^[a-z][a-z-]*:/ && text { split($$0, t, ":"); printf "  make %-19s %s\n", t[1], text } \
+	     !/^# / { text = "" }' $(MAKEFILE_LIST)
+
+## Installs what is missing, builds release, serves the sample on http://localhost:5000/ (PORT=, ARGS=).
 run: deps build
 	$(ECHO_SERVER) --host localhost --port $(PORT) $(ARGS)
 
 deps:
 	@bash scripts/install-deps.sh run
 
+## Builds the sample server (release).
 build:
 	@bash scripts/release-fresh.sh .build Sources Package.swift
 	$(SWIFT) build $(RELEASE_FLAGS) --product echo-server
@@ -29,29 +39,33 @@ test-deps:
 	@bash scripts/install-deps.sh test
 	@bash scripts/setup-python.sh
 
-## Every test: Swift unit and integration tests, then the external peers
-## (Python websockets, headless Chromium, nginx) and Autobahn|Testsuite.
+## Every test (about 6 minutes): layering, Swift tests, Python websockets, Chromium, nginx, Autobahn.
+# Swift unit and integration tests, then the external peers (Python
+# websockets, headless Chromium, nginx) and Autobahn|Testsuite.
 test: test-deps build build-client ws-bench
 	bash scripts/check-layers.sh
 	$(SWIFT) test
 	$(MAKE) --no-print-directory interop
 	$(MAKE) --no-print-directory autobahn
 
+## Only the Swift tests (swift test).
 swift-test: deps
 	$(SWIFT) test
 
+## Only the external-peer tests (pytest; needs make test-deps and the release builds).
 interop:
 	ECHO_SERVER=$(abspath $(ECHO_SERVER)) WS_BENCH=$(abspath $(WS_BENCH)) .venv/bin/python -m pytest -q Tests/Interop
 
-## The load generator (also the 15,000-connection client of the tests).
+## Builds ws-bench, the load generator (also the tests' 15,000-connection client).
 ws-bench:
 	cd Benchmarks && bash ../scripts/release-fresh.sh .build Sources ../Sources ../Package.swift Package.swift
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product ws-bench
 
-## Autobahn|Testsuite, sections 1-10; fails on anything not OK. The fuzzing
-## client against echo-server twice: with the default read size, and with the
-## smallest (256 B), where frames straddle reads and partial headers wait in a
-## connection's leftover ring. Then the fuzzing server against autobahn-client.
+## Autobahn|Testsuite sections 1-10, both roles; fails on anything not OK.
+# The fuzzing client against echo-server twice: with the default read size, and
+# with the smallest (256 B), where frames straddle reads and partial headers
+# wait in a connection's leftover ring. Then the fuzzing server against
+# autobahn-client.
 autobahn:
 	bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
 	AUTOBAHN_SERVER_ARGS="--receive-buffer-size 256" bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
@@ -65,30 +79,30 @@ asan: deps
 fuzz: deps
 	bash Tests/Fuzz/run.sh $${FUZZ_SECONDS:-60}
 
-## The load-benchmark matrix, side by side (5 repeats, about 14 minutes); writes
-## docs/benchmarks.md (with the micro table) and docs/benchmarks.png.
+## The load benchmarks side by side (about 14 minutes): docs/benchmarks.md and .png.
+# 5 repeats, servers alternated; the micro table goes into the same page.
 bench: bench-deps
 	.venv/bin/python Benchmarks/run_bench.py
 
-## A short version of the same (under 3 minutes).
+## A short version of the load benchmarks (under 3 minutes), into reports/.
 bench-quick: bench-deps
 	.venv/bin/python Benchmarks/run_bench.py --quick --out reports/benchmarks-quick.md
 
-## Micro benchmarks with allocation counts (ordo-one/benchmark); their table
-## goes into docs/benchmarks.md.
+## Micro benchmarks with allocation counts (ordo-one/benchmark).
+# Their table goes into docs/benchmarks.md.
 bench-micro: deps
 	@mkdir -p reports
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown --no-progress | tee ../reports/micro.md
 	python3 Benchmarks/micro_table.py reports/micro.md > Benchmarks/micro-results.md
 	@if [ -f docs/benchmarks-load.json ]; then $(if $(wildcard .venv/bin/python),.venv/bin/python,python3) Benchmarks/run_bench.py --render docs/benchmarks-load.json; fi
 
-## Instructions per message on echo-server's read path (valgrind callgrind):
-## repeatable where wall-clock figures are not; compare before and after.
+## Instructions per message on the server's read path (callgrind): the repeatable figure.
+# Repeatable where wall-clock figures are not; compare before and after.
 bench-instructions: deps build ws-bench
 	@bash scripts/install-deps.sh bench
 	python3 Benchmarks/instructions.py
 
-## Fails when an allocation count passes its threshold in Benchmarks/Thresholds.
+## Fails when a per-message allocation count passes its threshold.
 bench-check: deps
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark thresholds check
 
@@ -100,5 +114,6 @@ bench-deps: deps build
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product nio-echo
 	@mkdir -p reports
 
+## Removes every build and report folder.
 clean:
 	rm -rf .build .build-asan .build-fuzz reports

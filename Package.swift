@@ -37,14 +37,17 @@ let package = Package(
         ),
         .target(name: "WebSocketCore", dependencies: ["CLibCrypto"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
-        .target(name: "WebSocketRuntime", dependencies: ["WebSocketCore", "UVKit"]),
+        .target(
+            name: "WebSocketRuntime",
+            dependencies: ["WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "WebSocketServer",
             dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "WebSocketClient",
-            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit"]
+            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "echo-server",

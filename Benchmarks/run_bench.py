@@ -162,16 +162,17 @@ def main():
     if args.render:
         with open(args.render) as f:
             saved = json.load(f)
-        # The Targets section is computed again from the saved runs, so a
+        # The Summary section is computed again from the saved runs, so a
         # change to how it reads them needs no new run.
         load = saved["load_markdown"]
         idle_n = 0
         for line in load.splitlines():
             if line.startswith("### ") and "idle connections" in line:
                 idle_n = int(line.split()[1].replace(",", ""))
-        if "### Targets" in load:
-            load = load[:load.index("### Targets")].rstrip() + "\n\n"
-        load += "\n".join(targets_table(saved["results"], saved["summary"], saved["idle"], idle_n))
+        for old in ("### Targets", "### Summary"):
+            if old in load:
+                load = load[:load.index(old)].rstrip() + "\n\n"
+        load += "\n".join(summary_table(saved["results"], saved["summary"], saved["idle"], idle_n))
         saved["load_markdown"] = load
         with open(args.render, "w") as f:
             json.dump(saved, f, indent=1)
@@ -257,7 +258,7 @@ def write_report(path, scenarios, servers, results, idle, idle_n, args, duration
             lines.append("| %s | %s | %s → %s KiB |" % (name, fmt(r["idleBytesPerConnection"]),
                                                    fmt(r["serverRSSBefore"] / 1024), fmt(r["serverRSSAfter"] / 1024)))
     lines.append("")
-    lines += targets_table(results, summary, idle, idle_n)
+    lines += summary_table(results, summary, idle, idle_n)
     load = "\n".join(lines)
     with open(os.path.splitext(path)[0] + "-load.json", "w") as f:
         json.dump({"results": results, "idle": idle, "summary": summary, "load_markdown": load}, f, indent=1)
@@ -274,55 +275,61 @@ def paired_ratios(runs, ours, other):
     return [x / y for x, y in zip(a, b) if x and y]
 
 
-def targets_table(results, summary, idle, idle_n):
-    """Issue 5's targets against this run's figures: computed, never typed in."""
+def summary_table(results, summary, idle, idle_n):
+    """The comparisons a user weighs, computed from this run, never typed in."""
     raw, nio, node = "libuv raw TCP echo", "SwiftNIO NIOWebSocket", "node ws"
     rows = []
 
-    def ratio_cell(key, other, percent):
+    def ratio_cells(key, other, percent):
         # The median of the per-repeat ratios: each pairs two runs made
         # seconds apart, which is what alternating the servers is for, so a
         # slow spell of this shared machine cancels out within a pair. The
-        # ratio of the two medians (the tables' column) is given beside it.
+        # ratio of the two medians pairs nothing; both are shown.
         runs = results.get(key, {})
         pairs = paired_ratios(runs, "echo-server", other)
         if not pairs:
             return None
         of_medians = summary[key]["echo-server"] / summary[key][other]
         show = (lambda x: "%.0f%%" % (100 * x)) if percent else (lambda x: "%.1f×" % x)
-        return "%s (per repeat: %s; ratio of the medians: %s)" % (
-            show(med(pairs)), ", ".join(show(x) for x in sorted(pairs)), show(of_medians))
+        return "%s | %s | %s" % (show(med(pairs)), show(of_medians), ", ".join(show(x) for x in sorted(pairs)))
 
-    def add(target, cell):
-        if cell:
-            rows.append("| %s | %s |" % (target, cell))
+    def add(what, cells):
+        if cells:
+            rows.append("| %s | %s |" % (what, cells))
 
-    add("100 × 16 B, 16 in flight: at least 5× SwiftNIO's messages per server-CPU-second", ratio_cell("16B-16", nio, False))
-    add("the same: at least 10× node `ws`'s", ratio_cell("16B-16", node, False))
-    add("the same: at least 85% of the raw libuv TCP echo's", ratio_cell("16B-16", raw, True))
-    add("the same, both servers saturated (server-bound)", ratio_cell("16B-16-bound", raw, True))
-    add("10 × 64 KiB: at least 80% of the raw libuv echo's", ratio_cell("64KiB-4", raw, True))
+    add("small messages (100 × 16 B, 16 in flight): echo-server ÷ SwiftNIO `NIOWebSocket`", ratio_cells("16B-16", nio, False))
+    add("the same: echo-server ÷ node `ws`", ratio_cells("16B-16", node, False))
+    add("the same: echo-server as a share of the raw libuv TCP echo (no framing at all)", ratio_cells("16B-16", raw, True))
+    add("the same with both servers saturated (server-bound)", ratio_cells("16B-16-bound", raw, True))
+    add("large messages (10 × 64 KiB): share of the raw libuv echo", ratio_cells("64KiB-4", raw, True))
     if "64KiB-4" in results and results["64KiB-4"].get("echo-server, 4 KiB reads"):
-        add("the same with 4 KiB reads (`--receive-buffer-size 4096`)", "%.0f%%" % (
+        add("the same with 4 KiB reads (`--receive-buffer-size 4096`)", "– | %.0f%% | –" % (
             100 * summary["64KiB-4"]["echo-server, 4 KiB reads"] / summary["64KiB-4"][raw]))
+    rows.append("")
     if idle.get("echo-server"):
         others = ", ".join("%s %s B" % (n, fmt(med([r["idleBytesPerConnection"] for r in idle[n]])))
                            for n in idle if n != "echo-server" and idle[n])
-        add("idle: under 1 KiB RSS per connection at 10,000", "%s B at %s (%s)" % (
-            fmt(med([r["idleBytesPerConnection"] for r in idle["echo-server"]])), fmt(idle_n), others))
+        rows.append("Memory per idle connection at %s: echo-server %s B (%s)." % (
+            fmt(idle_n), fmt(med([r["idleBytesPerConnection"] for r in idle["echo-server"]])), others))
+        rows.append("")
     bound = results.get("16B-16-bound", {}).get(raw)
     free = results.get("16B-16", {}).get(raw)
     if bound:
         pct = lambda runs, k: med([100 * r[k] / r["seconds"] for r in runs])
-        cell = ("server-bound: the raw echo at %.0f%% CPU, its whole share of core 1 beside the ballast, "
-                "while ws-bench used %.0f%% of core 0" % (pct(bound, "serverCPUSeconds"), pct(bound, "clientCPUSeconds")))
+        line = ("Load generator headroom: server-bound, the raw echo ran at %.0f%% CPU, its whole share of core 1 "
+                "beside the ballast, while ws-bench used %.0f%% of core 0" % (pct(bound, "serverCPUSeconds"),
+                                                                            pct(bound, "clientCPUSeconds")))
         if free:
-            cell += ("; unbound, %.0f%% and %.0f%%: a tie, because both pay the same loopback TCP work "
+            line += ("; unbound, %.0f%% and %.0f%%: a tie, because both pay the same loopback TCP work "
                      "(see Headroom)" % (pct(free, "serverCPUSeconds"), pct(free, "clientCPUSeconds")))
-        add("ws-bench saturates the raw TCP echo at 16 in flight, with CPU to spare", cell)
-    if not rows:
+        rows.append(line + ".")
+        rows.append("")
+    if len(rows) <= 1:
         return []
-    return ["### Targets", "", "| target | measured: median of the per-repeat ratios, per CPU-second |", "|---|---|"] + rows + [""]
+    return ["### Summary", "",
+            "Messages per server-CPU-second, echo-server against each peer in the same run.", "",
+            "| comparison | median of the per-repeat ratios | ratio of the medians | per repeat |",
+            "|---|---|---|---|"] + rows
 
 
 def render(path, load):

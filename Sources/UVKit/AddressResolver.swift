@@ -27,18 +27,7 @@ public enum AddressResolver {
                 owner.callback(.failure(UVError(status)))
                 return
             }
-            var addresses: [SocketAddress] = []
-            var entry = result
-            while let info = entry {
-                if let addr = info.pointee.ai_addr, info.pointee.ai_addrlen <= MemoryLayout<sockaddr_storage>.size {
-                    var storage = sockaddr_storage()
-                    withUnsafeMutableBytes(of: &storage) {
-                        $0.baseAddress!.copyMemory(from: addr, byteCount: Int(info.pointee.ai_addrlen))
-                    }
-                    addresses.append(SocketAddress(storage: storage))
-                }
-                entry = info.pointee.ai_next
-            }
+            let addresses = AddressResolver.socketAddresses(result)
             uv_freeaddrinfo(result)
             owner.callback(.success(addresses))
         }, host, String(port), &hints)
@@ -47,5 +36,36 @@ public enum AddressResolver {
             request.deallocate()
             callback(.failure(UVError(rc)))
         }
+    }
+
+    /// The same, blocking the calling thread: for start-up (a server's listen
+    /// address), where there is nothing else for the loop to do meanwhile.
+    public static func resolveNow(_ host: String, port: Int, on loop: EventLoop) throws(UVError) -> [SocketAddress] {
+        var request = uv_getaddrinfo_t()
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        // With no callback libuv resolves synchronously and leaves the result
+        // in the request.
+        let rc = uv_getaddrinfo(loop.raw, &request, nil, host, String(port), &hints)
+        if rc < 0 { throw UVError(rc) }
+        defer { uv_freeaddrinfo(request.addrinfo) }
+        return socketAddresses(request.addrinfo)
+    }
+
+    fileprivate static func socketAddresses(_ list: UnsafeMutablePointer<addrinfo>?) -> [SocketAddress] {
+        var addresses: [SocketAddress] = []
+        var entry = list
+        while let info = entry {
+            if let addr = info.pointee.ai_addr, info.pointee.ai_addrlen <= MemoryLayout<sockaddr_storage>.size {
+                var storage = sockaddr_storage()
+                withUnsafeMutableBytes(of: &storage) {
+                    $0.baseAddress!.copyMemory(from: addr, byteCount: Int(info.pointee.ai_addrlen))
+                }
+                addresses.append(SocketAddress(storage: storage))
+            }
+            entry = info.pointee.ai_next
+        }
+        return addresses
     }
 }

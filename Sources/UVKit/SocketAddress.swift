@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// An IPv4 or IPv6 address and port, as libuv takes them.
-public struct SocketAddress: Sendable {
+public struct SocketAddress: Sendable, CustomStringConvertible {
     public private(set) var storage = sockaddr_storage()
 
     /// Parses a numeric address ("127.0.0.1", "::1"); "localhost" means 127.0.0.1.
@@ -21,6 +21,12 @@ public struct SocketAddress: Sendable {
         storage = s
     }
 
+    /// Whether `host` is an IPv4 or IPv6 address rather than a name.
+    public static func isNumeric(_ host: String) -> Bool {
+        var buffer = in6_addr()
+        return inet_pton(AF_INET, host, &buffer) == 1 || inet_pton(AF_INET6, host, &buffer) == 1
+    }
+
     init(storage: sockaddr_storage) { self.storage = storage }
 
     public var port: Int {
@@ -31,6 +37,21 @@ public struct SocketAddress: Sendable {
             }
             return Int(UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port))
         }
+    }
+
+    /// "127.0.0.1:5000", "[::1]:5000".
+    public var description: String {
+        var name = [CChar](repeating: 0, count: 64)
+        let isIPv6 = withUnsafeBytes(of: storage) { $0.load(as: sa_family_t.self) } == sa_family_t(AF_INET6)
+        withUnsafeBytes(of: storage) { raw in
+            if isIPv6 {
+                _ = uv_ip6_name(raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self), &name, name.count)
+            } else {
+                _ = uv_ip4_name(raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self), &name, name.count)
+            }
+        }
+        let host = String(cString: name)
+        return isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>) -> R) -> R {

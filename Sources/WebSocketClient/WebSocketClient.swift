@@ -1,3 +1,4 @@
+import Logging
 import UVKit
 import WebSocketCore
 import WebSocketRuntime
@@ -37,10 +38,18 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     /// Counters, updated on the loop thread.
     public var metrics: WebSocketMetrics { endpoint.metrics }
 
+    /// At debug level, every connection's open and close (with its code),
+    /// keep-alive timeouts and backpressure pauses.
+    public var logger: Logger {
+        get { endpoint.logger }
+        set { endpoint.logger = newValue }
+    }
+
     /// - Parameter loop: the loop to run on; by default the client makes its own,
     ///   which `run()` runs and closes.
     public init(handler: Handler, options: WebSocketClientOptions = WebSocketClientOptions(),
-                loop: EventLoop? = nil) throws(WebSocketClientError) {
+                loop: EventLoop? = nil,
+                logger: Logger = Logger(label: "UVWebSocket.client")) throws(WebSocketClientError) {
         let connectionOptions = options.connectionOptions
         do { try connectionOptions.validate() } catch { throw .invalidOptions("\(error)") }
         self.options = options
@@ -50,7 +59,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         let settings = ConnectionSettings(role: .client, options: connectionOptions)
         let context = LoopContext.acquire(on: self.loop, receiveBufferSize: options.receiveBufferSize,
                                           granularity: settings.wheelGranularity)
-        endpoint = Endpoint(handler: handler, context: context, settings: settings)
+        endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger)
         endpoint.owner = self
         endpoint.connectFinished = { [unowned self] connection, error in connectFinished(connection, error) }
         endpoint.httpPhaseEnded = { [unowned self] connection, outcome in responseArrived(connection, outcome) }

@@ -46,6 +46,10 @@ final class ConnectionStream<Handler: WebSocketHandler>: Transport {
         connectionRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.queueDidDrain() }
     }
 
+    override func didPauseForBackpressure() {
+        connectionRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.readingPausedForBackpressure() }
+    }
+
     override func deadlineReached(now: UInt64) {
         connectionRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.deadlineReached(now: now) }
     }

@@ -1,3 +1,4 @@
+import Logging
 import UVKit
 import WebSocketCore
 
@@ -40,6 +41,14 @@ package final class Endpoint<Handler: WebSocketHandler> {
     package let settings: ConnectionSettings
     /// Counters, bumped on the loop thread.
     @exclusivity(unchecked) package var metrics = WebSocketMetrics()
+    /// Where connection events go at debug level: opened, closed with its
+    /// code, keep-alive timeouts, backpressure pauses. Never per message.
+    package var logger: Logger {
+        didSet { logsDebug = logger.logLevel <= .debug }
+    }
+    /// Whether debug events pass the logger's level, cached so that an event
+    /// costs a load and a branch when they do not.
+    package private(set) var logsDebug: Bool
     /// The server or client this endpoint belongs to (for `connection.server`).
     package unowned(unsafe) var owner: AnyObject?
     /// The HTTP phase ended (a request head for the server, the response head
@@ -52,7 +61,9 @@ package final class Endpoint<Handler: WebSocketHandler> {
     /// The connection's handle has closed: forget it.
     package var connectionClosed: (WebSocketConnection<Handler>) -> Void = { _ in }
 
-    package init(handler: Handler, context: LoopContext, settings: ConnectionSettings) {
+    package init(handler: Handler, context: LoopContext, settings: ConnectionSettings, logger: Logger) {
+        self.logger = logger
+        logsDebug = logger.logLevel <= .debug
         self.handler = handler
         self.context = context
         self.settings = settings

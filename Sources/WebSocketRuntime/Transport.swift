@@ -58,6 +58,8 @@ package class Transport: TCPStream {
     package func queueDidDrain() {}
     /// The wheel reached this transport's deadline.
     package func deadlineReached(now: UInt64) {}
+    /// Reading stopped for backpressure (for the connection's debug log).
+    package func didPauseForBackpressure() {}
 
     // MARK: Deadlines
 
@@ -241,6 +243,7 @@ package class Transport: TCPStream {
             if !pausedForBackpressure && contextRef._withUnsafeGuaranteedRef({ $0.corkDepth > 0 }) {
                 pausedForBackpressure = true
                 stopReading()
+                didPauseForBackpressure()
             }
             return .backpressure
         }

@@ -76,6 +76,8 @@ extension WebSocketConnection {
         phase = .frames
         clientHandshake = nil
         endpoint.metrics.webSocketsOpened &+= 1
+        logEvent("WebSocket open", ["path": "\(path ?? "")", "subprotocol": "\(subprotocol ?? "none")",
+                                    "extension": "\(messageExtension.map { "\(type(of: $0))" } ?? "none")"])
         handler.didOpen(self)
         // Move the early bytes into the loop's ring in pieces it can hold,
         // parsing as they go.
@@ -157,6 +159,7 @@ extension WebSocketConnection {
 
     func reportClose(code: CloseCode, reason: String) {
         endpoint.metrics.closesByCode[code.rawValue, default: 0] += 1
+        logEvent("WebSocket closed", ["code": "\(code.rawValue)", "reason": "\(reason)"])
         handler.didClose(self, code: code, reason: reason)
     }
 
@@ -235,6 +238,7 @@ extension WebSocketConnection {
                 // §7.4.1: 1011 if we can still write; a peer whose socket does
                 // not take even that is dropped.
                 endpoint.metrics.deadPeersClosed &+= 1
+                logEvent("keep-alive timeout: no frame since the ping", ["queued": "\(stream.queuedCount)"])
                 if stream.queuedCount == 0 { fail(.internalError, reason: "keep-alive timeout") } else { abort() }
                 return
             case .abort:

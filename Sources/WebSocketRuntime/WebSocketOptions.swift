@@ -1,3 +1,4 @@
+import UVKit
 import WebSocketCore
 
 /// Settings of a WebSocket server (and, for what concerns a connection, of a
@@ -63,12 +64,30 @@ public struct WebSocketOptions: Sendable {
     }
 }
 
+/// Why a server could not start. Each description is one line naming the
+/// cause, fit to print as it is (`error: cannot listen on ...`).
 public enum WebSocketServerError: Error, CustomStringConvertible {
+    /// An option out of range (`WebSocketOptions.validate`).
     case invalidOption(String)
+    /// `serveFiles(from:)` was given a folder that does not exist.
+    case staticRootNotFound(String)
+    /// The listen host is neither an address nor a name that resolves.
+    case hostNotFound(host: String, reason: UVError)
+    /// Binding or listening failed: the port is taken, needs privileges, or
+    /// the address is not one of this machine's.
+    case cannotListen(host: String, port: Int, reason: UVError)
 
     public var description: String {
         switch self {
-        case .invalidOption(let message): return "invalid option: \(message)"
+        case .invalidOption(let message):
+            return "invalid option: \(message)"
+        case .staticRootNotFound(let path):
+            return "static root \(path) is not a folder"
+        case .hostNotFound(let host, let reason):
+            return "cannot resolve host \(host): \(reason.message) (\(reason.name))"
+        case .cannotListen(let host, let port, let reason):
+            let shown = host.contains(":") ? "[\(host)]" : host
+            return "cannot listen on \(shown):\(port): \(reason.message) (\(reason.name))"
         }
     }
 }

@@ -10,10 +10,11 @@ extension WebSocketServer {
         case .head(let request, let length):
             route(connection, request, headLength: length)
         case .malformed(let error):
-            reject(connection, HTTPResponse.error(error.status, "malformed or oversized request head"))
+            reject(connection, error.status, "malformed or oversized request head")
         case .timedOut:
             // Slowloris: the head did not arrive in time. Drop without a word.
             endpoint.metrics.handshakesRejected &+= 1
+            logger.debug("request head timed out", metadata: ["peer": "\(peer(connection))"])
             connection.abortHTTP()
         case .connectionLost:
             connection.abortHTTP()
@@ -22,7 +23,7 @@ extension WebSocketServer {
 
     func route(_ connection: WebSocketConnection<Handler>, _ request: HTTPHead, headLength: Int) {
         if isOverConnectionLimit {
-            reject(connection, HTTPResponse.error(503, "too many connections", extraHeaders: ["Retry-After: 1"]))
+            reject(connection, 503, "too many connections", extraHeaders: ["Retry-After: 1"])
             return
         }
         let (method, target, _) = request.startLine
@@ -32,20 +33,20 @@ extension WebSocketServer {
         } else if let files = staticFiles {
             serveFile(connection, files, method: method, target: target)
         } else {
-            reject(connection, HTTPResponse.error(404, "no such path"))
+            reject(connection, 404, "no such path", detail: path)
         }
     }
 
     func upgrade(_ connection: WebSocketConnection<Handler>, _ request: HTTPHead, headLength: Int, path: String) {
         // The article's rule: a plain HTTP request to the WebSocket path is a 400.
         guard ServerHandshake.asksForWebSocket(request) else {
-            reject(connection, HTTPResponse.error(400, "this path accepts WebSocket requests only"))
+            reject(connection, 400, "this path accepts WebSocket requests only", detail: path)
             return
         }
         let upgrade: UpgradeRequest
         switch ServerHandshake.validate(request) {
         case .failure(let rejection):
-            reject(connection, HTTPResponse.error(rejection.status, rejection.reason, extraHeaders: rejection.extraHeaders))
+            reject(connection, rejection.status, rejection.reason, extraHeaders: rejection.extraHeaders)
             return
         case .success(let valid):
             upgrade = valid
@@ -54,7 +55,7 @@ extension WebSocketServer {
         // does not know with 403.
         let allowed = options.allowedOrigins
         if !allowed.isEmpty, let origin = upgrade.origin, !allowed.contains(origin) {
-            reject(connection, HTTPResponse.error(403, "origin not allowed"))
+            reject(connection, 403, "origin not allowed", detail: "origin \(origin)")
             return
         }
         let subprotocol = ServerHandshake.selectSubprotocol(offered: upgrade.offeredSubprotocols,
@@ -73,15 +74,15 @@ extension WebSocketServer {
 
     func serveFile(_ connection: WebSocketConnection<Handler>, _ files: StaticFiles, method: String, target: String) {
         guard method == "GET" || method == "HEAD" else {
-            reject(connection, HTTPResponse.error(405, "only GET and HEAD", extraHeaders: ["Allow: GET, HEAD"]))
+            reject(connection, 405, "only GET and HEAD", extraHeaders: ["Allow: GET, HEAD"], detail: "\(method) \(target)")
             return
         }
         switch files.resolve(target: target) {
         case .error(let status):
-            reject(connection, HTTPResponse.error(status, status == 404 ? "no such file" : "bad path"))
+            reject(connection, status, status == 404 ? "no such file" : "bad path", detail: target)
         case .file(let filePath, let contentType):
             guard let body = files.read(filePath) else {
-                reject(connection, HTTPResponse.error(404, "no such file"))
+                reject(connection, 404, "no such file", detail: target)
                 return
             }
             connection.respondAndClose(HTTPResponse.make(status: 200, contentType: contentType, body: body,
@@ -90,8 +91,17 @@ extension WebSocketServer {
         }
     }
 
-    func reject(_ connection: WebSocketConnection<Handler>, _ response: [UInt8]) {
+    /// Answers with an error status and ends the connection; at debug level
+    /// the log says who was refused and why (a browser sees only 1006).
+    func reject(_ connection: WebSocketConnection<Handler>, _ status: Int, _ reason: String,
+                extraHeaders: [String] = [], detail: String? = nil) {
         endpoint.metrics.handshakesRejected &+= 1
-        connection.respondAndClose(response)
+        logger.debug("request refused", metadata: ["status": "\(status)", "reason": "\(reason)",
+                                                   "peer": "\(peer(connection))", "detail": "\(detail ?? "-")"])
+        connection.respondAndClose(HTTPResponse.error(status, reason, extraHeaders: extraHeaders))
+    }
+
+    func peer(_ connection: WebSocketConnection<Handler>) -> String {
+        connection.peerAddress.map { "\($0)" } ?? "gone"
     }
 }

@@ -21,7 +21,12 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     public let loop: EventLoop
     public let options: WebSocketOptions
     public let handler: Handler
-    public var logger: Logger
+    /// Start, listen address and shutdown at info; at debug, every refused
+    /// request with its status and every connection's open and close.
+    public var logger: Logger {
+        get { endpoint.logger }
+        set { endpoint.logger = newValue }
+    }
     let endpoint: Endpoint<Handler>
 
     /// Counters, updated on the loop thread.
@@ -48,14 +53,13 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         try options.validate()
         self.options = options
         self.handler = handler
-        self.logger = logger
         self.ownsLoop = loop == nil
         let loop = try loop ?? EventLoop()
         self.loop = loop
         let settings = ConnectionSettings(role: .server, options: options)
         let context = LoopContext.acquire(on: loop, receiveBufferSize: options.receiveBufferSize,
                                           granularity: settings.wheelGranularity)
-        endpoint = Endpoint(handler: handler, context: context, settings: settings)
+        endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger)
         endpoint.owner = self
         endpoint.httpPhaseEnded = { [unowned self] connection, outcome in httpPhaseEnded(connection, outcome) }
         endpoint.connectionClosed = { [unowned self] connection in connectionDidClose(connection) }
@@ -75,33 +79,52 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     /// Serves files under `root` for every other path ("/" is index.html).
     public func serveFiles(from root: String) throws {
-        guard let files = StaticFiles(root: root) else {
-            throw WebSocketServerError.invalidOption("static root \(root) does not exist")
-        }
+        guard let files = StaticFiles(root: root) else { throw WebSocketServerError.staticRootNotFound(root) }
         staticFiles = files
     }
 
-    /// Binds and listens. Returns the port (useful with port 0).
+    /// Binds and listens on `host`: an address, "localhost" (127.0.0.1), or a
+    /// name, resolved here (blocking: this is start-up) and bound to the first
+    /// of its addresses that takes it. Returns the port (useful with port 0).
+    /// Throws `WebSocketServerError.hostNotFound` or `.cannotListen`; the server
+    /// stays usable, so a caller may try another port.
     @discardableResult
     public func listen(host: String = "127.0.0.1", port: Int, reusePort: Bool = false, backlog: Int32 = 1024) throws -> Int {
-        let listener = TCPListener(loop: loop)
-        do {
-            try listener.bind(SocketAddress(host: host, port: port), reusePort: reusePort)
-            try listener.listen(backlog: backlog) { [unowned self] error in
-                if let error {
-                    logger.warning("accept failed: \(error)")
-                    return
+        var lastError = UVError(-22) // EINVAL, for a name with no address
+        for address in try addresses(host: host, port: port) {
+            let listener = TCPListener(loop: loop)
+            do {
+                try listener.bind(address, reusePort: reusePort)
+                // libuv reports a taken port here, not at bind.
+                try listener.listen(backlog: backlog) { [unowned self] error in
+                    if let error {
+                        logger.warning("accept failed: \(error)")
+                        return
+                    }
+                    accept()
                 }
-                accept()
+                let bound = try listener.localAddress().port
+                self.listener?.close()
+                self.listener = listener
+                logger.info("listening", metadata: ["host": "\(host)", "port": "\(bound)"])
+                return bound
+            } catch {
+                listener.close()
+                lastError = error as? UVError ?? lastError
             }
-        } catch {
-            listener.close()
-            throw error
         }
-        self.listener = listener
-        let bound = try listener.localAddress().port
-        logger.info("listening", metadata: ["host": "\(host)", "port": "\(bound)"])
-        return bound
+        throw WebSocketServerError.cannotListen(host: host, port: port, reason: lastError)
+    }
+
+    private func addresses(host: String, port: Int) throws -> [SocketAddress] {
+        if host == "localhost" || SocketAddress.isNumeric(host) {
+            do { return [try SocketAddress(host: host, port: port)] } catch let error as UVError {
+                throw WebSocketServerError.cannotListen(host: host, port: port, reason: error)
+            }
+        }
+        do { return try AddressResolver.resolveNow(host, port: port, on: loop) } catch {
+            throw WebSocketServerError.hostNotFound(host: host, reason: error)
+        }
     }
 
     /// Runs the loop until shutdown has closed every connection. Handlers run
@@ -123,7 +146,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
             let watcher = SignalWatcher(loop: loop)
             do {
                 try watcher.start(signal: number) { [unowned self] signum in
-                    logger.info("signal \(signum): shutting down")
+                    logger.info("signal \(signum)")
                     shutdown(drainTimeout: drainTimeout)
                 }
             } catch {
@@ -142,6 +165,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         if let completion { shutdownCompletion = completion }
         if shuttingDown { return }
         shuttingDown = true
+        logger.info("shutting down", metadata: ["open": "\(connections.count)",
+                                                "drainTimeout": "\(drainTimeout)"])
         listener?.close()
         listener = nil
         for case let connection? in connections.entries {
@@ -158,7 +183,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         let timer = Timer(loop: loop)
         drainTimer = timer
         timer.start(timeout: drainTimeout.milliseconds) { [unowned self] in
-            logger.info("drain timeout: dropping \(connections.count) connections")
+            logger.info("drain timeout: dropping the rest", metadata: ["open": "\(connections.count)"])
             for case let connection? in connections.entries { connection.abort() }
         }
     }
@@ -171,6 +196,12 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     private func finishShutdown() {
         finished = true
+        if shuttingDown {
+            let m = metrics
+            let closes = m.closesByCode.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }
+            logger.info("stopped", metadata: ["accepted": "\(m.connectionsAccepted)", "webSockets": "\(m.webSocketsOpened)",
+                                              "refused": "\(m.handshakesRejected)", "closes": "\(closes.joined(separator: " "))"])
+        }
         listener?.close()
         listener = nil
         drainTimer?.close()

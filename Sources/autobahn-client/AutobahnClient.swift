@@ -34,7 +34,9 @@ struct AutobahnClient: ParsableCommand {
         session.start(client: client, url: url, agent: agent, only: self.case)
         try client.run()
         if let failure = session.failure {
-            throw ValidationError(failure)
+            // One line naming the cause, exit status 1; usage is for bad flags.
+            fputs("error: \(failure)\n", stderr)
+            throw ExitCode.failure
         }
         print("autobahn-client: ran \(session.casesRun) cases, reports updated")
     }

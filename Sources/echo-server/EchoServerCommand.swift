@@ -72,6 +72,18 @@ struct EchoServerCommand: ParsableCommand {
     }
 
     func run() throws {
+        do {
+            try serve()
+        } catch {
+            // A start-up failure is one line naming its cause (the server's
+            // errors describe themselves) and exit status 1, not a backtrace;
+            // bad flags never get here (usage, status 64).
+            fputs("error: \(error)\n", stderr)
+            throw ExitCode.failure
+        }
+    }
+
+    func serve() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "echo-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
@@ -91,7 +103,7 @@ struct EchoServerCommand: ParsableCommand {
         let server = try WebSocketServer(options: options, handler: EchoHandler(), logger: logger)
         server.route(webSocket: "/ws")
         guard let root = staticRoot ?? Bundle.module.url(forResource: "Public", withExtension: nil)?.path else {
-            throw ValidationError("the bundled page is missing; pass --static-root")
+            throw MissingPage()
         }
         try server.serveFiles(from: root)
         let bound = try server.listen(host: host, port: port)
@@ -100,7 +112,10 @@ struct EchoServerCommand: ParsableCommand {
         print("listening on http://\(host):\(bound)")
         fflush(stdout)
         try server.run()
-        logger.info("stopped", metadata: ["connections": "\(server.metrics.connectionsAccepted)"])
+    }
+
+    struct MissingPage: Error, CustomStringConvertible {
+        var description: String { "the bundled page is missing from the build; pass --static-root" }
     }
 
     /// One descriptor per connection: take the whole hard limit, as servers do

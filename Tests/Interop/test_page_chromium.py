@@ -59,3 +59,32 @@ def test_connect_send_echo_close(echo_server, browser):
     # Nothing on the page came from outside the server.
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(r.startswith("http://127.0.0.1:%d/" % server.port) or r.startswith("ws://127.0.0.1") for r in resources)
+
+
+def test_refused_handshake_shows_a_hint(echo_server, browser):
+    # The page's own origin is not allowed: the server answers 403, which a
+    # browser reports only as close code 1006 before the socket opened.
+    server = echo_server("--allowed-origin", "http://allowed.example", "--log-level", "debug")
+    wait = WebDriverWait(browser, 15)
+    browser.get("http://127.0.0.1:%d/" % server.port)
+    browser.find_element(By.ID, "connectButton").click()
+    wait.until(lambda d: state(d) == "Closed")
+    rows = log_rows(browser)
+    assert rows[0][2].startswith("Connection closed. Code: 1006."), rows
+    hint = rows[-1][2]
+    assert hint.startswith("Hint: the connection never opened."), rows
+    assert "server's log" in hint and "origin" in hint and "URL" in hint
+    assert "status=403" in server.output()
+    # The page asked for nothing but itself: no favicon request.
+    assert "favicon" not in server.output()
+
+
+def test_no_hint_after_a_normal_close(echo_server, browser):
+    server = echo_server()
+    wait = WebDriverWait(browser, 15)
+    browser.get("http://127.0.0.1:%d/" % server.port)
+    browser.find_element(By.ID, "connectButton").click()
+    wait.until(lambda d: state(d) == "Open")
+    browser.find_element(By.ID, "closeButton").click()
+    wait.until(lambda d: state(d) == "Closed")
+    assert not [r for r in log_rows(browser) if r[2].startswith("Hint:")]

@@ -78,6 +78,17 @@ struct UVKitTests {
         #expect(rc == 0)
     }
 
+    @Test("resolveNow gives localhost's loopback addresses, and a typed error for a name that does not exist")
+    func resolveNow() throws {
+        let loop = try EventLoop()
+        defer { try? loop.close() }
+        let addresses = try AddressResolver.resolveNow("localhost", port: 8080, on: loop)
+        #expect(!addresses.isEmpty)
+        #expect(addresses.allSatisfy { ["127.0.0.1:8080", "[::1]:8080"].contains("\($0)") }, "\(addresses)")
+        #expect(throws: UVError.self) { try AddressResolver.resolveNow("nosuchhost.invalid", port: 1, on: loop) }
+        #expect(SocketAddress.isNumeric("::1") && SocketAddress.isNumeric("10.0.0.1") && !SocketAddress.isNumeric("localhost"))
+    }
+
     /// A connected pair on 127.0.0.1: the accepted stream (reading) and the client.
     func connectedPair(_ loop: EventLoop) throws -> (listener: TCPListener, accepted: RecordingStream, client: RecordingStream) {
         let listener = TCPListener(loop: loop)
