@@ -9,7 +9,7 @@ AUTOBAHN_CLIENT := .build/release/autobahn-client
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: help run build build-client deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: bench-compression help run build build-client deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -61,15 +61,20 @@ ws-bench:
 	cd Benchmarks && bash ../scripts/release-fresh.sh .build Sources ../Sources ../Package.swift Package.swift
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product ws-bench
 
-## Autobahn|Testsuite sections 1-10, both roles; fails on anything not OK.
-# The fuzzing client against echo-server twice: with the default read size, and
-# with the smallest (256 B), where frames straddle reads and partial headers
-# wait in a connection's leftover ring. Then the fuzzing server against
-# autobahn-client.
+## Autobahn|Testsuite, all 517 cases, both roles, with and without compression; fails on anything not OK.
+# Without compression: the fuzzing client against echo-server with the default
+# read size (sections 12 and 13, permessage-deflate, must be declined cleanly),
+# and with the smallest (256 B), where frames straddle reads and partial
+# headers wait in a connection's leftover ring; the fuzzing server against
+# autobahn-client. With --compression, every case in both roles: those two
+# runs go side by side, since each is paced by wstest's Python (about 10
+# minutes alone) and uses about one core between it and our end.
 autobahn:
-	bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
-	AUTOBAHN_SERVER_ARGS="--receive-buffer-size 256" bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
+	AUTOBAHN_CASES='["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", "12.*", "13.*"]' \
+	    bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER)) --expect 517 --declined
+	AUTOBAHN_OUT=autobahn-256 AUTOBAHN_SERVER_ARGS="--receive-buffer-size 256" bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
 	bash Tests/Autobahn/run-client.sh $(abspath $(AUTOBAHN_CLIENT))
+	bash Tests/Autobahn/run-compression.sh $(abspath $(ECHO_SERVER)) $(abspath $(AUTOBAHN_CLIENT))
 
 ## AddressSanitizer over the whole Swift suite.
 asan: deps
@@ -87,6 +92,10 @@ bench: bench-deps
 ## A short version of the load benchmarks (under 3 minutes), into reports/.
 bench-quick: bench-deps
 	.venv/bin/python Benchmarks/run_bench.py --quick --out reports/benchmarks-quick.md
+
+## permessage-deflate side by side (about 5 minutes): docs/benchmarks-compression.md.
+bench-compression: bench-deps
+	cd Benchmarks && ../.venv/bin/python run_compression_bench.py
 
 ## Micro benchmarks with allocation counts (ordo-one/benchmark).
 # Their table goes into docs/benchmarks.md.

@@ -4,6 +4,8 @@ import PackageDescription
 // Layers, one way (docs/architecture.md):
 //   WebSocketCore     the protocol without I/O (framing, the two-role state
 //                     machine, handshakes, the extension seam)
+//   WebSocketCompression  permessage-deflate (RFC 7692) on zlib, through the
+//                     core's extension seam; no I/O
 //   UVKit             a thin libuv wrapper, knowing nothing of WebSockets
 //   WebSocketRuntime  joins them: the per-loop context, the transport, the
 //                     connection both roles share
@@ -15,6 +17,7 @@ let package = Package(
     products: [
         .library(name: "WebSocketCore", targets: ["WebSocketCore"]),
         .library(name: "UVKit", targets: ["UVKit"]),
+        .library(name: "WebSocketCompression", targets: ["WebSocketCompression"]),
         .library(name: "WebSocketServer", targets: ["WebSocketServer"]),
         .library(name: "WebSocketClient", targets: ["WebSocketClient"]),
         .executable(name: "echo-server", targets: ["echo-server"]),
@@ -31,15 +34,21 @@ let package = Package(
             providers: [.apt(["libuv1-dev"])]
         ),
         .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
             name: "CLibCrypto",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "WebSocketCore", dependencies: ["CLibCrypto"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
+        .target(name: "WebSocketCompression", dependencies: ["WebSocketCore", "CZlib"]),
         .target(
             name: "WebSocketRuntime",
-            dependencies: ["WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["WebSocketCore", "WebSocketCompression", "UVKit", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "WebSocketServer",
@@ -67,6 +76,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WebSocketCoreTests", dependencies: ["WebSocketCore"]),
+        .testTarget(name: "WebSocketCompressionTests", dependencies: ["WebSocketCompression", "WebSocketCore", "CZlib"]),
         .testTarget(name: "UVKitTests", dependencies: ["UVKit"]),
         .testTarget(
             name: "WebSocketServerTests",

@@ -15,13 +15,14 @@ forbid() {  # forbid DIR MODULE...
         fi
     done
 }
-forbid Sources/WebSocketCore Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient
-forbid Sources/UVKit Foundation WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto
-forbid Sources/WebSocketRuntime Foundation CLibUV CLibCrypto WebSocketServer WebSocketClient
-forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto WebSocketClient
-forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto WebSocketServer
-forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto WebSocketClient
-forbid Sources/autobahn-client CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto WebSocketServer
+forbid Sources/WebSocketCore Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient WebSocketCompression CZlib
+forbid Sources/WebSocketCompression Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto
+forbid Sources/UVKit Foundation WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto WebSocketCompression CZlib
+forbid Sources/WebSocketRuntime Foundation CLibUV CLibCrypto CZlib WebSocketServer WebSocketClient
+forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto CZlib WebSocketClient
+forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto CZlib WebSocketServer
+forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient
+forbid Sources/autobahn-client CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketServer
 # Only the state machine answers pings and closes: no other source builds a
 # pong or a close frame from a received event.
 if grep -rnE "case \.ping\(|case \.close\(let" Sources --include='*.swift' | grep -v "Sources/WebSocketCore/"; then
@@ -29,4 +30,4 @@ if grep -rnE "case \.ping\(|case \.close\(let" Sources --include='*.swift' | gre
     fail=1
 fi
 if [ $fail -ne 0 ]; then exit 1; fi
-echo "layering: 7 modules checked, dependencies run one way"
+echo "layering: 8 modules checked, dependencies run one way"

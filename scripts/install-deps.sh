@@ -4,7 +4,7 @@
 set -euo pipefail
 what=${1:-run}
 
-packages=(libuv1-dev libssl-dev pkg-config)
+packages=(libuv1-dev libssl-dev zlib1g-dev pkg-config)
 case "$what" in
     run) ;;
     test) packages+=(chromium chromium-driver nginx-light python3-venv) ;;

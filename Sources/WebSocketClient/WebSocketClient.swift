@@ -59,7 +59,8 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         let settings = ConnectionSettings(role: .client, options: connectionOptions)
         let context = LoopContext.acquire(on: self.loop, receiveBufferSize: options.receiveBufferSize,
                                           granularity: settings.wheelGranularity)
-        endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger)
+        endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger,
+                            options: connectionOptions)
         endpoint.owner = self
         endpoint.connectFinished = { [unowned self] connection, error in connectFinished(connection, error) }
         endpoint.httpPhaseEnded = { [unowned self] connection, outcome in responseArrived(connection, outcome) }
@@ -178,7 +179,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         let key = AcceptKey.makeKey()
         let request = ClientHandshake.request(host: attempt.url.hostHeader, path: attempt.url.target, key: key,
                                               subprotocols: options.subprotocols, origin: options.origin,
-                                              extensions: options.extensions.flatMap { $0.offers() },
+                                              extensions: endpoint.negotiators.flatMap { $0.offers() },
                                               extraHeaders: options.headers)
         let id = ObjectIdentifier(connection)
         connections[id] = connection
@@ -233,7 +234,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
                 return
             }
             switch ClientHandshake.validate(head, key: state.key, offered: options.subprotocols,
-                                            extensions: options.extensions) {
+                                            extensions: endpoint.negotiators) {
             case .failure(let error):
                 connection.abortHTTP()
                 completion?(.failure(.invalidHandshakeResponse("\(error)")))

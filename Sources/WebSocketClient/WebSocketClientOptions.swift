@@ -28,7 +28,10 @@ public struct WebSocketClientOptions: Sendable {
     public var receiveBufferSize: Int = 64 * 1024
     /// Largest response head accepted.
     public var maxResponseHeadSize: Int = 16 * 1024
-    /// Per-message extensions to offer (none is built in yet).
+    /// permessage-deflate (RFC 7692) to offer; nil (the default) offers none.
+    /// `.forClient` keeps both contexts and lets the server limit ours.
+    public var compression: CompressionOptions?
+    /// Other per-message extensions to offer, after permessage-deflate.
     public var extensions: [any ExtensionNegotiator] = []
 
     public init() {}
@@ -44,6 +47,7 @@ public struct WebSocketClientOptions: Sendable {
         o.maxBackpressure = maxBackpressure
         o.receiveBufferSize = receiveBufferSize
         o.requestHeadLimits = HTTPHeadLimits(maxHeadSize: maxResponseHeadSize)
+        o.compression = compression
         o.extensions = extensions
         return o
     }

@@ -1,5 +1,6 @@
 import Logging
 import UVKit
+import WebSocketCompression
 import WebSocketCore
 
 /// The settings every connection of one server or one client applies, taken
@@ -39,6 +40,11 @@ package final class Endpoint<Handler: WebSocketHandler> {
     package let handler: Handler
     package let context: LoopContext
     package let settings: ConnectionSettings
+    /// The extensions this end negotiates, in order of preference: made once
+    /// per endpoint, so permessage-deflate's pool is the loop's.
+    package let negotiators: [any ExtensionNegotiator]
+    /// permessage-deflate's negotiator, when compression is on (for broadcasts).
+    package let deflate: PermessageDeflate?
     /// Counters, bumped on the loop thread.
     @exclusivity(unchecked) package var metrics = WebSocketMetrics()
     /// Where connection events go at debug level: opened, closed with its
@@ -61,7 +67,10 @@ package final class Endpoint<Handler: WebSocketHandler> {
     /// The connection's handle has closed: forget it.
     package var connectionClosed: (WebSocketConnection<Handler>) -> Void = { _ in }
 
-    package init(handler: Handler, context: LoopContext, settings: ConnectionSettings, logger: Logger) {
+    package init(handler: Handler, context: LoopContext, settings: ConnectionSettings, logger: Logger,
+                 options: WebSocketOptions) {
+        deflate = options.compression.map { PermessageDeflate(options: $0) }
+        negotiators = (deflate.map { [$0] } ?? []) + options.extensions
         self.logger = logger
         logsDebug = logger.logLevel <= .debug
         self.handler = handler

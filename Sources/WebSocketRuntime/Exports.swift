@@ -7,5 +7,6 @@
 @_exported import protocol WebSocketCore.MessageExtension
 @_exported import struct WebSocketCore.ExtensionOffer
 @_exported import enum WebSocketCore.ExtensionStep
+@_exported import struct WebSocketCompression.CompressionOptions
 @_exported import class UVKit.EventLoop
 @_exported import struct UVKit.LoopBound

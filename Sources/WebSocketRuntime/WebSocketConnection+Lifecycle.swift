@@ -1,4 +1,5 @@
 import UVKit
+import WebSocketCompression
 import WebSocketCore
 
 /// A connection's life around the frames: the HTTP head, the switch to
@@ -68,6 +69,9 @@ extension WebSocketConnection {
     /// peer may send its first frames in the same segment) are parsed at once.
     package func openWebSocket(headLength: Int, subprotocol: String?, messageExtension: (any MessageExtension)?) {
         self.subprotocol = subprotocol
+        if let deflate = messageExtension as? DeflateExtension, deflate.sendsWithoutContext {
+            sharedCompressionWindow = deflate.sendWindowBits
+        }
         let settings = endpoint.settings
         let now = context.loop.now
         machine = WebSocketStateMachine(role: settings.role, maxMessageSize: settings.maxMessageSize,

@@ -69,6 +69,10 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// frame is out, the opcode that frame carries.
     var encodingMessage = false
     var encodingFirstOpcode: Opcode?
+    /// With permessage-deflate and no context of this end's: the window its
+    /// messages are compressed with (0 otherwise), so a broadcast compresses
+    /// once for every connection with the same window.
+    package internal(set) var sharedCompressionWindow: UInt8 = 0
     /// Its index in its server's connection table (-1: none).
     package var tableSlot: Int32 = -1
     /// The application's per-connection state, typed by the handler.
@@ -110,6 +114,9 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// Bytes queued in user space, not yet taken by the kernel.
     public var bufferedAmount: Int { stream.queuedCount }
 
+    /// Whether a per-message extension (permessage-deflate) was negotiated.
+    public var usesCompression: Bool { machine.usesExtension }
+
     /// The round-trip time measured by the last keep-alive ping, in milliseconds.
     public var roundTripTime: UInt64? { machine.roundTripTime }
 
@@ -123,6 +130,21 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
         let status = machine.usesExtension
             ? sendThroughExtension(payload, opcode: opcode, isFinal: isFinal)
             : streamRef._withUnsafeGuaranteedRef { $0.sendFrame(opcode, fin: isFinal, payload: payload) }
+        countSent(status, bytes: payload.count, isFinal: isFinal)
+        return status
+    }
+
+    /// The same, with a say on compression: `compress: false` sends this
+    /// message uncompressed even when permessage-deflate was negotiated (data
+    /// that is already compressed, or a secret that must not share a
+    /// compression context with text an attacker controls). Applies to a
+    /// whole message: its first fragment decides.
+    @discardableResult
+    public func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true, compress: Bool) -> SendStatus {
+        guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
+        let status = machine.usesExtension
+            ? sendThroughExtension(payload, opcode: opcode, isFinal: isFinal, mayEncode: compress)
+            : stream.sendFrame(opcode, fin: isFinal, payload: payload)
         countSent(status, bytes: payload.count, isFinal: isFinal)
         return status
     }
@@ -183,10 +205,12 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
 
     /// One peer's part of a broadcast: a frame built once for every peer. Not
     /// to a connection in the middle of sending a fragmented message (§5.4).
-    package func sendPrepared(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> SendStatus {
+    /// `bytes`: what the application sent (a compressed payload is smaller).
+    package func sendPrepared(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
+                              bytes: Int? = nil) -> SendStatus {
         guard phase == .frames, machine.canSendWholeMessage else { return .dropped }
         let status = stream.sendFramed(header: header, payload: payload)
-        countSent(status, bytes: payload.count, isFinal: true)
+        countSent(status, bytes: bytes ?? payload.count, isFinal: true)
         return status
     }
 
@@ -195,10 +219,11 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// A negotiated extension encodes the message (or leaves it as it is, for
     /// small ones); the frames carry its RSV bits on the first frame only.
     @inline(never)
-    func sendThroughExtension(_ payload: UnsafeRawBufferPointer, opcode: Opcode, isFinal: Bool) -> SendStatus {
+    func sendThroughExtension(_ payload: UnsafeRawBufferPointer, opcode: Opcode, isFinal: Bool,
+                              mayEncode: Bool = true) -> SendStatus {
         guard let ext = machine.outboundExtension else { return .dropped }
         if opcode != .continuation {
-            encodingMessage = ext.shouldEncode(size: isFinal ? payload.count : nil)
+            encodingMessage = mayEncode && ext.shouldEncode(size: isFinal ? payload.count : nil)
             encodingFirstOpcode = opcode
         }
         guard encodingMessage else { return stream.sendFrame(opcode, fin: isFinal, payload: payload) }

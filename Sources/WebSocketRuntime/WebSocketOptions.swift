@@ -1,4 +1,5 @@
 import UVKit
+import WebSocketCompression
 import WebSocketCore
 
 /// Settings of a WebSocket server (and, for what concerns a connection, of a
@@ -42,8 +43,12 @@ public struct WebSocketOptions: Sendable {
     /// Limits on the upgrade and static-file request heads (431 past them),
     /// and on a client's response head.
     public var requestHeadLimits = HTTPHeadLimits()
-    /// Per-message extensions this end supports, in order of preference
-    /// (RFC 6455 §9). None is built in yet; permessage-deflate will be one.
+    /// permessage-deflate (RFC 7692); nil, the default, turns it off (offers
+    /// are declined and messages go uncompressed). See `CompressionOptions`
+    /// for what it costs and the CRIME/BREACH caveat.
+    public var compression: CompressionOptions?
+    /// Other per-message extensions this end supports, in order of preference
+    /// (RFC 6455 §9), after permessage-deflate.
     public var extensions: [any ExtensionNegotiator] = []
 
     public init() {}
@@ -56,6 +61,7 @@ public struct WebSocketOptions: Sendable {
         }
         guard maxMessageSize > 0 else { throw WebSocketServerError.invalidOption("maxMessageSize must be positive") }
         guard maxBackpressure > 0 else { throw WebSocketServerError.invalidOption("maxBackpressure must be positive") }
+        if let problem = compression?.validationError() { throw WebSocketServerError.invalidOption(problem) }
         guard maxConnections >= 0 else { throw WebSocketServerError.invalidOption("maxConnections must not be negative") }
         for (name, value) in [("keepAliveInterval", keepAliveInterval), ("keepAliveTimeout", keepAliveTimeout),
                               ("handshakeTimeout", handshakeTimeout), ("closeTimeout", closeTimeout)] where value < .zero {

@@ -40,11 +40,40 @@ extension WebSocketServer {
     ///
     /// Loop thread only (a handler, or `loop.execute`). `payload` need only
     /// live for the call.
+    ///
+    /// With compression on, the message is also compressed once, for every
+    /// peer that negotiated permessage-deflate without this end's context
+    /// (the default) and the full window; a peer that negotiated nothing gets
+    /// it uncompressed, and one with a context or window of its own has it
+    /// compressed for it alone, as `send` would.
     @discardableResult
     public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> BroadcastResult {
         var result = BroadcastResult()
+        var compressedPeers = 0
+        if endpoint.deflate != nil {
+            forEachOpenConnection { if $0.sharedCompressionWindow == 15 { compressedPeers += 1 } }
+        }
+        let compressed = compressedPeers > 0 ? endpoint.deflate?.compressOnce(payload, windowBits: 15) : nil
         FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
-            forEachOpenConnection { result.count($0.sendPrepared(header: header, payload: payload)) }
+            guard let compressed else {
+                forEachOpenConnection { connection in
+                    result.count(connection.usesCompression ? connection.send(payload, type: type)
+                                                             : connection.sendPrepared(header: header, payload: payload))
+                }
+                return
+            }
+            // RSV1 marks the message compressed (RFC 7692 §6).
+            FrameWriter.withHeader(opcode: type.opcode, fin: true, rsv: 0x4, payloadLength: compressed.count) { zHeader in
+                forEachOpenConnection { connection in
+                    if connection.sharedCompressionWindow == 15 {
+                        result.count(connection.sendPrepared(header: zHeader, payload: compressed, bytes: payload.count))
+                    } else if connection.usesCompression {
+                        result.count(connection.send(payload, type: type))
+                    } else {
+                        result.count(connection.sendPrepared(header: header, payload: payload))
+                    }
+                }
+            }
         }
         return result
     }

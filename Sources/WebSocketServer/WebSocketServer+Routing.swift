@@ -63,8 +63,9 @@ extension WebSocketServer {
         // §9.1: the first supported extension that accepts one of the offers;
         // a header that does not parse is ignored (no extension).
         var agreed: (response: String, extension: any MessageExtension)?
-        if !options.extensions.isEmpty, let offers = ExtensionOffer.parse(request.listValues("Sec-WebSocket-Extensions")) {
-            agreed = ExtensionNegotiation.accept(offers: offers, supported: options.extensions)
+        let negotiators = endpoint.negotiators
+        if !negotiators.isEmpty, let offers = ExtensionOffer.parse(request.listValues("Sec-WebSocket-Extensions")) {
+            agreed = ExtensionNegotiation.accept(offers: offers, supported: negotiators)
         }
         connection.path = upgrade.path
         connection.writeHTTP(ServerHandshake.switchingProtocolsResponse(key: upgrade.key, subprotocol: subprotocol,

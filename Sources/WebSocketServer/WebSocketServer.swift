@@ -59,7 +59,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         let settings = ConnectionSettings(role: .server, options: options)
         let context = LoopContext.acquire(on: loop, receiveBufferSize: options.receiveBufferSize,
                                           granularity: settings.wheelGranularity)
-        endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger)
+        endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger, options: options)
         endpoint.owner = self
         endpoint.httpPhaseEnded = { [unowned self] connection, outcome in httpPhaseEnded(connection, outcome) }
         endpoint.connectionClosed = { [unowned self] connection in connectionDidClose(connection) }

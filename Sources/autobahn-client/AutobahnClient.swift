@@ -23,8 +23,16 @@ struct AutobahnClient: ParsableCommand {
     @Option(help: "Run only these case numbers (1-based; repeatable). Default: all.")
     var `case`: [Int] = []
 
+    @Flag(help: "Offer permessage-deflate (RFC 7692), as Autobahn's sections 12 and 13 need.")
+    var compression = false
+
     func run() throws {
         var options = WebSocketClientOptions()
+        if compression {
+            var deflate = CompressionOptions.forClient
+            deflate.minimumSize = 0
+            options.compression = deflate
+        }
         // Section 9 sends up to 16 MiB messages; the echo streams them chunk by chunk.
         options.maxMessageSize = 64 * 1024 * 1024
         options.keepAliveInterval = .zero

@@ -53,6 +53,12 @@ struct EchoServerCommand: ParsableCommand {
     @Option(help: "Directory served for paths other than /ws (default: the bundled sample page).")
     var staticRoot: String?
 
+    @Flag(help: "Negotiate permessage-deflate (RFC 7692) with clients that offer it; the echo answers compressed.")
+    var compression = false
+
+    @Option(help: "With --compression: zlib level 0-9.")
+    var compressionLevel = 6
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -98,6 +104,14 @@ struct EchoServerCommand: ParsableCommand {
         options.maxConnections = maxConnections
         options.allowedOrigins = allowedOrigins
         options.subprotocols = subprotocols
+        if compression {
+            var deflate = CompressionOptions()
+            deflate.level = compressionLevel
+            // The sample mirrors its peer: every message is answered
+            // compressed, however small.
+            deflate.minimumSize = 0
+            options.compression = deflate
+        }
 
         raiseOpenFileLimit()
         let server = try WebSocketServer(options: options, handler: EchoHandler(), logger: logger)

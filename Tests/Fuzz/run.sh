@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A bounded libFuzzer run over the frame and request-head parsers.
-# Usage: run.sh [SECONDS]   (default 60; the process is killed 60 s past that)
+# Bounded libFuzzer runs: the frame and request-head parsers, then
+# permessage-deflate (the inflate path and the extension header parser).
+# Usage: run.sh [SECONDS]   (each, default 60; a run is killed 60 s past that)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -19,3 +20,22 @@ swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name FuzzParsers \
     "$top"/Sources/WebSocketCore/*.swift "$here/FuzzParsers.swift" -lcrypto -o "$out/fuzz-parsers"
 timeout -s KILL $((seconds + 60)) "$out/fuzz-parsers" -max_total_time="$seconds" -max_len=4096 \
     -artifact_prefix="$out/" "$out/corpus"
+
+# Seeds: RFC 7692's "Hello" (selector 0: one fragment), the same in two
+# fragments read 1 byte at a time, and a header with a fallback list.
+mkdir -p "$out/corpus-deflate"
+printf '\x00\xf2\x48\xcd\xc9\xc9\x07\x00' > "$out/corpus-deflate/seed-hello"
+printf '\x02\xf2\x48\xcd\xc9\xc9\x07\x00' > "$out/corpus-deflate/seed-fragments"
+printf '\x01permessage-deflate; server_max_window_bits=10; client_max_window_bits, permessage-deflate' > "$out/corpus-deflate/seed-header"
+# One module with the core, so the compression sources lose their import of it.
+mkdir -p "$out/deflate-src"
+for f in "$top"/Sources/WebSocketCompression/*.swift; do
+    sed '/^import WebSocketCore$/d' "$f" > "$out/deflate-src/$(basename "$f")"
+done
+swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name FuzzDeflate \
+    -I "$top/Sources/CLibCrypto" -Xcc -fmodule-map-file="$top/Sources/CLibCrypto/module.modulemap" \
+    -I "$top/Sources/CZlib" -Xcc -fmodule-map-file="$top/Sources/CZlib/module.modulemap" \
+    "$top"/Sources/WebSocketCore/*.swift "$out"/deflate-src/*.swift "$here/FuzzDeflate.swift" \
+    -lcrypto -lz -o "$out/fuzz-deflate"
+timeout -s KILL $((seconds + 60)) "$out/fuzz-deflate" -max_total_time="$seconds" -max_len=8192 \
+    -artifact_prefix="$out/deflate-" "$out/corpus-deflate"

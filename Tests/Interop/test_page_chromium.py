@@ -88,3 +88,23 @@ def test_no_hint_after_a_normal_close(echo_server, browser):
     browser.find_element(By.ID, "closeButton").click()
     wait.until(lambda d: state(d) == "Closed")
     assert not [r for r in log_rows(browser) if r[2].startswith("Hint:")]
+
+
+def test_page_negotiates_compression(echo_server, browser):
+    # Chromium offers permessage-deflate on every connection; with
+    # --compression the server accepts, and the echo comes back compressed.
+    server = echo_server("--compression", "--log-level", "debug")
+    wait = WebDriverWait(browser, 15)
+    browser.get("http://127.0.0.1:%d/" % server.port)
+    browser.find_element(By.ID, "connectButton").click()
+    wait.until(lambda d: state(d) == "Open")
+    long_text = ("compressible " * 200).strip()
+    for text in ("short", long_text):
+        browser.execute_script("document.getElementById('sendMessage').value = arguments[0];", text)
+        browser.find_element(By.ID, "sendButton").click()
+        wait.until(lambda d: ["Server", "Client", text] in log_rows(d))
+    browser.find_element(By.ID, "closeButton").click()
+    wait.until(lambda d: state(d) == "Closed")
+    opened = [line for line in server.output().splitlines() if "WebSocket open" in line]
+    assert len(opened) == 1 and "extension=DeflateExtension" in opened[0], opened
+    assert "code=1000" in server.output()

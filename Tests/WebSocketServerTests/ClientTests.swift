@@ -14,6 +14,8 @@ final class RecordingClient: WebSocketHandler {
     /// Sent on open, when set.
     var greeting: [UInt8]?
     var closeAfterEcho = false
+    /// Closes once this many messages have arrived, when set.
+    var closeAfter: Int?
 
     func didOpen(_ connection: WebSocketConnection<RecordingClient>) {
         opened += 1
@@ -24,7 +26,7 @@ final class RecordingClient: WebSocketHandler {
                     type: MessageType, isFinal: Bool) {
         guard let message = connection.wholeMessage(chunk, isFinal: isFinal) else { return }
         messages.append((type, Array(message)))
-        if closeAfterEcho { connection.close(code: .normalClosure, reason: "done") }
+        if closeAfterEcho || messages.count == closeAfter { connection.close(code: .normalClosure, reason: "done") }
     }
 
     func didClose(_ connection: WebSocketConnection<RecordingClient>, code: CloseCode, reason: String) {

@@ -22,6 +22,13 @@ struct BenchConfig {
     var serverPID: Int32?
     var seed: UInt64
     var quiet: Bool
+    /// Offer permessage-deflate (nil: none; false keeps both contexts, as
+    /// browsers do; true asks for no context either way).
+    var compression: Bool? = nil
+    /// JSON-like text (compressible) instead of random bytes.
+    var json = false
+    /// With `idle`: each connection echoes one message before it idles.
+    var idleMessage = false
 }
 
 /// The load generator: N connections on one libuv loop, K messages in flight
@@ -73,8 +80,15 @@ final class Bench {
     init(config: BenchConfig) throws {
         self.config = config
         loop = try EventLoop()
-        pattern = PayloadPattern(size: config.size, seed: config.seed, text: config.text)
+        pattern = PayloadPattern(size: config.size, seed: config.seed, text: config.text, json: config.json)
         var options = WebSocketClientOptions()
+        if let noContext = config.compression {
+            var deflate = CompressionOptions.forClient
+            deflate.ownContextTakeover = !noContext
+            deflate.peerContextTakeover = !noContext
+            deflate.minimumSize = 0
+            options.compression = deflate
+        }
         // The server's pings are answered (and counted); the client sends none.
         options.keepAliveInterval = .zero
         options.keepAliveTimeout = .zero
@@ -147,7 +161,14 @@ final class Bench {
                 socket.data = Unmanaged.passUnretained(connection)
                 connection.socket = socket
                 connection.state = .running
-                connectionReady(connection)
+                if config.compression != nil && !socket.usesCompression {
+                    connectionFailed(connection, "the server did not agree to permessage-deflate")
+                } else if config.idle && config.idleMessage {
+                    // Ready once its one message has come back.
+                    connection.sendMessage(at: Bench.nanoseconds())
+                } else {
+                    connectionReady(connection)
+                }
             }
         }
     }

@@ -20,6 +20,8 @@ final class BenchConnection {
     let size: Int
     let messageType: MessageType
     let closedLoop: Bool
+    /// An idle run's connection: one echo, then quiet.
+    let idleAfterOne: Bool
     let id: Int
     var state = State.connecting
     /// The WebSocket, once open (held by the client too).
@@ -42,6 +44,7 @@ final class BenchConnection {
         size = bench.size
         messageType = bench.text ? .text : .binary
         closedLoop = bench.rate == nil
+        idleAfterOne = bench.config.idle && bench.config.idleMessage
         self.id = id
         sendTimesCapacity = inFlightCapacity
         sendTimes = .allocate(capacity: inFlightCapacity)
@@ -77,6 +80,10 @@ final class BenchConnection {
         }
         receivedSequence += 1
         receivedOffset = 0
+        if idleAfterOne {
+            if receivedSequence == 1 { bench.connectionReady(self) }
+            return
+        }
         if closedLoop && !stopping { sendMessage(at: now) }
     }
 

@@ -25,6 +25,11 @@ struct WSBench: ParsableCommand {
     @Option(help: "Seed of the payload pattern.") var seed: UInt64 = 1
     @Option(help: "Write the report as JSON to this file.") var json: String?
     @Flag(help: "Only the final report.") var quiet = false
+    @Flag(help: "Offer permessage-deflate as browsers do (client_max_window_bits, both contexts kept); fail if refused.")
+    var compression = false
+    @Flag(help: "Offer permessage-deflate with no context takeover either way.") var compressionNoContext = false
+    @Flag(help: "JSON-like text payloads (compressible), instead of random bytes.") var jsonPayload = false
+    @Flag(help: "With --idle: every connection echoes one message before it idles.") var idleMessage = false
     @Flag(help: "Fail unless every connection answered at least one ping (with --idle).") var expectPings = false
 
     func validate() throws {
@@ -52,7 +57,9 @@ struct WSBench: ParsableCommand {
         let config = BenchConfig(host: host, port: port, path: path, connections: connections, size: size,
                                  inFlight: inFlight, duration: duration, warmup: warmup, rate: rate, text: text,
                                  raw: raw, idle: idle, sourceAddresses: sourceAddresses, serverPID: serverPid,
-                                 seed: seed, quiet: quiet)
+                                 seed: seed, quiet: quiet,
+                                 compression: compressionNoContext ? true : (compression ? false : nil),
+                                 json: jsonPayload, idleMessage: idleMessage)
         let bench = try Bench(config: config)
         let report = try bench.run()
         print(report.printed(idle: idle))
