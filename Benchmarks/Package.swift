@@ -50,6 +50,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "WebSocketCore", package: "UVWebSocket"),
+                .product(name: "WebSocketCompression", package: "UVWebSocket"),
                 .product(name: "WebSocketServer", package: "UVWebSocket"),
                 .product(name: "UVKit", package: "UVWebSocket"),
             ],

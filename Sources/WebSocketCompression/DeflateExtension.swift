@@ -8,7 +8,14 @@ import WebSocketCore
 /// A direction without context takeover borrows a stream from the loop's pool
 /// for one message; one with context keeps its own, made at its first
 /// compressed message and sized by the negotiated window. Loop thread only.
-public final class DeflateExtension: MessageExtension {
+/// What a broadcast needs to know of a connection's compression: whether its
+/// messages are compressed without context, and with which window.
+public protocol DeflateSending {
+    var sendsWithoutContext: Bool { get }
+    var sendWindowBits: UInt8 { get }
+}
+
+public final class DeflateExtension: MessageExtension, DeflateSending {
     // Fields in order of size; one of these per connection that negotiated.
     let pool: DeflatePool
     private var inflater: Inflater?

@@ -9,9 +9,26 @@ public final class PermessageDeflate: ExtensionNegotiator, @unchecked Sendable {
     public let options: CompressionOptions
     public let pool: DeflatePool
 
+    /// The extensions shared by connections with no context either way, by
+    /// sending window.
+    private var shared: [Int: SharedDeflateExtension] = [:]
+
     public init(options: CompressionOptions) {
         self.options = options
         pool = DeflatePool(level: options.level, memoryLevel: options.memoryLevel)
+    }
+
+    /// The codec for one connection: shared when neither direction keeps a
+    /// context, else its own.
+    func makeExtension(send: (noContext: Bool, windowBits: Int),
+                       receive: (noContext: Bool, windowBits: Int)) -> any MessageExtension {
+        if send.noContext && receive.noContext {
+            if let ext = shared[send.windowBits] { return ext }
+            let ext = SharedDeflateExtension(pool: pool, sendWindowBits: send.windowBits, options: options)
+            shared[send.windowBits] = ext
+            return ext
+        }
+        return DeflateExtension(pool: pool, send: send, receive: receive, options: options)
     }
 
     // MARK: Server
@@ -51,8 +68,8 @@ public final class PermessageDeflate: ExtensionNegotiator, @unchecked Sendable {
             response.clientMaxWindowBits = .value(clientBits)
         }
         response.clientNoContextTakeover = clientNoContext
-        let ext = DeflateExtension(pool: pool, send: (response.serverNoContextTakeover, serverBits),
-                                   receive: (clientNoContext, clientBits), options: options)
+        let ext = makeExtension(send: (response.serverNoContextTakeover, serverBits),
+                                receive: (clientNoContext, clientBits))
         return (response.entry, ext)
     }
 
@@ -98,8 +115,7 @@ public final class PermessageDeflate: ExtensionNegotiator, @unchecked Sendable {
         // the answer says.
         if case .value(let bits) = answer.clientMaxWindowBits { ownBits = min(ownBits, bits) }
         let ownNoContext = answer.clientNoContextTakeover || !options.ownContextTakeover
-        return DeflateExtension(pool: pool, send: (ownNoContext, ownBits),
-                                receive: (answer.serverNoContextTakeover, answer.serverMaxWindowBits ?? 15),
-                                options: options)
+        return makeExtension(send: (ownNoContext, ownBits),
+                             receive: (answer.serverNoContextTakeover, answer.serverMaxWindowBits ?? 15))
     }
 }

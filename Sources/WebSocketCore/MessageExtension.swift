@@ -35,6 +35,68 @@ public protocol MessageExtension: AnyObject {
     func reset()
 }
 
+/// An extension with no state between messages (permessage-deflate without
+/// context takeover in either direction): one instance serves every
+/// connection of a loop that negotiated it. An idle connection holds only this
+/// shared instance; while one of its messages is being received or sent it
+/// borrows a per-message instance from `lender`, and gives it back when both
+/// directions are between messages. So such a connection costs no memory of
+/// its own between messages. Loop thread only.
+public protocol SharedMessageExtension: MessageExtension {
+    /// Lends the per-message instances; one per shared extension.
+    var lender: ExtensionLender { get }
+    /// A new per-message instance (the lender keeps it for reuse).
+    func makeInstance() -> any MessageExtension
+}
+
+/// The per-message instances of a `SharedMessageExtension`, kept for reuse so
+/// that a message borrows one without allocating.
+///
+/// The shared extension holds its lender; the marker idle connections hold
+/// holds the shared extension, so the lender keeps the marker weakly (made
+/// again when the last connection holding it is gone), and no cycle forms.
+public final class ExtensionLender {
+    private weak var idleMarker: NegotiatedExtension?
+    private var free: [NegotiatedExtension] = []
+    private unowned let shared: any SharedMessageExtension
+
+    public init(_ shared: any SharedMessageExtension) {
+        self.shared = shared
+    }
+
+    /// What an idle connection holds: the shared extension, never decoding.
+    @usableFromInline var idle: NegotiatedExtension {
+        if let marker = idleMarker { return marker }
+        let marker = NegotiatedExtension(shared, isIdleMarker: true)
+        marker.sharedOwner = shared
+        idleMarker = marker
+        return marker
+    }
+
+    /// An instance for a connection that held `marker`. The instance holds
+    /// the marker while lent, so that the marker (and through it the shared
+    /// extension and this lender) stays alive, and comes back without being
+    /// made again: lending allocates nothing once warm.
+    @usableFromInline func lend(replacing marker: NegotiatedExtension) -> NegotiatedExtension {
+        let instance = free.popLast() ?? NegotiatedExtension(shared.makeInstance())
+        instance.heldMarker = marker
+        return instance
+    }
+
+    /// Takes an instance back; returns the marker its connection holds again.
+    @usableFromInline func giveBack(_ negotiated: NegotiatedExtension) -> NegotiatedExtension {
+        let marker = negotiated.heldMarker ?? idle
+        negotiated.type = nil
+        negotiated.sending = false
+        negotiated.heldMarker = nil
+        free.append(negotiated)
+        return marker
+    }
+
+    /// Instances made and waiting to be lent (tests check that they come back).
+    public var idleInstances: Int { free.count }
+}
+
 /// One step of an extension's output.
 public enum ExtensionStep {
     /// Output bytes; `endOfMessage` is true on the last piece of a message whose
@@ -51,16 +113,27 @@ public enum ExtensionStep {
 /// while it decodes. Behind one reference, so a connection without an
 /// extension (most of them) pays 8 bytes for it, not the existential and the
 /// decoding state.
+///
+/// For a shared extension, a lent instance: `lender` takes it back once
+/// neither direction is inside a message.
 @usableFromInline
 final class NegotiatedExtension {
     @usableFromInline let ext: any MessageExtension
-    @usableFromInline var type: MessageType?
     @usableFromInline var size = 0
-    @usableFromInline let maxMessageSize: Int
+    /// A marker's shared extension, held (nil for every other instance).
+    @usableFromInline var sharedOwner: (any SharedMessageExtension)?
+    /// A lent instance's marker, held while lent.
+    @usableFromInline var heldMarker: NegotiatedExtension?
+    /// The lender's marker: held by idle connections, lends before any use.
+    @usableFromInline let isIdleMarker: Bool
     @usableFromInline var utf8 = UTF8Validator()
-    @usableFromInline init(_ ext: any MessageExtension, maxMessageSize: Int) {
+    /// The type of the received message being decoded (nil: none).
+    @usableFromInline var type: MessageType?
+    /// A sent message is between its first and last frame.
+    @usableFromInline var sending = false
+    @usableFromInline init(_ ext: any MessageExtension, isIdleMarker: Bool = false) {
         self.ext = ext
-        self.maxMessageSize = maxMessageSize
+        self.isIdleMarker = isIdleMarker
     }
 }
 
@@ -70,7 +143,11 @@ extension WebSocketStateMachine {
     mutating func startDecoding(_ chunk: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool,
                                 now: UInt64) -> ReceiveAction? {
         // The parser admits RSV bits only when an extension set `allowedRSV`.
-        guard let negotiated else { return fail(.protocolError, now: now) }
+        guard var negotiated else { return fail(.protocolError, now: now) }
+        if negotiated.isIdleMarker, let owner = negotiated.sharedOwner {
+            negotiated = owner.lender.lend(replacing: negotiated)
+            self.negotiated = negotiated
+        }
         if negotiated.type == nil {
             negotiated.type = type
             negotiated.size = 0
@@ -97,7 +174,7 @@ extension WebSocketStateMachine {
             return fail(code, now: now)
         case .output(let bytes, let end):
             negotiated.size += bytes.count
-            if negotiated.size > negotiated.maxMessageSize { return fail(.messageTooBig, now: now) }
+            if UInt64(negotiated.size) > parser.maxMessageSize { return fail(.messageTooBig, now: now) }
             if type == .text {
                 if !negotiated.utf8.validate(bytes) || (end && !negotiated.utf8.isComplete) {
                     return fail(.invalidPayloadData, now: now)
@@ -106,11 +183,49 @@ extension WebSocketStateMachine {
             if end {
                 decodingActive = false
                 negotiated.type = nil
+                returnIfIdle()
             }
             return .message(bytes, type: type, isFinal: end)
         }
     }
 
-    /// The negotiated extension, for the runtime's send path.
-    @inlinable public var outboundExtension: (any MessageExtension)? { negotiated?.ext }
+    /// The extension to encode a message with, for the runtime's send path:
+    /// call it for the message's first frame, and `finishedSending` after its
+    /// last. A shared extension lends an instance for the message.
+    public mutating func beginSending() -> (any MessageExtension)? {
+        guard var negotiated else { return nil }
+        if negotiated.isIdleMarker, let owner = negotiated.sharedOwner {
+            negotiated = owner.lender.lend(replacing: negotiated)
+            self.negotiated = negotiated
+        }
+        negotiated.sending = true
+        return negotiated.ext
+    }
+
+    /// The extension encoding the message being sent (after `beginSending`).
+    public var outboundExtension: (any MessageExtension)? { negotiated?.ext }
+
+    /// The last frame of an encoded message has been sent.
+    public mutating func finishedSending() {
+        negotiated?.sending = false
+        returnIfIdle()
+    }
+
+    /// A lent instance goes back once neither direction is inside a message.
+    @usableFromInline
+    mutating func returnIfIdle() {
+        guard let negotiated, let owner = negotiated.heldMarker?.sharedOwner,
+              negotiated.type == nil, !negotiated.sending else { return }
+        self.negotiated = owner.lender.giveBack(negotiated)
+    }
+
+    /// The connection is over: a lent instance, reset, goes back.
+    @usableFromInline
+    mutating func dropExtensionState() {
+        guard let negotiated, !negotiated.isIdleMarker else { return }
+        negotiated.ext.reset()
+        negotiated.type = nil
+        negotiated.sending = false
+        returnIfIdle()
+    }
 }

@@ -81,7 +81,10 @@ public struct WebSocketStateMachine {
         lastRead = now
         lastWrite = now
         if let messageExtension {
-            negotiated = NegotiatedExtension(messageExtension, maxMessageSize: maxMessageSize)
+            // A shared extension: the connection holds the lender's idle marker
+            // and borrows an instance per message.
+            negotiated = (messageExtension as? SharedMessageExtension)?.lender.idle
+                ?? NegotiatedExtension(messageExtension)
             hasExtension = true
             parser.allowedRSV = messageExtension.rsvBits
         }
@@ -177,7 +180,7 @@ public struct WebSocketStateMachine {
         currentState = .closed
         closeStartedAt = now
         decodingActive = false
-        negotiated?.ext.reset()
+        dropExtensionState()
     }
 
     // MARK: Sending

@@ -69,7 +69,7 @@ extension WebSocketConnection {
     /// peer may send its first frames in the same segment) are parsed at once.
     package func openWebSocket(headLength: Int, subprotocol: String?, messageExtension: (any MessageExtension)?) {
         self.subprotocol = subprotocol
-        if let deflate = messageExtension as? DeflateExtension, deflate.sendsWithoutContext {
+        if let deflate = messageExtension as? DeflateSending, deflate.sendsWithoutContext {
             sharedCompressionWindow = deflate.sendWindowBits
         }
         let settings = endpoint.settings

@@ -221,12 +221,15 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     @inline(never)
     func sendThroughExtension(_ payload: UnsafeRawBufferPointer, opcode: Opcode, isFinal: Bool,
                               mayEncode: Bool = true) -> SendStatus {
-        guard let ext = machine.outboundExtension else { return .dropped }
         if opcode != .continuation {
+            guard let ext = machine.outboundExtension else { return .dropped }
             encodingMessage = mayEncode && ext.shouldEncode(size: isFinal ? payload.count : nil)
             encodingFirstOpcode = opcode
+            // A shared extension lends the instance that encodes this message.
+            if encodingMessage { _ = machine.beginSending() }
         }
         guard encodingMessage else { return stream.sendFrame(opcode, fin: isFinal, payload: payload) }
+        guard let ext = machine.outboundExtension else { return .dropped }
         ext.encode(payload, isFinal: isFinal)
         var status = SendStatus.sent
         loop: while true {
@@ -244,7 +247,10 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
                 let s = stream.sendFrame(first ?? .continuation, fin: end, rsv: first != nil ? ext.rsvBits : 0,
                                          payload: bytes)
                 if s != .sent { status = s }
-                if end { break loop }
+                if end {
+                    machine.finishedSending()
+                    break loop
+                }
             }
         }
         return status

@@ -8,8 +8,11 @@ public struct WebSocketMetrics: Sendable {
     public var webSocketsOpened = 0
     public var handshakesRejected = 0
     public var messagesReceived = 0
+    /// Bytes read from the peer once frames began: headers included, and
+    /// compressed payloads as they came.
     public var bytesReceived = 0
     public var messagesSent = 0
+    /// Payload bytes the application sent (before compression).
     public var bytesSent = 0
     public var pingsSent = 0
     public var deadPeersClosed = 0

@@ -30,7 +30,7 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 
-timeout -s KILL 900 "$client" --url "ws://127.0.0.1:$port" --agent uvwebsocket-client ${flags[@]+"${flags[@]}"} > "$out/client.log" 2>&1 || {
+timeout -s KILL 2400 "$client" --url "ws://127.0.0.1:$port" --agent uvwebsocket-client ${flags[@]+"${flags[@]}"} > "$out/client.log" 2>&1 || {
     echo "autobahn-client failed"; tail -20 "$out/client.log"; exit 1; }
 kill $pid 2>/dev/null || true
 wait $pid 2>/dev/null || true

@@ -27,7 +27,7 @@ grep -q "listening on" "$out/server.log" || { echo "echo-server did not start"; 
 
 cases=${AUTOBAHN_CASES:-'["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"]'}
 sed -e "s|@PORT@|$port|" -e "s|@OUTDIR@|$out|" -e "s|@CASES@|$cases|" "$here/fuzzingclient.json" > "$out/spec.json"
-(cd "$out" && timeout -s KILL 1200 "$top/.venv-ab/bin/wstest" -m fuzzingclient -s "$out/spec.json" > "$out/wstest.log" 2>&1) || {
+(cd "$out" && timeout -s KILL 2400 "$top/.venv-ab/bin/wstest" -m fuzzingclient -s "$out/spec.json" > "$out/wstest.log" 2>&1) || {
     echo "wstest failed"; tail -20 "$out/wstest.log"; exit 1; }
 
 # The server must still be alive after the whole suite, and stop cleanly.

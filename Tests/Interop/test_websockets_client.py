@@ -92,3 +92,49 @@ def test_upgrade_on_unknown_path_gets_404(echo_server):
                 pass
         assert info.value.response.status_code == 404
     run(go())
+
+
+def test_compression_with_websockets_own_permessage_deflate(echo_server):
+    # websockets offers permessage-deflate by default (client_max_window_bits,
+    # contexts kept); echo-server --compression accepts and answers compressed.
+    server = echo_server("--compression")
+
+    async def go():
+        async with connect(server.url, max_size=None) as ws:
+            agreed = ws.response.headers["Sec-WebSocket-Extensions"]
+            assert agreed == "permessage-deflate; server_no_context_takeover; client_max_window_bits=12"
+            json_text = "".join('{"id":%d,"name":"item %d"},' % (i, i) for i in range(20000))
+            for message in ["héllo €𐍈", json_text, b"\x00" * 3_000_000, bytes(range(256)) * 300, b"", ""]:
+                await ws.send(message)
+                assert await ws.recv() == message
+            # A compressed message in fragments comes back whole.
+            await ws.send(["frag" * 1000, "ment" * 1000, "ed"])
+            assert "".join([f async for f in ws.recv_streaming()]) == "frag" * 1000 + "ment" * 1000 + "ed"
+    run(go())
+
+
+def test_compression_declined_without_the_flag(echo_server):
+    server = echo_server()
+
+    async def go():
+        async with connect(server.url) as ws:
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+            await ws.send("plain")
+            assert await ws.recv() == "plain"
+    run(go())
+
+
+def test_compressed_bomb_gets_1009_and_the_server_serves_on(echo_server):
+    # 64 MiB of zeros compress to about 64 KiB; the limit is 1 MiB.
+    server = echo_server("--compression", "--max-message-size", "1048576")
+
+    async def go():
+        async with connect(server.url, max_size=None) as ws:
+            await ws.send(b"\x00" * (64 << 20))
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 1009
+        async with connect(server.url) as ws:
+            await ws.send("still serving")
+            assert await ws.recv() == "still serving"
+    run(go())

@@ -124,6 +124,7 @@ struct NegotiationTests {
     func bothEnds() throws {
         let pair = try #require(negotiatedPair())
         #expect(pair.response == "permessage-deflate; server_no_context_takeover; client_max_window_bits=12")
-        #expect(pair.client.sendWindowBits == 12 && pair.client.receivesWithoutContext)
+        let client = try #require(pair.client as? DeflateExtension)
+        #expect(client.sendWindowBits == 12 && client.receivesWithoutContext)
     }
 }

@@ -11,9 +11,9 @@ struct CodecTests {
     /// A server-side extension, as the browser's offer makes it (the client
     /// keeps its context, window 12; the server keeps none).
     func serverExtension(_ options: CompressionOptions = CompressionOptions(),
-                         offer: String = "permessage-deflate; client_max_window_bits") -> DeflateExtension {
+                         offer: String = "permessage-deflate; client_max_window_bits") -> any MessageExtension {
         let offers = ExtensionOffer.parse([Substring(offer)])!
-        return PermessageDeflate(options: options).accept(offers)!.extension as! DeflateExtension
+        return PermessageDeflate(options: options).accept(offers)!.extension
     }
 
     @Test("§7.2.3.1: \"Hello\" compressed in one frame")
@@ -141,6 +141,7 @@ struct CodecTests {
     @Test("round trips between the two ends, every context setting, whole and fragmented sends",
           arguments: [(false, false), (true, false), (false, true), (true, true)])
     func roundTrips(serverContext: Bool, clientContext: Bool) throws {
+        // (false, false) is the shared extension, lending per message.
         var server = CompressionOptions()
         server.ownContextTakeover = serverContext
         server.peerContextTakeover = clientContext
@@ -176,5 +177,34 @@ struct CodecTests {
             _ = encodeMessage(ext, Self.json)
         }
         #expect(negotiator.pool.idleStreams == (inflaters: 1, deflaters: 1))
+        // No context either way: one shared extension for all three, and one
+        // per-message instance lent in turn and given back.
+        let shared = try #require(exts.first as? SharedDeflateExtension)
+        #expect(exts.allSatisfy { $0 === shared })
+        #expect(shared.lender.idleInstances == 1)
+    }
+
+    @Test("no context either way: a message that spans reads keeps its instance; another connection borrows a second")
+    func lendingAcrossReads() throws {
+        var server = CompressionOptions()
+        server.peerContextTakeover = false
+        let negotiator = PermessageDeflate(options: server)
+        let offers = ExtensionOffer.parse(["permessage-deflate"])!
+        let ext = try #require(negotiator.accept(offers)?.extension as? SharedDeflateExtension)
+        let a = DeflateHarness(.server, ext: ext)
+        let b = DeflateHarness(.server, ext: ext)
+        let wireA = a.frame(0x1, rawDeflate(Self.json), rsv1: true)
+        let wireB = b.frame(0x1, rawDeflate(Array(Self.json.reversed())), rsv1: true)
+        // A's message is half read when B's arrives whole.
+        #expect(a.feed(Array(wireA.prefix(wireA.count / 2))) == [])
+        #expect(b.feed(wireB) == [.message(.text, Array(Self.json.reversed()))])
+        #expect(a.feed(Array(wireA.dropFirst(wireA.count / 2))) == [.message(.text, Self.json)])
+        #expect(ext.lender.idleInstances == 2)
+        // A connection lost mid-message gives its instance back too.
+        let c = DeflateHarness(.server, ext: ext)
+        #expect(c.feed(Array(wireA.prefix(wireA.count / 2))) == [])
+        #expect(ext.lender.idleInstances == 1)
+        _ = c.machine.connectionLost(now: 0)
+        #expect(ext.lender.idleInstances == 2)
     }
 }
