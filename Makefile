@@ -39,7 +39,7 @@ test-deps:
 	@bash scripts/install-deps.sh test
 	@bash scripts/setup-python.sh
 
-## Every test (about 6 minutes): layering, Swift tests, Python websockets, Chromium, nginx, Autobahn.
+## Every test (about 25 minutes): layering, Swift tests, Python websockets, Chromium, nginx, Autobahn.
 # Swift unit and integration tests, then the external peers (Python
 # websockets, headless Chromium, nginx) and Autobahn|Testsuite.
 test: test-deps build build-client ws-bench

@@ -214,6 +214,14 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
         return status
     }
 
+    /// One peer's part of a broadcast that is coded for it alone (its own
+    /// compression context): a whole message, never inside one of its own
+    /// fragmented messages (§5.4).
+    package func sendWholeMessage(_ payload: UnsafeRawBufferPointer, type: MessageType) -> SendStatus {
+        guard phase == .frames, machine.canSendWholeMessage else { return .dropped }
+        return send(payload, type: type)
+    }
+
     // MARK: Extension seam, send side
 
     /// A negotiated extension encodes the message (or leaves it as it is, for

@@ -57,7 +57,7 @@ extension WebSocketServer {
         FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
             guard let compressed else {
                 forEachOpenConnection { connection in
-                    result.count(connection.usesCompression ? connection.send(payload, type: type)
+                    result.count(connection.usesCompression ? connection.sendWholeMessage(payload, type: type)
                                                              : connection.sendPrepared(header: header, payload: payload))
                 }
                 return
@@ -68,7 +68,7 @@ extension WebSocketServer {
                     if connection.sharedCompressionWindow == 15 {
                         result.count(connection.sendPrepared(header: zHeader, payload: compressed, bytes: payload.count))
                     } else if connection.usesCompression {
-                        result.count(connection.send(payload, type: type))
+                        result.count(connection.sendWholeMessage(payload, type: type))
                     } else {
                         result.count(connection.sendPrepared(header: header, payload: payload))
                     }

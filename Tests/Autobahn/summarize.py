@@ -66,14 +66,16 @@ def main():
     if total < expected:
         problems.append("only %d cases ran, expected %d" % (total, expected))
 
-    lines = ["| section | cases | OK | INFORMATIONAL | other |", "|---|---|---|---|---|"]
+    lines = ["| section | cases | OK | INFORMATIONAL | UNIMPLEMENTED (declined) | other |", "|---|---|---|---|---|---|"]
+    kinds = ("OK", "INFORMATIONAL", "UNIMPLEMENTED")
     for section, counts in by_section.items():
         n = sum(counts.values())
-        other = n - counts["OK"] - counts["INFORMATIONAL"]
-        lines.append("| %s | %d | %d | %d | %d |" % (section, n, counts["OK"], counts["INFORMATIONAL"], other))
-    ok_total = sum(c["OK"] for c in by_section.values())
-    info_total = sum(c["INFORMATIONAL"] for c in by_section.values())
-    lines.append("| **all** | **%d** | **%d** | **%d** | **%d** |" % (total, ok_total, info_total, total - ok_total - info_total))
+        other = n - sum(counts[k] for k in kinds)
+        lines.append("| %s | %d | %d | %d | %d | %d |" % (section, n, counts["OK"], counts["INFORMATIONAL"],
+                                                         counts["UNIMPLEMENTED"], other))
+    totals = [sum(c[k] for c in by_section.values()) for k in kinds]
+    lines.append("| **all** | **%d** | **%d** | **%d** | **%d** | **%d** |" % (total, totals[0], totals[1], totals[2],
+                                                                            total - sum(totals)))
     table = "\n".join(lines)
     print(table)
 
