@@ -52,9 +52,9 @@ public protocol SharedMessageExtension: MessageExtension {
 /// The per-message instances of a `SharedMessageExtension`, kept for reuse so
 /// that a message borrows one without allocating.
 ///
-/// The shared extension holds its lender; the marker idle connections hold
-/// holds the shared extension, so the lender keeps the marker weakly (made
-/// again when the last connection holding it is gone), and no cycle forms.
+/// The shared extension holds its lender. Idle connections hold a marker,
+/// which holds the shared extension; so the lender keeps the marker weakly
+/// (made again once no connection holds it), and no cycle forms.
 public final class ExtensionLender {
     private weak var idleMarker: NegotiatedExtension?
     private var free: [NegotiatedExtension] = []
@@ -114,8 +114,9 @@ public enum ExtensionStep {
 /// extension (most of them) pays 8 bytes for it, not the existential and the
 /// decoding state.
 ///
-/// For a shared extension, a lent instance: `lender` takes it back once
-/// neither direction is inside a message.
+/// For a shared extension this is either the lender's marker (what an idle
+/// connection holds) or a lent instance, given back once neither direction
+/// is inside a message.
 @usableFromInline
 final class NegotiatedExtension {
     @usableFromInline let ext: any MessageExtension

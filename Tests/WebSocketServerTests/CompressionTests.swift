@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UVKit
 import WebSocketClient
 import WebSocketServer
 
@@ -71,5 +72,58 @@ struct CompressionTests {
         #expect(handler.messages.count == 3)
         #expect(handler.messages.allSatisfy { $0.0 == .text && $0.1 == Self.json })
         #expect(try plain.nextMessage() == .message(.text, Self.json))
+    }
+}
+
+/// Two client connections: the first asks the chat room for a fragmented
+/// reply (whose compressed first fragment may stay in the server's zlib
+/// until the message ends); a moment later the second sends a message to all.
+final class FragmentThenBroadcast: WebSocketHandler {
+    var connections: [WebSocketConnection<FragmentThenBroadcast>] = []
+    var receivedByB: [[UInt8]] = []
+    weak var client: WebSocketClient<FragmentThenBroadcast>?
+    var timer: UVKit.Timer?
+
+    func didOpen(_ connection: WebSocketConnection<FragmentThenBroadcast>) {
+        connections.append(connection)
+        guard connections.count == 2, let loop = client?.loop else { return }
+        connections[0].send(text: "fragment")
+        // In a later loop iteration (sends are corked until the iteration
+        // ends), once the server has surely read the first message.
+        let timer = UVKit.Timer(loop: loop)
+        timer.start(timeout: 300) { [unowned self] in
+            connections[1].send(text: "to all")
+            self.timer?.close()
+        }
+        self.timer = timer
+    }
+
+    func didReceive(_ connection: WebSocketConnection<FragmentThenBroadcast>, chunk: UnsafeRawBufferPointer,
+                    type: MessageType, isFinal: Bool) {
+        if connection === connections[0] { return }
+        guard let message = connection.wholeMessage(chunk, isFinal: isFinal) else { return }
+        receivedByB.append(Array(message))
+        client?.shutdown()
+    }
+}
+
+extension CompressionTests {
+    @Test("a broadcast skips a compressed peer (own context) in the middle of a fragmented message")
+    func broadcastSkipsFragmentedCompressedPeer() throws {
+        var serverOptions = WebSocketOptions()
+        var deflate = CompressionOptions()
+        deflate.ownContextTakeover = true  // each peer compressed for itself
+        serverOptions.compression = deflate
+        let harness = try ServerHarness(options: serverOptions, handler: ChatHandler())
+        defer { harness.stop() }
+        let handler = FragmentThenBroadcast()
+        var options = WebSocketClientOptions()
+        options.compression = .forClient
+        let client = try WebSocketClient(handler: handler, options: options)
+        handler.client = client
+        for _ in 0..<2 { client.connect(to: "ws://127.0.0.1:\(harness.port)/ws") { _ in } }
+        try client.run()
+        #expect(handler.receivedByB == [Array("to all".utf8)])
+        #expect(harness.onLoop { $0.handler.lastResult } == BroadcastResult(sent: 1, dropped: 1))
     }
 }
