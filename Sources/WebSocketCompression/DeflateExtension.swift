@@ -1,13 +1,6 @@
 import CZlib
 import WebSocketCore
 
-/// permessage-deflate on one connection (RFC 7692 §7.2), as the core's
-/// extension seam drives it: a received message marked with RSV1 is inflated
-/// in bounded steps, a sent one deflated and framed from each step.
-///
-/// A direction without context takeover borrows a stream from the loop's pool
-/// for one message; one with context keeps its own, made at its first
-/// compressed message and sized by the negotiated window. Loop thread only.
 /// What a broadcast needs to know of a connection's compression: whether its
 /// messages are compressed without context, and with which window.
 public protocol DeflateSending {
@@ -15,6 +8,13 @@ public protocol DeflateSending {
     var sendWindowBits: UInt8 { get }
 }
 
+/// permessage-deflate on one connection (RFC 7692 §7.2), as the core's
+/// extension seam drives it: a received message marked with RSV1 is inflated
+/// in bounded steps, a sent one deflated and framed from each step.
+///
+/// A direction without context takeover borrows a stream from the loop's pool
+/// for one message; one with context keeps its own, made at its first
+/// compressed message and sized by the negotiated window. Loop thread only.
 public final class DeflateExtension: MessageExtension, DeflateSending {
     // Fields in order of size; one of these per connection that negotiated.
     let pool: DeflatePool
@@ -75,8 +75,9 @@ public final class DeflateExtension: MessageExtension, DeflateSending {
         guard let inflater else { return .failure(.internalError) }
         let stream = inflater.stream
         let out = pool.inflateBuffer
-        // A message that ended its deflate stream (BFINAL) may carry nothing more.
-        if streamEnded && stream.pointee.avail_in > 0 && !tailFed { return .failure(.invalidPayloadData) }
+        // After a final block (BFINAL) zlib reads nothing more: what follows in
+        // the message is ignored, in a later frame as in the same one.
+        if streamEnded { stream.pointee.avail_in = 0 }
         stream.pointee.next_out = out.baseAddress!.assumingMemoryBound(to: Bytef.self)
         stream.pointee.avail_out = UInt32(out.count)
         while !streamEnded {

@@ -58,6 +58,12 @@ struct CodecTests {
         let final = h.frame(0x1, [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00], rsv1: true)
         let next = h.frame(0x1, [0xf2, 0x00, 0x11, 0x00, 0x00], rsv1: true)
         #expect(h.feed(final + next) == [.message(.text, Self.hello), .message(.text, Self.hello)])
+        // The same with the final block's trailing byte in a frame of its own.
+        let split = DeflateHarness(.server, ext: serverExtension())
+        let fragments = split.frame(0x1, [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], fin: false, rsv1: true)
+            + split.frame(0x0, [0x00])
+        #expect(split.feed(fragments + split.frame(0x1, [0xf2, 0x00, 0x11, 0x00, 0x00], rsv1: true))
+            == [.message(.text, Self.hello), .message(.text, Self.hello)])
     }
 
     @Test("§7.2.3.5: two DEFLATE blocks in one message")
