@@ -11,10 +11,16 @@ set -euo pipefail
 build=${1:?usage: release-fresh.sh BUILD_DIR SOURCES...}
 shift
 release="$build/$(uname -m)-unknown-linux-gnu/release"
-[ -d "$release" ] || exit 0
 stamp="$release/.sources.sha1"
 sum=$(find "$@" -type f \( -name '*.swift' -o -name '*.h' -o -name '*.modulemap' -o -name 'Package.swift' \) -print0 \
       | sort -z | xargs -0 sha1sum | sha1sum | cut -d' ' -f1)
+# A first build has nothing stale: record what it builds from, so that the
+# next one (make run after make test) is not taken for a changed tree.
+if [ ! -d "$release" ]; then
+    mkdir -p "$release"
+    echo "$sum" > "$stamp"
+    exit 0
+fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
     for dir in "$PWD"/Sources/*/ "$(dirname "$0")/../Sources"/*/; do
         name=$(basename "$dir" | tr '-' '_')
