@@ -29,6 +29,15 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     init(storage: sockaddr_storage) { self.storage = storage }
 
+    /// An address libuv writes (`uv_tcp_getsockname`, `uv_tcp_getpeername`).
+    static func filled(by query: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<Int32>) -> Int32) throws(UVError) -> SocketAddress {
+        var storage = sockaddr_storage()
+        var length = Int32(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutableBytes(of: &storage) { query($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length) }
+        if rc < 0 { throw UVError(rc) }
+        return SocketAddress(storage: storage)
+    }
+
     public var port: Int {
         withUnsafeBytes(of: storage) { raw in
             let family = raw.load(as: sa_family_t.self)

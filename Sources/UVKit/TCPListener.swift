@@ -53,13 +53,7 @@ public final class TCPListener: UVHandle {
 
     /// The bound address (its port, when bound to port 0).
     public func localAddress() throws -> SocketAddress {
-        var storage = sockaddr_storage()
-        var length = Int32(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutableBytes(of: &storage) {
-            uv_tcp_getsockname(tcp, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
-        }
-        try UVError.check(rc)
-        return SocketAddress(storage: storage)
+        try SocketAddress.filled { uv_tcp_getsockname(tcp, $0, $1) }
     }
 
     public override func didClose() { onConnection = nil }

@@ -168,11 +168,6 @@ open class TCPStream: UVHandle {
 
     /// The connected peer's address (for logs), or nil once it is gone.
     public func peerAddress() -> SocketAddress? {
-        var storage = sockaddr_storage()
-        var length = Int32(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutableBytes(of: &storage) {
-            uv_tcp_getpeername(tcp, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
-        }
-        return rc < 0 ? nil : SocketAddress(storage: storage)
+        try? SocketAddress.filled { uv_tcp_getpeername(tcp, $0, $1) }
     }
 }

@@ -141,10 +141,9 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// whole message: its first fragment decides.
     @discardableResult
     public func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true, compress: Bool) -> SendStatus {
+        if compress || !machine.usesExtension { return send(payload, type: type, isFinal: isFinal) }
         guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
-        let status = machine.usesExtension
-            ? sendThroughExtension(payload, opcode: opcode, isFinal: isFinal, mayEncode: compress)
-            : stream.sendFrame(opcode, fin: isFinal, payload: payload)
+        let status = sendThroughExtension(payload, opcode: opcode, isFinal: isFinal, mayEncode: false)
         countSent(status, bytes: payload.count, isFinal: isFinal)
         return status
     }

@@ -46,14 +46,18 @@ extension WebSocketServer {
     /// (the default) and the full window; a peer that negotiated nothing gets
     /// it uncompressed, and one with a context or window of its own has it
     /// compressed for it alone, as `send` would.
+    /// The window a broadcast compresses once for: the server's default, which
+    /// every peer that did not ask for a smaller one has.
+    static var fullWindow: UInt8 { 15 }
+
     @discardableResult
     public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> BroadcastResult {
         var result = BroadcastResult()
         var compressedPeers = 0
         if endpoint.deflate != nil {
-            forEachOpenConnection { if $0.sharedCompressionWindow == 15 { compressedPeers += 1 } }
+            forEachOpenConnection { if $0.sharedCompressionWindow == Self.fullWindow { compressedPeers += 1 } }
         }
-        let compressed = compressedPeers > 0 ? endpoint.deflate?.compressOnce(payload, windowBits: 15) : nil
+        let compressed = compressedPeers > 0 ? endpoint.deflate?.compressOnce(payload, windowBits: Int(Self.fullWindow)) : nil
         FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
             guard let compressed else {
                 forEachOpenConnection { connection in
@@ -65,7 +69,7 @@ extension WebSocketServer {
             // RSV1 marks the message compressed (RFC 7692 §6).
             FrameWriter.withHeader(opcode: type.opcode, fin: true, rsv: 0x4, payloadLength: compressed.count) { zHeader in
                 forEachOpenConnection { connection in
-                    if connection.sharedCompressionWindow == 15 {
+                    if connection.sharedCompressionWindow == Self.fullWindow {
                         result.count(connection.sendPrepared(header: zHeader, payload: compressed, bytes: payload.count))
                     } else if connection.usesCompression {
                         result.count(connection.sendWholeMessage(payload, type: type))
