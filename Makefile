@@ -9,7 +9,7 @@ AUTOBAHN_CLIENT := .build/release/autobahn-client
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: bench-compression help run build build-client deps test-deps test swift-test interop autobahn fuzz bench bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: bench-compression help run build build-client deps test-deps test swift-test interop autobahn fuzz tsan bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -39,12 +39,13 @@ test-deps:
 	@bash scripts/install-deps.sh test
 	@bash scripts/setup-python.sh
 
-## Every test (about 25 minutes): layering, Swift tests, Python websockets, Chromium, nginx, Autobahn.
+## Every test (about 30 minutes): layering, Swift tests (and ThreadSanitizer), Python websockets, Chromium, nginx, Autobahn.
 # Swift unit and integration tests, then the external peers (Python
 # websockets, headless Chromium, nginx) and Autobahn|Testsuite.
 test: test-deps build build-client ws-bench
 	bash scripts/check-layers.sh
 	$(SWIFT) test
+	$(MAKE) --no-print-directory tsan
 	$(MAKE) --no-print-directory interop
 	$(MAKE) --no-print-directory autobahn
 
@@ -80,6 +81,10 @@ autobahn:
 asan: deps
 	LSAN_OPTIONS=suppressions=$(abspath Tests/lsan.supp) $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
+## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups).
+tsan: deps
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests'
+
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps
 	bash Tests/Fuzz/run.sh $${FUZZ_SECONDS:-60}
@@ -96,6 +101,10 @@ bench-quick: bench-deps
 ## permessage-deflate side by side (about 5 minutes): docs/benchmarks-compression.md.
 bench-compression: bench-deps
 	cd Benchmarks && ../.venv/bin/python run_compression_bench.py
+
+## One loop against two, side by side (about 4 minutes): docs/benchmarks-loops.md.
+bench-loops: bench-deps
+	.venv/bin/python Benchmarks/run_loops_bench.py
 
 ## Micro benchmarks with allocation counts (ordo-one/benchmark).
 # Their table goes into docs/benchmarks.md.
@@ -125,4 +134,4 @@ bench-deps: deps build
 
 ## Removes every build and report folder.
 clean:
-	rm -rf .build .build-asan .build-fuzz reports
+	rm -rf .build .build-asan .build-tsan .build-fuzz reports

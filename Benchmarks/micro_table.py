@@ -26,6 +26,9 @@ def per_unit(name, seconds):
     m = re.match(r"Encode (\d+) B frames x1000", name)
     if m:
         return "%.1f M frames/s" % (1000 / seconds / 1e6)
+    m = re.match(r"Cross-thread sends, (\d+) threads x (\d+)k", name)
+    if m:
+        return "%.2f M messages/s" % (int(m.group(1)) * int(m.group(2)) * 1000 / seconds / 1e6)
     if name.startswith("Echo path"):
         return "%.2f M messages/s" % (10000 / seconds / 1e6)
     m = re.match(r"Sweep (\d+) entries, (\d+) due per tick", name)

@@ -97,6 +97,11 @@ def start(name, port, flags=()):
     env = dict(os.environ, NODE_PATH="/usr/share/nodejs")
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(["taskset", "-c", "1"] + cmd(port) + list(flags), stdout=log, stderr=subprocess.STDOUT, env=env)
+    return wait_until_listening(proc, port, log, name)
+
+
+def wait_until_listening(proc, port, log, name):
+    """`proc` once it accepts on `port`; its log in the error if it never does."""
     deadline = time.time() + 20
     while time.time() < deadline:
         try:
@@ -340,9 +345,31 @@ def render(path, load):
     micro_path = os.path.join(HERE, "micro-results.md")
     micro = open(micro_path).read().strip() if os.path.exists(micro_path) else "(run `make bench-micro`)"
     page = page.replace("{{LOAD_RESULTS}}", load.strip()).replace("{{MICRO_RESULTS}}", micro)
+    page = page.replace("{{LOOPS_RESULTS}}", loops_summary())
     with open(path, "w") as f:
         f.write(page)
     print("wrote %s" % path)
+
+
+def loops_summary():
+    """The two ratios of docs/benchmarks-loops.json (`make bench-loops`)."""
+    path = os.path.join(TOP, "docs", "benchmarks-loops.json")
+    if not os.path.exists(path):
+        return "(run `make bench-loops`)"
+    with open(path) as f:
+        data = json.load(f)
+    rows = ["| run | metric | 1 loop, median | 2 loops, median | 2 ÷ 1, ratio of the medians | 2 ÷ 1, median of the paired ratios |",
+            "|---|---|---|---|---|---|"]
+    for key, title, metric in (("same-core", "100 × 16 B, 16 in flight, both on core 1", "messagesPerServerCPUSecond"),
+                               ("server-bound", "100 × 1 KiB JSON compressed by the server, both cores",
+                                "messagesPerSecond")):
+        one = [r[metric] for r in data["results"][key]["1"]]
+        two = [r[metric] for r in data["results"][key]["2"]]
+        paired = [b / a for a, b in zip(one, two) if a and b]
+        unit = "msg per server-CPU-s" if metric == "messagesPerServerCPUSecond" else "msg/s (wall)"
+        rows.append("| %s | %s | %s | %s | %s | %s |" % (title, unit, fmt(med(one)), fmt(med(two)),
+                                                        fmt(med(two) / med(one), 3), fmt(med(paired), 3)))
+    return "From %s, %d repeats alternated:\n\n%s" % (data["date"], data["repeats"], "\n".join(rows))
 
 
 def chart(path, scenarios, servers, summary, idle):

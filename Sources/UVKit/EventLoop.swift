@@ -1,5 +1,4 @@
 import CLibUV
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +11,7 @@ import Glibc
 public final class EventLoop: @unchecked Sendable {
     @usableFromInline package let raw: UnsafeMutablePointer<uv_loop_t>
     private let wakeup: UnsafeMutablePointer<uv_async_t>
-    private let queue = Mutex<[() -> Void]>([])
+    private let queue = Lock<[() -> Void]>([])
     private var closed = false
     private var wakeupClosed = false
     /// Free `uv_write_t`s: a queued write takes one and gives it back in its

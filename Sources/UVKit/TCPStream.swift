@@ -1,4 +1,7 @@
 import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A connected TCP socket. Subclasses receive its events by overriding the
 /// `open` methods: a class call, resolved through the vtable, with no closure
@@ -35,6 +38,24 @@ open class TCPStream: UVHandle {
     public func accept(from listener: TCPListener) throws {
         let server = UnsafeMutableRawPointer(listener.tcp).assumingMemoryBound(to: uv_stream_t.self)
         try UVError.check(uv_accept(server, stream))
+    }
+
+    /// Takes a connected socket accepted on another loop (`handOver`): a
+    /// libuv handle belongs to its loop, so the descriptor crosses, not the
+    /// handle.
+    public func open(descriptor: Int32) throws {
+        try UVError.check(uv_tcp_open(tcp, uv_os_sock_t(descriptor)))
+    }
+
+    /// A descriptor of this connected socket for another loop to `open`: a
+    /// duplicate, since closing this handle closes its own. The caller closes
+    /// this handle and owns the duplicate.
+    public func duplicateDescriptor() throws -> Int32 {
+        var fd = uv_os_fd_t()
+        try UVError.check(uv_fileno(rawHandle, &fd))
+        let copy = dup(fd)
+        if copy < 0 { throw UVError(-errno) }
+        return copy
     }
 
     /// Connects to `address`, from `source` if given (to spread many client

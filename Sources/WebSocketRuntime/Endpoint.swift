@@ -55,6 +55,9 @@ package final class Endpoint<Handler: WebSocketHandler> {
     /// Whether debug events pass the logger's level, cached so that an event
     /// costs a load and a branch when they do not.
     package private(set) var logsDebug: Bool
+    /// Which loop of a server group this endpoint's connections live on (0
+    /// alone), for the identities other threads address them by.
+    package var loopIndex: UInt16 = 0
     /// The server or client this endpoint belongs to (for `connection.server`).
     package unowned(unsafe) var owner: AnyObject?
     /// The HTTP phase ended (a request head for the server, the response head

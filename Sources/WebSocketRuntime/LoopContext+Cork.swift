@@ -26,8 +26,8 @@ extension LoopContext {
         return true
     }
 
-    @inline(__always) func beginCork() { corkDepth &+= 1 }
-    @inline(__always) func endCork() { corkDepth &-= 1 }
+    @inline(__always) package func beginCork() { corkDepth &+= 1 }
+    @inline(__always) package func endCork() { corkDepth &-= 1 }
 
     /// Hands over what is corked for `transport` (to go first in its next
     /// write); valid until the cork is next written.

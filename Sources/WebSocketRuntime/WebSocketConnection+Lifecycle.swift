@@ -1,6 +1,9 @@
 import UVKit
 import WebSocketCompression
 import WebSocketCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A connection's life around the frames: the HTTP head, the switch to
 /// frames, the one way frames end, draining, deadlines and the close callback.
@@ -10,6 +13,19 @@ extension WebSocketConnection {
     /// Server role: takes the listener's next pending connection and reads its request.
     package func accept(from listener: TCPListener) throws {
         try stream.accept(from: listener)
+        stream.setNoDelay(true)
+        try stream.startReading()
+        scheduleDeadline()
+    }
+
+    /// Server role: takes a connection another loop accepted (its descriptor,
+    /// which this connection's stream owns from here, failed or not) and
+    /// reads its request.
+    package func adopt(descriptor: Int32) throws {
+        do { try stream.open(descriptor: descriptor) } catch {
+            Glibc.close(descriptor)
+            throw error
+        }
         stream.setNoDelay(true)
         try stream.startReading()
         scheduleDeadline()

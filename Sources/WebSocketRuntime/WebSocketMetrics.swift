@@ -20,6 +20,21 @@ public struct WebSocketMetrics: Sendable {
     public var closesByCode: [UInt16: Int] = [:]
 
     public init() {}
+
+    /// Adds `other`'s counts to these: the figures of several loops summed.
+    public mutating func add(_ other: WebSocketMetrics) {
+        connectionsAccepted += other.connectionsAccepted
+        connectionsOpen += other.connectionsOpen
+        webSocketsOpened += other.webSocketsOpened
+        handshakesRejected += other.handshakesRejected
+        messagesReceived += other.messagesReceived
+        bytesReceived += other.bytesReceived
+        messagesSent += other.messagesSent
+        bytesSent += other.bytesSent
+        pingsSent += other.pingsSent
+        deadPeersClosed += other.deadPeersClosed
+        closesByCode.merge(other.closesByCode, uniquingKeysWith: +)
+    }
 }
 
 /// The name servers have used for their counters.

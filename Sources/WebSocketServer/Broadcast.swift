@@ -32,50 +32,65 @@ extension WebSocketServer {
     /// Sends one message to every open WebSocket connection, framing it once.
     ///
     /// Server frames are not masked, so every peer gets the same bytes: the
-    /// header is written once, on the stack, and each connection gets it and
-    /// `payload` by reference in one `writev`. The payload is copied only for a
-    /// peer whose kernel buffer is full, into that peer's queue, under the same
-    /// limits as `send`. One call is one system call per peer: gather small
-    /// messages into one before broadcasting them at a high rate.
+    /// header is written once and each connection gets it and `payload` by
+    /// reference in one `writev`. The payload is copied only for a peer whose
+    /// kernel buffer is full, into that peer's queue, under the same limits as
+    /// `send`. One call is one system call per peer: gather small messages
+    /// into one before broadcasting them at a high rate.
     ///
-    /// Loop thread only (a handler, or `loop.execute`). `payload` need only
-    /// live for the call.
+    /// In a group of several loops the message reaches every loop's
+    /// connections: it is framed once into a reference-counted buffer that
+    /// each other loop writes by reference on its next turn, in the order its
+    /// broadcasts were made. The result counts this loop's connections.
     ///
-    /// With compression on, the message is also compressed once, for every
-    /// peer that negotiated permessage-deflate without this end's context
-    /// (the default) and the full window; a peer that negotiated nothing gets
-    /// it uncompressed, and one with a context or window of its own has it
-    /// compressed for it alone, as `send` would.
+    /// Loop thread only (a handler, or `loop.execute`); from other threads,
+    /// `WebSocketServerGroup.broadcast`. `payload` need only live for the call.
+    ///
+    /// With compression on, the message is also compressed once per loop, for
+    /// every peer that negotiated permessage-deflate without this end's
+    /// context (the default) and the full window; a peer that negotiated
+    /// nothing gets it uncompressed, and one with a context or window of its
+    /// own has it compressed for it alone, as `send` would.
+    @discardableResult
+    public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> BroadcastResult {
+        if let group, group.loopCount > 1 {
+            let message = SharedMessage(payload, type: type)
+            group.forward(message, except: loopIndex)
+            return broadcastHere(message.payload, type: type, header: message.header)
+        }
+        return FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
+            broadcastHere(payload, type: type, header: header)
+        }
+    }
+
     /// The window a broadcast compresses once for: the server's default, which
     /// every peer that did not ask for a smaller one has.
     static var fullWindow: UInt8 { 15 }
 
-    @discardableResult
-    public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> BroadcastResult {
+    /// This loop's part of a broadcast, with the plain frame header made.
+    func broadcastHere(_ payload: UnsafeRawBufferPointer, type: MessageType,
+                       header: UnsafeRawBufferPointer) -> BroadcastResult {
         var result = BroadcastResult()
         var compressedPeers = 0
         if endpoint.deflate != nil {
             forEachOpenConnection { if $0.sharedCompressionWindow == Self.fullWindow { compressedPeers += 1 } }
         }
-        let compressed = compressedPeers > 0 ? endpoint.deflate?.compressOnce(payload, windowBits: Int(Self.fullWindow)) : nil
-        FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
-            guard let compressed else {
-                forEachOpenConnection { connection in
-                    result.count(connection.usesCompression ? connection.sendWholeMessage(payload, type: type)
-                                                             : connection.sendPrepared(header: header, payload: payload))
-                }
-                return
+        guard compressedPeers > 0, let compressed = endpoint.deflate?.compressOnce(payload, windowBits: Int(Self.fullWindow)) else {
+            forEachOpenConnection { connection in
+                result.count(connection.usesCompression ? connection.sendWholeMessage(payload, type: type)
+                                                         : connection.sendPrepared(header: header, payload: payload))
             }
-            // RSV1 marks the message compressed (RFC 7692 §6).
-            FrameWriter.withHeader(opcode: type.opcode, fin: true, rsv: 0x4, payloadLength: compressed.count) { zHeader in
-                forEachOpenConnection { connection in
-                    if connection.sharedCompressionWindow == Self.fullWindow {
-                        result.count(connection.sendPrepared(header: zHeader, payload: compressed, bytes: payload.count))
-                    } else if connection.usesCompression {
-                        result.count(connection.sendWholeMessage(payload, type: type))
-                    } else {
-                        result.count(connection.sendPrepared(header: header, payload: payload))
-                    }
+            return result
+        }
+        // RSV1 marks the message compressed (RFC 7692 §6).
+        FrameWriter.withHeader(opcode: type.opcode, fin: true, rsv: 0x4, payloadLength: compressed.count) { zHeader in
+            forEachOpenConnection { connection in
+                if connection.sharedCompressionWindow == Self.fullWindow {
+                    result.count(connection.sendPrepared(header: zHeader, payload: compressed, bytes: payload.count))
+                } else if connection.usesCompression {
+                    result.count(connection.sendWholeMessage(payload, type: type))
+                } else {
+                    result.count(connection.sendPrepared(header: header, payload: payload))
                 }
             }
         }

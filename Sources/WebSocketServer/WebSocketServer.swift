@@ -35,7 +35,21 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     var webSocketPaths: Set<String> = []
     var staticFiles: StaticFiles?
     private var listener: TCPListener?
-    private var connections = SlotTable<WebSocketConnection<Handler>>()
+    var connections = SlotTable<WebSocketConnection<Handler>>()
+    private var nextSerial: UInt32 = 0
+
+    // In a group of loops (nil and 0 alone).
+    /// The group this server is one loop of.
+    public internal(set) weak var group: WebSocketServerGroup<Handler>?
+    /// Its place in the group: the loop of its connections' identities.
+    public var loopIndex: Int { Int(endpoint.loopIndex) }
+    /// The door in from other threads; it keeps the loop running until shutdown.
+    var inbox: LoopInbox<LoopCommand>?
+    var inInboxBatch = false
+    /// The group's open connections, for `maxConnections` over every loop.
+    private var groupCount: ConnectionCounter?
+    /// Round-robin acceptance: where the next connection goes.
+    private var nextLoop = 0
 
     private let ownsLoop: Bool
     private var loopClosed = false
@@ -63,6 +77,20 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         endpoint.owner = self
         endpoint.httpPhaseEnded = { [unowned self] connection, outcome in httpPhaseEnded(connection, outcome) }
         endpoint.connectionClosed = { [unowned self] connection in connectionDidClose(connection) }
+    }
+
+    /// Makes this server loop `index` of a group of `loops`: its inbox (the
+    /// door the group posts to), its share of the group's connection count,
+    /// and its loop named in its log lines.
+    func becomeLoop(_ index: Int, of loops: Int, inboxLimit: Int, counter: ConnectionCounter) -> LoopInbox<LoopCommand> {
+        endpoint.loopIndex = UInt16(index)
+        groupCount = counter
+        if loops > 1 { logger[metadataKey: "loop"] = "\(index)" }
+        let inbox = LoopInbox<LoopCommand>(loop: loop, limit: inboxLimit, keepsLoopAlive: true,
+                                           receive: { [unowned self] command, payload in receive(command, payload: payload) },
+                                           batchEnded: { [unowned self] in inboxBatchEnded() })
+        self.inbox = inbox
+        return inbox
     }
 
     /// A server released without running (a failed `listen`, say) closes what
@@ -116,6 +144,12 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         throw WebSocketServerError.cannotListen(host: host, port: port, reason: lastError)
     }
 
+    /// Stops listening (a group whose other loops could not listen).
+    func stopListening() {
+        listener?.close()
+        listener = nil
+    }
+
     private func addresses(host: String, port: Int) throws -> [SocketAddress] {
         if host == "localhost" || SocketAddress.isNumeric(host) {
             do { return [try SocketAddress(host: host, port: port)] } catch let error as UVError {
@@ -147,7 +181,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
             do {
                 try watcher.start(signal: number) { [unowned self] signum in
                     logger.info("signal \(signum)")
-                    shutdown(drainTimeout: drainTimeout)
+                    if let group { group.requestShutdown(drainTimeout: drainTimeout) } else { shutdown(drainTimeout: drainTimeout) }
                 }
             } catch {
                 watcher.close()
@@ -208,6 +242,12 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         drainTimer = nil
         for watcher in signalWatchers { watcher.close() }
         signalWatchers.removeAll()
+        // The group reads the final figures once the door is shut; records
+        // still pending are carried out (sends to closed connections drop,
+        // shared messages are let go, handed-over sockets closed).
+        group?.loopStopped(loopIndex, metrics: metrics)
+        inbox?.close()
+        inbox = nil
         endpoint.context.release()
         let completion = shutdownCompletion
         shutdownCompletion = nil
@@ -217,10 +257,15 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     // MARK: Connections
 
     private func accept() {
-        let connection = WebSocketConnection(endpoint: endpoint)
-        connection.tableSlot = connections.insert(connection)
-        endpoint.metrics.connectionsAccepted &+= 1
-        endpoint.metrics.connectionsOpen = connections.count
+        if let group, group.distribution == .roundRobin, group.loopCount > 1 {
+            let target = nextLoop
+            nextLoop = (nextLoop + 1) % group.loopCount
+            if target != loopIndex {
+                handOver(to: target, in: group)
+                return
+            }
+        }
+        let connection = insertConnection()
         do {
             try connection.accept(from: listener!)
         } catch {
@@ -229,8 +274,53 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         }
     }
 
+    /// Round-robin acceptance: the socket is accepted here, and its
+    /// descriptor (a duplicate: the handle here closes its own) goes to the
+    /// target loop, since a libuv handle cannot change loops.
+    private func handOver(to target: Int, in group: WebSocketServerGroup<Handler>) {
+        let accepted = TCPStream(loop: loop)
+        defer { accepted.close() }
+        do {
+            try accepted.accept(from: listener!)
+            var command = LoopCommand(.adopt)
+            command.descriptor = try accepted.duplicateDescriptor()
+            if !group.inboxes[target].post(command) {
+                logger.debug("connection dropped: loop \(target) is not taking connections")
+                Glibc.close(command.descriptor)
+            }
+        } catch {
+            logger.debug("accept failed: \(error)")
+        }
+    }
+
+    /// Takes a connection accepted by another loop of the group.
+    func adopt(descriptor: Int32) {
+        if shuttingDown || finished {
+            Glibc.close(descriptor)
+            return
+        }
+        let connection = insertConnection()
+        do {
+            try connection.adopt(descriptor: descriptor)
+        } catch {
+            logger.debug("adopting a connection failed: \(error)")
+            connection.abortHTTP()
+        }
+    }
+
+    private func insertConnection() -> WebSocketConnection<Handler> {
+        let connection = WebSocketConnection(endpoint: endpoint)
+        connection.tableSlot = connections.insert(connection)
+        nextSerial &+= 1
+        connection.tableSerial = nextSerial
+        groupCount?.add(1)
+        endpoint.metrics.connectionsAccepted &+= 1
+        endpoint.metrics.connectionsOpen = connections.count
+        return connection
+    }
+
     var isOverConnectionLimit: Bool {
-        options.maxConnections > 0 && connections.count > options.maxConnections
+        options.maxConnections > 0 && (groupCount?.value ?? connections.count) > options.maxConnections
     }
 
     private func connectionDidClose(_ connection: WebSocketConnection<Handler>) {
@@ -238,6 +328,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         guard slot >= 0, connections[slot] === connection else { return }
         connection.tableSlot = -1
         connections.remove(at: slot)
+        groupCount?.add(-1)
         endpoint.metrics.connectionsOpen = connections.count
         if shuttingDown && connections.count == 0 && !finished { finishShutdown() }
     }

@@ -59,6 +59,12 @@ struct EchoServerCommand: ParsableCommand {
     @Option(help: "With --compression: zlib level 0-9.")
     var compressionLevel = 6
 
+    @Option(help: "Event loops, each on a thread of its own (one per core uses every core; see `nproc`).")
+    var loops = 1
+
+    @Option(help: "With several loops, how connections reach them: reuse-port (each loop listens, the kernel spreads) or round-robin (loop 0 accepts and hands them out in turn).")
+    var accept = "reuse-port"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -75,6 +81,16 @@ struct EchoServerCommand: ParsableCommand {
         if maxBackpressure <= 0 { throw ValidationError("--max-backpressure must be positive") }
         if port < 0 || port > 65535 { throw ValidationError("--port must be 0...65535") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level \(logLevel) is not a level") }
+        if loops < 1 || loops > 1024 { throw ValidationError("--loops must be 1...1024") }
+        if distribution == nil { throw ValidationError("--accept must be reuse-port or round-robin") }
+    }
+
+    var distribution: WebSocketServerGroup<EchoHandler>.Distribution? {
+        switch accept {
+        case "reuse-port": .reusePort
+        case "round-robin": .roundRobin
+        default: nil
+        }
     }
 
     func run() throws {
@@ -114,7 +130,8 @@ struct EchoServerCommand: ParsableCommand {
         }
 
         raiseOpenFileLimit()
-        let server = try WebSocketServer(options: options, handler: EchoHandler(), logger: logger)
+        let server = try WebSocketServerGroup(loops: loops, options: options, distribution: distribution ?? .reusePort,
+                                              logger: logger) { _ in EchoHandler() }
         server.route(webSocket: "/ws")
         guard let root = staticRoot ?? Bundle.module.url(forResource: "Public", withExtension: nil)?.path else {
             throw MissingPage()

@@ -128,6 +128,31 @@ def test_the_readme_broadcast_variant_reaches_every_peer(example):
         stop_app(proc)
 
 
+def test_the_readme_every_core_variant_runs_a_loop_per_core_and_ticks_from_another_thread(example):
+    app, variants = example
+    assert "Sources/App/main.swift" in variants
+    write(app, "Sources/App/main.swift", variants["Sources/App/main.swift"])
+    build(app)
+    port = free_port()
+    proc = start_app(app, port)
+    url = "ws://127.0.0.1:%d/ws" % port
+
+    async def talk():
+        async with websockets.connect(url) as a, websockets.connect(url) as b:
+            # The timer thread's broadcast reaches both, on whichever loop each is.
+            assert await asyncio.wait_for(a.recv(), 5) == "tick"
+            assert await asyncio.wait_for(b.recv(), 5) == "tick"
+            await a.send("hello")
+            while (await asyncio.wait_for(a.recv(), 5)) != "hello":
+                pass
+
+    try:
+        asyncio.run(talk())
+    finally:
+        output = stop_app(proc)
+    assert "with %d loops" % os.cpu_count() in output
+
+
 def test_the_readme_shows_what_make_help_prints():
     printed = subprocess.run(["make", "--no-print-directory", "-C", TOP, "help"], capture_output=True, text=True,
                              timeout=30).stdout

@@ -103,4 +103,5 @@ let benchmarks: @Sendable () -> Void = {
     registerSweepBenchmarks()
     registerEchoBenchmarks()
     registerCompressionBenchmarks()
+    registerCrossThreadBenchmarks()
 }

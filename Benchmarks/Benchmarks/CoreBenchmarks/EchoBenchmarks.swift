@@ -88,26 +88,7 @@ final class LoopbackEchoClient: @unchecked Sendable {
             }
         }
         ready.wait()
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(portBox.port).bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        precondition(rc == 0, "connect failed")
-        let key = AcceptKey.makeKey()
-        let head = ClientHandshake.request(host: "127.0.0.1", path: "/ws", key: key)
-        _ = head.withCString { send(fd, $0, strlen($0), 0) }
-        var response = [UInt8](repeating: 0, count: 4096)
-        var got = 0
-        while !String(decoding: response[0..<got], as: UTF8.self).contains("\r\n\r\n") {
-            let n = response.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, 4096 - got, 0) }
-            precondition(n > 0, "handshake failed")
-            got += n
-        }
+        fd = openWebSocket(port: portBox.port)
         var keys = MaskKeyGenerator()
         let frameSize = FrameWriter.headerLength(payloadLength: payloadSize, masked: true) + payloadSize
         let request = UnsafeMutableRawBufferPointer.allocate(byteCount: frameSize * Self.batch, alignment: 16)
@@ -145,6 +126,30 @@ final class LoopbackEchoClient: @unchecked Sendable {
 }
 
 final class Box: @unchecked Sendable { var port = 0 }
+
+/// A blocking socket to 127.0.0.1:`port` that has sent the opening handshake
+/// for /ws and read the 101.
+func openWebSocket(port: Int) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = UInt16(port).bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    precondition(rc == 0, "connect failed")
+    let head = ClientHandshake.request(host: "127.0.0.1", path: "/ws", key: AcceptKey.makeKey())
+    _ = head.withCString { send(fd, $0, strlen($0), 0) }
+    var response = [UInt8](repeating: 0, count: 4096)
+    var got = 0
+    while !String(decoding: response[0..<got], as: UTF8.self).contains("\r\n\r\n") {
+        let n = response.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, 4096 - got, 0) }
+        precondition(n > 0, "handshake failed")
+        got += n
+    }
+    return fd
+}
 
 /// The sample's echo: each chunk back as it came.
 final class EchoHandler: WebSocketHandler {

@@ -29,6 +29,8 @@ struct BenchConfig {
     var json = false
     /// With `idle`: each connection echoes one message before it idles.
     var idleMessage = false
+    /// With compression: send uncompressed, so that only the server compresses.
+    var sendUncompressed = false
 }
 
 /// The load generator: N connections on one libuv loop, K messages in flight
@@ -86,7 +88,9 @@ final class Bench {
             var deflate = CompressionOptions.forClient
             deflate.ownContextTakeover = !noContext
             deflate.peerContextTakeover = !noContext
-            deflate.minimumSize = 0
+            // Sent uncompressed, a message costs this end the inflating of
+            // the answer only: the server's deflate is then the costly side.
+            deflate.minimumSize = config.sendUncompressed ? Int.max : 0
             options.compression = deflate
         }
         // The server's pings are answered (and counted); the client sends none.

@@ -28,6 +28,8 @@ struct WSBench: ParsableCommand {
     @Flag(help: "Offer permessage-deflate as browsers do (client_max_window_bits, both contexts kept); fail if refused.")
     var compression = false
     @Flag(help: "Offer permessage-deflate with no context takeover either way.") var compressionNoContext = false
+    @Flag(help: "With compression: send uncompressed, so that the server compresses and this end only inflates (server-bound).")
+    var sendUncompressed = false
     @Flag(help: "JSON-like text payloads (compressible), instead of random bytes.") var jsonPayload = false
     @Flag(help: "With --idle: every connection echoes one message before it idles.") var idleMessage = false
     @Flag(help: "Fail unless every connection answered at least one ping (with --idle).") var expectPings = false
@@ -59,7 +61,7 @@ struct WSBench: ParsableCommand {
                                  raw: raw, idle: idle, sourceAddresses: sourceAddresses, serverPID: serverPid,
                                  seed: seed, quiet: quiet,
                                  compression: compressionNoContext ? true : (compression ? false : nil),
-                                 json: jsonPayload, idleMessage: idleMessage)
+                                 json: jsonPayload, idleMessage: idleMessage, sendUncompressed: sendUncompressed)
         let bench = try Bench(config: config)
         let report = try bench.run()
         print(report.printed(idle: idle))

@@ -1,0 +1,47 @@
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A thread of its own for a loop, joined by its owner. POSIX threads rather
+/// than Foundation's, so this layer needs nothing above libc.
+public final class LoopThread: @unchecked Sendable {
+    private var thread = pthread_t()
+    private var joined = false
+
+    /// Starts `body` on a new thread named `name` (at most 15 bytes show).
+    public init(name: String, _ body: @escaping @Sendable () -> Void) throws {
+        let box = Unmanaged.passRetained(Body(body)).toOpaque()
+        let rc = pthread_create(&thread, nil, { argument in
+            let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
+            body.run()
+            return nil
+        }, box)
+        if rc != 0 {
+            Unmanaged<Body>.fromOpaque(box).release()
+            throw UVError(-rc)
+        }
+        _ = pthread_setname_np(thread, String(name.utf8.prefix(15))!)
+    }
+
+    deinit {
+        if !joined { pthread_detach(thread) }
+    }
+
+    /// Waits for the thread to end. Once, from another thread.
+    public func join() {
+        precondition(!joined)
+        joined = true
+        pthread_join(thread, nil)
+    }
+
+    /// The calling thread's identity, comparable with `identity`.
+    public static var currentIdentity: UInt { UInt(pthread_self()) }
+    /// This thread's identity.
+    public var identity: UInt { UInt(thread) }
+
+    private final class Body {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+}

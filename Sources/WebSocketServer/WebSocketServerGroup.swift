@@ -1,0 +1,182 @@
+import Logging
+import Synchronization
+import UVKit
+import WebSocketCore
+import WebSocketRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One WebSocket server on several loops: N libuv loops on N threads, each a
+/// `WebSocketServer` with its own context (receive ring, cork, timing wheel),
+/// its own handler and its own connections, accepting on one address.
+///
+/// Handlers stay single-threaded: each loop has its own handler instance
+/// (from the factory), or shares one the application declares `Sendable`.
+/// A connection lives on the loop that accepted it, for its whole life.
+///
+/// From any thread (a foreign thread, a Swift concurrency task, another
+/// loop's handler), the group sends to a connection by its `ConnectionID`,
+/// closes one, broadcasts to all, gathers metrics and shuts down. These cross
+/// through each loop's inbox: a record copied into a buffer under a lock, one
+/// wake-up per batch, no closure and no allocation per message.
+///
+/// Set it up (routes, files, `listen`, signals) on one thread, then `run()`:
+/// loop 0 runs on the calling thread, the others on threads of their own.
+public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked Sendable {
+    /// How connections reach the loops.
+    public enum Distribution: Sendable {
+        /// Each loop listens on the address with `SO_REUSEPORT` and the
+        /// kernel spreads connections by a hash of their addresses. No hand
+        /// over, so the cheapest; a busy loop still gets its share.
+        case reusePort
+        /// Loop 0 alone accepts and hands the sockets to the loops in turn:
+        /// an even spread whatever the kernel does (or where it does not
+        /// balance), for a descriptor passed per connection.
+        case roundRobin
+    }
+
+    public let loopCount: Int
+    public let distribution: Distribution
+    /// The loops' servers, in order. Set-up time only: once `run()` starts,
+    /// each belongs to its loop's thread (a handler reaches its own through
+    /// `connection.server`).
+    public let servers: [WebSocketServer<Handler>]
+    let inboxes: [LoopInbox<LoopCommand>]
+    /// Which thread runs each loop, to tell a loop's own calls from foreign ones.
+    private let loopThreads: [ThreadMark]
+    private let stopped = Lock<[WebSocketMetrics?]>([])
+    private var started = false
+
+    /// - Parameters:
+    ///   - loops: how many loops (and threads); at least 1.
+    ///   - inboxLimit: bytes waiting in one loop's inbox past which sends from
+    ///     other threads are refused (`send` returns false).
+    ///   - makeHandler: called once per loop, with its index, on this thread.
+    public init(loops: Int, options: WebSocketOptions = WebSocketOptions(), distribution: Distribution = .reusePort,
+                inboxLimit: Int = 64 << 20, logger: Logger = Logger(label: "UVWebSocket"),
+                makeHandler: (Int) throws -> Handler) throws {
+        guard loops >= 1 else { throw WebSocketServerError.invalidOption("loops must be at least 1") }
+        loopCount = loops
+        self.distribution = distribution
+        var servers: [WebSocketServer<Handler>] = []
+        for index in 0..<loops {
+            servers.append(try WebSocketServer(options: options, handler: try makeHandler(index), logger: logger))
+        }
+        self.servers = servers
+        loopThreads = (0..<loops).map { _ in ThreadMark() }
+        stopped.withLock { $0 = Array(repeating: nil, count: loops) }
+        let counter = ConnectionCounter()
+        inboxes = servers.enumerated().map { index, server in
+            server.becomeLoop(index, of: loops, inboxLimit: inboxLimit, counter: counter)
+        }
+        for server in servers { server.group = self }
+    }
+
+    /// One handler for every loop: it must be safe to call from several
+    /// threads at once, which `Sendable` declares.
+    public convenience init(loops: Int, options: WebSocketOptions = WebSocketOptions(),
+                            distribution: Distribution = .reusePort, inboxLimit: Int = 64 << 20,
+                            logger: Logger = Logger(label: "UVWebSocket"), sharedHandler: Handler) throws
+    where Handler: Sendable {
+        try self.init(loops: loops, options: options, distribution: distribution, inboxLimit: inboxLimit,
+                      logger: logger) { _ in sharedHandler }
+    }
+
+    // MARK: Set-up (before `run`)
+
+    public func route(webSocket path: String) {
+        for server in servers { server.route(webSocket: path) }
+    }
+
+    public func serveFiles(from root: String) throws {
+        for server in servers { try server.serveFiles(from: root) }
+    }
+
+    /// Listens on `host` and `port` (0: a free one) on every loop, with
+    /// `SO_REUSEPORT` when there are several; with `.roundRobin`, on loop 0
+    /// only. Returns the port. A failure leaves no loop listening.
+    @discardableResult
+    public func listen(host: String = "127.0.0.1", port: Int, backlog: Int32 = 1024) throws -> Int {
+        let listeners = distribution == .roundRobin ? Array(servers.prefix(1)) : servers
+        var bound = port
+        for (index, server) in listeners.enumerated() {
+            do {
+                bound = try server.listen(host: host, port: bound, reusePort: listeners.count > 1, backlog: backlog)
+            } catch {
+                for earlier in listeners.prefix(index) { earlier.stopListening() }
+                throw error
+            }
+        }
+        return bound
+    }
+
+    /// SIGINT and SIGTERM shut every loop down gracefully (watched on loop 0).
+    public func shutdownOnSignals(_ signals: [Int32] = [SIGINT, SIGTERM], drainTimeout: Duration = .seconds(5)) throws {
+        try servers[0].shutdownOnSignals(signals, drainTimeout: drainTimeout)
+    }
+
+    // MARK: Running
+
+    /// Runs every loop until shutdown has closed its connections and handles:
+    /// loop 0 on this thread, the others on threads of their own, joined
+    /// before this returns. Throws the first loop's failure to close cleanly
+    /// (a handle left open).
+    public func run() throws {
+        precondition(!started, "run() once")
+        started = true
+        // Loops that outnumber the CPUs they may use take turns on a core:
+        // as batch threads they wait for each other's time slices instead of
+        // preempting each other at every wake-up (docs/architecture.md).
+        let crowded = loopCount > 1 && (LoopScheduling.allowedCPUs ?? loopCount) < loopCount
+        let callerPolicy = crowded ? LoopScheduling.preferBatches() : nil
+        defer { if let callerPolicy { LoopScheduling.restore(callerPolicy) } }
+        loopThreads[0].set(LoopThread.currentIdentity)
+        let failures = Lock<[Error]>([])
+        var threads: [LoopThread] = []
+        for index in 1..<loopCount {
+            let server = LoopBound(servers[index])
+            let mark = loopThreads[index]
+            do {
+                threads.append(try LoopThread(name: "ws-loop-\(index)") {
+                    if crowded { _ = LoopScheduling.preferBatches() }
+                    mark.set(LoopThread.currentIdentity)
+                    do { try server.value.run() } catch { failures.withLock { $0.append(error) } }
+                })
+            } catch {
+                // The loops started so far stop; this one never runs.
+                requestShutdown(drainTimeout: .zero)
+                failures.withLock { $0.append(error) }
+                break
+            }
+        }
+        do { try servers[0].run() } catch { failures.withLock { $0.append(error) } }
+        for thread in threads { thread.join() }
+        // A loop that never started still holds handles: close them.
+        for server in servers.dropFirst(threads.count + 1) { try? server.run() }
+        if let first = failures.withLock({ $0.first }) { throw first }
+    }
+
+    /// Which loop the calling thread runs, if any.
+    var currentLoop: Int? {
+        let me = LoopThread.currentIdentity
+        return loopThreads.firstIndex { $0.value == me }
+    }
+
+    /// A loop's final figures, as its server stops (its own thread).
+    func loopStopped(_ index: Int, metrics: WebSocketMetrics) {
+        stopped.withLock { $0[index] = metrics }
+    }
+
+    /// The final figures of a loop that has stopped, else nil.
+    func finalMetrics(of index: Int) -> WebSocketMetrics? {
+        stopped.withLock { $0[index] }
+    }
+}
+
+/// Which thread runs a loop: written once by that thread, read by any.
+final class ThreadMark: Sendable {
+    private let identity = Atomic<UInt>(0)
+    func set(_ value: UInt) { identity.store(value, ordering: .releasing) }
+    var value: UInt { identity.load(ordering: .acquiring) }
+}
