@@ -53,7 +53,9 @@ open class TCPStream: UVHandle {
     public func duplicateDescriptor() throws -> Int32 {
         var fd = uv_os_fd_t()
         try UVError.check(uv_fileno(rawHandle, &fd))
-        let copy = dup(fd)
+        // Close-on-exec like the original (libuv accepts with SOCK_CLOEXEC),
+        // which a plain dup() would not carry over.
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         if copy < 0 { throw UVError(-errno) }
         return copy
     }
