@@ -2,6 +2,7 @@
 import PackageDescription
 
 // Layers, one way (docs/architecture.md):
+//   CMasking          payload unmasking in C, to choose AVX2 at run time
 //   WebSocketCore     the protocol without I/O (framing, the two-role state
 //                     machine, handshakes, the extension seam)
 //   WebSocketCompression  permessage-deflate (RFC 7692) on zlib, through the
@@ -43,7 +44,9 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
-        .target(name: "WebSocketCore", dependencies: ["CLibCrypto"]),
+        // Payload unmasking with AVX2 where the CPU has it (chosen at run time).
+        .target(name: "CMasking"),
+        .target(name: "WebSocketCore", dependencies: ["CLibCrypto", "CMasking"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
         .target(name: "WebSocketCompression", dependencies: ["WebSocketCore", "CZlib"]),
         .target(

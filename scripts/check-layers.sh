@@ -16,13 +16,13 @@ forbid() {  # forbid DIR MODULE...
     done
 }
 forbid Sources/WebSocketCore Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient WebSocketCompression CZlib
-forbid Sources/WebSocketCompression Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto
-forbid Sources/UVKit Foundation WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto WebSocketCompression CZlib
-forbid Sources/WebSocketRuntime Foundation CLibUV CLibCrypto CZlib WebSocketServer WebSocketClient
-forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto CZlib WebSocketClient
-forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto CZlib WebSocketServer
-forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient
-forbid Sources/autobahn-client CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketServer
+forbid Sources/WebSocketCompression Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto CMasking
+forbid Sources/UVKit Foundation WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto WebSocketCompression CZlib CMasking
+forbid Sources/WebSocketRuntime Foundation CLibUV CLibCrypto CZlib WebSocketServer WebSocketClient CMasking
+forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto CZlib WebSocketClient CMasking
+forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto CZlib WebSocketServer CMasking
+forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient CMasking
+forbid Sources/autobahn-client CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketServer CMasking
 # Only the state machine answers pings and closes: no other source builds a
 # pong or a close frame from a received event.
 if grep -rnE "case \.ping\(|case \.close\(let" Sources --include='*.swift' | grep -v "Sources/WebSocketCore/"; then

@@ -15,8 +15,12 @@ printf '\x00\x88\x82\x00\x00\x00\x00\x03\xe8' > "$out/corpus/seed-close"
 printf '\x01GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n' > "$out/corpus/seed-head"
 
 inc=$(pkg-config --cflags-only-I libcrypto | sed 's/-I//g')
+# The core's C part (unmasking), built with the same sanitizers.
+clang -O2 -fsanitize=fuzzer-no-link,address -I "$top/Sources/CMasking/include" \
+    -c "$top/Sources/CMasking/masking.c" -o "$out/masking.o"
+masking=(-I "$top/Sources/CMasking/include" "$out/masking.o")
 swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name FuzzParsers \
-    -I "$top/Sources/CLibCrypto" -Xcc -fmodule-map-file="$top/Sources/CLibCrypto/module.modulemap" \
+    -I "$top/Sources/CLibCrypto" -Xcc -fmodule-map-file="$top/Sources/CLibCrypto/module.modulemap" "${masking[@]}" \
     "$top"/Sources/WebSocketCore/*.swift "$here/FuzzParsers.swift" -lcrypto -o "$out/fuzz-parsers"
 timeout -s KILL $((seconds + 60)) "$out/fuzz-parsers" -max_total_time="$seconds" -max_len=4096 \
     -artifact_prefix="$out/" "$out/corpus"
@@ -34,7 +38,7 @@ for f in "$top"/Sources/WebSocketCompression/*.swift; do
 done
 swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name FuzzDeflate \
     -I "$top/Sources/CLibCrypto" -Xcc -fmodule-map-file="$top/Sources/CLibCrypto/module.modulemap" \
-    -I "$top/Sources/CZlib" -Xcc -fmodule-map-file="$top/Sources/CZlib/module.modulemap" \
+    -I "$top/Sources/CZlib" -Xcc -fmodule-map-file="$top/Sources/CZlib/module.modulemap" "${masking[@]}" \
     "$top"/Sources/WebSocketCore/*.swift "$out"/deflate-src/*.swift "$here/FuzzDeflate.swift" \
     -lcrypto -lz -o "$out/fuzz-deflate"
 timeout -s KILL $((seconds + 60)) "$out/fuzz-deflate" -max_total_time="$seconds" -max_len=8192 \

@@ -3,7 +3,7 @@ import WebSocketCore
 
 @Suite("RFC 6455 §5.3 Client-to-Server Masking")
 struct MaskingTests {
-    @Test("the word-wise mask equals the byte-wise reference for random lengths, keys and phases")
+    @Test("the vector- and word-wise mask equals the byte-wise reference for random lengths, keys and phases")
     func differential() {
         var rng = SplitMix64(seed: 0x5EED_1234)
         for _ in 0..<2000 {
@@ -11,6 +11,23 @@ struct MaskingTests {
             let key = UInt32.random(in: .min ... .max, using: &rng)
             let phase = Int.random(in: 0...3, using: &rng)
             let offset = Int.random(in: 0...7, using: &rng)  // unaligned starts
+            var data = (0..<(length + offset)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var reference = data
+            let p1 = data.withUnsafeMutableBytes { Masking.apply(key: key, phase: phase, to: $0.baseAddress! + offset, count: length) }
+            let p2 = reference.withUnsafeMutableBytes { Masking.applyReference(key: key, phase: phase, to: $0.baseAddress! + offset, count: length) }
+            #expect(data == reference)
+            #expect(p1 == p2)
+        }
+    }
+
+    @Test("large payloads (unmasked in C, with AVX2 where the CPU has it) equal the byte-wise reference")
+    func largeDifferential() {
+        var rng = SplitMix64(seed: 0xA5A5_0001)
+        for _ in 0..<300 {
+            let length = Int.random(in: (Masking.vectorThreshold - 8)...(Masking.vectorThreshold + 1200), using: &rng)
+            let key = UInt32.random(in: .min ... .max, using: &rng)
+            let phase = Int.random(in: 0...3, using: &rng)
+            let offset = Int.random(in: 0...31, using: &rng)  // unaligned starts
             var data = (0..<(length + offset)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             var reference = data
             let p1 = data.withUnsafeMutableBytes { Masking.apply(key: key, phase: phase, to: $0.baseAddress! + offset, count: length) }
