@@ -75,9 +75,6 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     package internal(set) var sharedCompressionWindow: UInt8 = 0
     /// Its index in its server's connection table (-1: none).
     package var tableSlot: Int32 = -1
-    /// Told apart from earlier holders of the same slot: with the slot and
-    /// the loop, the identity other threads address it by.
-    package var tableSerial: UInt32 = 0
     /// The application's per-connection state, typed by the handler.
     public var data: Handler.ConnectionData?
 

@@ -18,6 +18,8 @@ extension WebSocketConnection {
     /// This connection's identity for other threads. Loop thread only (read it
     /// in `didOpen` and hand it over); meaningful for a server's connections.
     public var id: ConnectionID {
-        ConnectionID(loop: Int(loopIndex), slot: tableSlot, serial: tableSerial)
+        let slot = tableSlot
+        let serial = slot >= 0 ? server?.serials[Int(slot)] ?? 0 : 0
+        return ConnectionID(loop: Int(loopIndex), slot: slot, serial: serial)
     }
 }

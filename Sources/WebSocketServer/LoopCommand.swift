@@ -89,7 +89,7 @@ extension WebSocketServer {
 
     /// The connection `slot` and `serial` name, if it is still there.
     func connection(slot: Int32, serial: UInt32) -> WebSocketConnection<Handler>? {
-        guard slot >= 0, Int(slot) < connections.capacity, let connection = connections[slot], connection.tableSerial == serial else { return nil }
-        return connection
+        guard slot >= 0, Int(slot) < connections.capacity, serials[Int(slot)] == serial else { return nil }
+        return connections[slot]
     }
 }
