@@ -63,8 +63,7 @@ public enum Masking {
             uvws_mask(bytes, count, k32)
             return (phase &+ count) & 3
         }
-        let k64 = UInt64(k32) | (UInt64(k32) << 32)
-        let k128 = SIMD2<UInt64>(repeating: k64)
+        let k128 = SIMD2<UInt64>(repeating: UInt64(k32) | (UInt64(k32) << 32))
         var p = bytes
         var left = count
         while left >= 64 {
@@ -75,18 +74,9 @@ public enum Masking {
             p += 64
             left &-= 64
         }
-        while left >= 8 {
-            p.storeBytes(of: p.loadUnaligned(as: UInt64.self) ^ k64, as: UInt64.self)
-            p += 8
-            left &-= 8
-        }
-        var k = k32
-        while left > 0 {
-            p.storeBytes(of: p.load(as: UInt8.self) ^ UInt8(truncatingIfNeeded: k), as: UInt8.self)
-            k = (k >> 8) | (k << 24)
-            p += 1
-            left &-= 1
-        }
+        // Under 64 bytes left, at the same phase (64 is a multiple of 4):
+        // the word loop of `apply`.
+        apply(key: key, phase: phase, to: p, count: left)
         return (phase &+ count) & 3
     }
 

@@ -5,29 +5,24 @@ import WebSocketCore
 struct MaskingTests {
     @Test("the vector- and word-wise mask equals the byte-wise reference for random lengths, keys and phases")
     func differential() {
-        var rng = SplitMix64(seed: 0x5EED_1234)
-        for _ in 0..<2000 {
-            let length = Int.random(in: 0...300, using: &rng)
-            let key = UInt32.random(in: .min ... .max, using: &rng)
-            let phase = Int.random(in: 0...3, using: &rng)
-            let offset = Int.random(in: 0...7, using: &rng)  // unaligned starts
-            var data = (0..<(length + offset)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            var reference = data
-            let p1 = data.withUnsafeMutableBytes { Masking.apply(key: key, phase: phase, to: $0.baseAddress! + offset, count: length) }
-            let p2 = reference.withUnsafeMutableBytes { Masking.applyReference(key: key, phase: phase, to: $0.baseAddress! + offset, count: length) }
-            #expect(data == reference)
-            #expect(p1 == p2)
-        }
+        matchesReference(lengths: 0...300, maxOffset: 7, rounds: 2000, seed: 0x5EED_1234)
     }
 
     @Test("large payloads (unmasked in C, with AVX2 where the CPU has it) equal the byte-wise reference")
     func largeDifferential() {
-        var rng = SplitMix64(seed: 0xA5A5_0001)
-        for _ in 0..<300 {
-            let length = Int.random(in: (Masking.vectorThreshold - 8)...(Masking.vectorThreshold + 1200), using: &rng)
+        matchesReference(lengths: (Masking.vectorThreshold - 8)...(Masking.vectorThreshold + 1200), maxOffset: 31,
+                         rounds: 300, seed: 0xA5A5_0001)
+    }
+
+    /// `apply` against `applyReference` on random payloads, keys, phases and
+    /// (unaligned) start offsets.
+    func matchesReference(lengths: ClosedRange<Int>, maxOffset: Int, rounds: Int, seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        for _ in 0..<rounds {
+            let length = Int.random(in: lengths, using: &rng)
             let key = UInt32.random(in: .min ... .max, using: &rng)
             let phase = Int.random(in: 0...3, using: &rng)
-            let offset = Int.random(in: 0...31, using: &rng)  // unaligned starts
+            let offset = Int.random(in: 0...maxOffset, using: &rng)
             var data = (0..<(length + offset)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             var reference = data
             let p1 = data.withUnsafeMutableBytes { Masking.apply(key: key, phase: phase, to: $0.baseAddress! + offset, count: length) }
