@@ -68,11 +68,15 @@ public final class LoopInbox<Header: BitwiseCopyable>: LoopWakeTarget, @unchecke
     }
 
     /// Appends a record; any thread. False when the inbox is closed or past
-    /// its limit: nothing was posted.
+    /// its limit: nothing was posted. A `control` record (a shutdown, a
+    /// request for figures) is taken past the limit: a flood of messages
+    /// must not keep the loop from being stopped.
     @discardableResult
-    public func post(_ header: Header, payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Bool {
+    public func post(_ header: Header, payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                     control: Bool = false) -> Bool {
         pending.withLock { state in
-            guard state.open, state.bytes.count &+ Self.recordPrefix &+ payload.count <= limit else { return false }
+            guard state.open else { return false }
+            guard control || state.bytes.count &+ Self.recordPrefix &+ payload.count <= limit else { return false }
             let wasEmpty = state.bytes.isEmpty
             withUnsafeBytes(of: header) { state.bytes.append(contentsOf: $0) }
             withUnsafeBytes(of: payload.count) { state.bytes.append(contentsOf: $0) }

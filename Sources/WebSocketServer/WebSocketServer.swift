@@ -289,7 +289,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
             try accepted.accept(from: listener!)
             var command = LoopCommand(.adopt)
             command.descriptor = try accepted.duplicateDescriptor()
-            if !group.inboxes[target].post(command) {
+            if !group.inboxes[target].post(command, control: true) {
                 logger.debug("connection dropped: loop \(target) is not taking connections")
                 Glibc.close(command.descriptor)
             }

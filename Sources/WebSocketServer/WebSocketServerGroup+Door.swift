@@ -86,7 +86,7 @@ extension WebSocketServerGroup {
     public func requestShutdown(drainTimeout: Duration = .seconds(5)) {
         var command = LoopCommand(.shutdown)
         command.milliseconds = drainTimeout.milliseconds
-        for inbox in inboxes { inbox.post(command) }
+        for inbox in inboxes { inbox.post(command, control: true) }
     }
 
     /// Each loop's counters, read on its own thread (no lock on the message
@@ -98,15 +98,15 @@ extension WebSocketServerGroup {
         for index in 0..<loopCount {
             var command = LoopCommand(.report)
             command.object = Unmanaged.passRetained(gathering).toOpaque()
-            if !inboxes[index].post(command) {
+            if !inboxes[index].post(command, control: true) {
                 Unmanaged<MetricsGathering>.fromOpaque(command.object!).release()
                 gathering.deliver(finalMetrics(of: index) ?? WebSocketMetrics(), from: index)
             }
         }
     }
 
-    /// `collectMetrics`, waited for. Not from a loop thread while loops run
-    /// (that loop could not answer).
+    /// `collectMetrics`, waited for. Not from a loop thread (that loop could
+    /// not answer); before `run()` it waits until the loops run.
     public func metrics() -> (total: WebSocketMetrics, perLoop: [WebSocketMetrics]) {
         precondition(currentLoop == nil, "metrics() would wait on its own loop; use collectMetrics")
         let answer = Lock<(WebSocketMetrics, [WebSocketMetrics])?>(nil)

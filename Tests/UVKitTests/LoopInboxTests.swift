@@ -70,10 +70,12 @@ struct LoopInboxTests {
         #expect(big.withUnsafeBytes { inbox.post(TestRecord(sender: 0, sequence: 0), payload: $0) })
         #expect(!big.withUnsafeBytes { inbox.post(TestRecord(sender: 0, sequence: 1), payload: $0) })
         #expect(inbox.post(TestRecord(sender: 0, sequence: 2)))
+        // A control record is taken past the limit.
+        #expect(big.withUnsafeBytes { inbox.post(TestRecord(sender: 0, sequence: 3), payload: $0, control: true) })
         inbox.close()
         try loop.close()
-        #expect(received.records.map(\.0.sequence) == [0, 2])
+        #expect(received.records.map(\.0.sequence) == [0, 2, 3])
         #expect(received.records.first?.1 == big)
-        #expect(!inbox.post(TestRecord(sender: 0, sequence: 3)))
+        #expect(!inbox.post(TestRecord(sender: 0, sequence: 4), control: true))
     }
 }

@@ -170,6 +170,21 @@ struct LoopGroupTests {
         #expect(Set(registry.ids.withLock { $0.map(\.loop) }) == [0, 1])
     }
 
+    @Test("a shutdown gets through an inbox full of messages")
+    func shutdownPastAFullInbox() throws {
+        var logger = Logger(label: "test-group")
+        logger.logLevel = .warning
+        let group = try WebSocketServerGroup(loops: 2, inboxLimit: 1024, logger: logger) { _ in EchoHandler() }
+        group.route(webSocket: "/ws")
+        try group.listen(host: "127.0.0.1", port: 0)
+        // Before run(), nothing drains: broadcasts fill both inboxes.
+        var posted = 0
+        while group.broadcast(text: "x") == 2 { posted += 1 }
+        #expect(posted > 0 && posted < 1024)
+        group.requestShutdown(drainTimeout: .zero)
+        try group.run()
+    }
+
     @Test("SIGTERM with 2 loops and 2,000 connections: every one closed with 1001, every loop closed, run() returns")
     func sigtermClosesEveryLoop() throws {
         raiseOpenFileLimit(to: 8192)
