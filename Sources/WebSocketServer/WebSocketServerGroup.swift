@@ -154,6 +154,9 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
         for thread in threads { thread.join() }
         // A loop that never started still holds handles: close them.
         for server in servers.dropFirst(threads.count + 1) { try? server.run() }
+        // No thread runs a loop any more: this one may wait for figures
+        // (`metrics()`), which the stopped loops give at once.
+        for mark in loopThreads { mark.set(0) }
         if let first = failures.withLock({ $0.first }) { throw first }
     }
 

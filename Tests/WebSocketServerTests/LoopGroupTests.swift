@@ -183,6 +183,10 @@ struct LoopGroupTests {
         #expect(posted > 0 && posted < 1024)
         group.requestShutdown(drainTimeout: .zero)
         try group.run()
+        // Once run() has returned, the stopped loops answer with their final
+        // figures, on the thread that ran loop 0 too.
+        let (total, perLoop) = group.metrics()
+        #expect(total.connectionsAccepted == 0 && perLoop.count == 2)
     }
 
     @Test("SIGTERM with 2 loops and 2,000 connections: every one closed with 1001, every loop closed, run() returns")
