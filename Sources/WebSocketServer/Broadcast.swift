@@ -53,14 +53,20 @@ extension WebSocketServer {
     /// own has it compressed for it alone, as `send` would.
     @discardableResult
     public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> BroadcastResult {
+        broadcastEverywhere(payload, type: type).here
+    }
+
+    /// `broadcast`, with how many loops took the message (this one included).
+    func broadcastEverywhere(_ payload: UnsafeRawBufferPointer, type: MessageType) -> (here: BroadcastResult, loops: Int) {
         if let group, group.loopCount > 1 {
             let message = SharedMessage(payload, type: type)
-            group.forward(message, except: loopIndex)
-            return broadcastHere(message.payload, type: type, header: message.header)
+            let loops = group.forward(message, except: loopIndex)
+            return (broadcastHere(message.payload, type: type, header: message.header), loops)
         }
-        return FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
+        let here = FrameWriter.withHeader(opcode: type.opcode, fin: true, payloadLength: payload.count) { header in
             broadcastHere(payload, type: type, header: header)
         }
+        return (here, 1)
     }
 
     /// The window a broadcast compresses once for: the server's default, which

@@ -1,5 +1,4 @@
 import Dispatch
-import Synchronization
 import UVKit
 import WebSocketCore
 import WebSocketRuntime
@@ -30,16 +29,14 @@ extension WebSocketServerGroup {
     }
 
     /// Starts the closing handshake of the connection `id` names (a close
-    /// frame with `code` and `reason`, at most 123 bytes of UTF-8).
+    /// frame with `code` and `reason`; the loop cuts the reason to 123 bytes
+    /// at a code point, as `connection.close` does).
     @discardableResult
     public func close(_ id: ConnectionID, code: CloseCode = .normalClosure, reason: String = "") -> Bool {
         guard id.loop < loopCount else { return false }
         var command = LoopCommand(.close, to: id)
         command.code = code.rawValue
-        // A close frame's payload is at most 125 bytes, 2 of them the code
-        // (RFC 6455 §5.5); cut at a character, never inside one.
         var reason = reason
-        while reason.utf8.count > 123 { reason.removeLast() }
         return reason.withUTF8 { inboxes[id.loop].post(command, payload: UnsafeRawBufferPointer($0)) }
     }
 
@@ -47,13 +44,11 @@ extension WebSocketServerGroup {
     /// into a reference-counted buffer that each loop writes by reference.
     /// From a loop's own thread (a handler), that loop's connections get it
     /// before this returns, as `server.broadcast` does; the others on their
-    /// next turn. Returns how many loops it was posted to (every running one).
+    /// next turn. Returns how many loops took it (a loop that has stopped,
+    /// or whose inbox is full, does not).
     @discardableResult
     public func broadcast(_ payload: UnsafeRawBufferPointer, type: MessageType) -> Int {
-        if let here = currentLoop {
-            _ = servers[here].broadcast(payload, type: type)
-            return loopCount
-        }
+        if let here = currentLoop { return servers[here].broadcastEverywhere(payload, type: type).loops }
         return forward(SharedMessage(payload, type: type), except: nil)
     }
 
