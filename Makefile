@@ -11,7 +11,7 @@ AUTOBAHN_CLIENT := .build/release/autobahn-client
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: bench-compression help run build build-client deps test-deps test swift-test interop autobahn fuzz tsan bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -28,6 +28,10 @@ run: deps build
 
 deps:
 	@bash scripts/install-deps.sh run
+
+## Makes a local CA and a certificate for localhost in .tls/ (for make run ARGS="--tls-cert .tls/server.pem --tls-key .tls/server.key").
+tls-cert: deps
+	bash scripts/make-tls-cert.sh .tls
 
 ## Builds the sample server (release).
 build:
@@ -64,12 +68,13 @@ ws-bench:
 	cd Benchmarks && bash ../scripts/release-fresh.sh .build Sources ../Sources ../Package.swift Package.swift
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product ws-bench
 
-## Autobahn|Testsuite, all 517 cases, both roles, with and without compression; fails on anything not OK.
+## Autobahn|Testsuite, all 517 cases, both roles, with and without compression, and 1-10 over wss://; fails on anything not OK.
 # Without compression: the fuzzing client against echo-server with the default
 # read size (sections 12 and 13, permessage-deflate, must be declined cleanly),
 # and with the smallest (256 B), where frames straddle reads and partial
 # headers wait in a connection's leftover ring; the fuzzing server against
-# autobahn-client. With --compression, every case in both roles: those two
+# autobahn-client; sections 1-10 again over wss:// (a certificate made for
+# the run). With --compression, every case in both roles: those two
 # runs go side by side, since each is paced by wstest's Python (about 10
 # minutes alone) and uses about one core between it and our end.
 autobahn:
@@ -77,15 +82,16 @@ autobahn:
 	    bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER)) --expect 517 --declined
 	AUTOBAHN_OUT=autobahn-256 AUTOBAHN_SERVER_ARGS="--receive-buffer-size 256" bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
 	bash Tests/Autobahn/run-client.sh $(abspath $(AUTOBAHN_CLIENT))
+	AUTOBAHN_OUT=autobahn-tls AUTOBAHN_TLS=1 bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
 	bash Tests/Autobahn/run-compression.sh $(abspath $(ECHO_SERVER)) $(abspath $(AUTOBAHN_CLIENT))
 
 ## AddressSanitizer over the whole Swift suite.
 asan: deps
 	LSAN_OPTIONS=suppressions=$(abspath Tests/lsan.supp) $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
-## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups).
+## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS).
 tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests'
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests'
 
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps
@@ -107,6 +113,10 @@ bench-compression: bench-deps
 ## One loop against two, side by side (about 4 minutes): docs/benchmarks-loops.md.
 bench-loops: bench-deps
 	.venv/bin/python Benchmarks/run_loops_bench.py
+
+## TLS side by side (about 8 minutes): wss:// against ws://, node ws on https, SwiftNIO with NIOSSL; docs/benchmarks-tls.md.
+bench-tls: bench-deps
+	.venv/bin/python Benchmarks/run_tls_bench.py
 
 ## Micro benchmarks with allocation counts (ordo-one/benchmark).
 # Their table goes into docs/benchmarks.md.

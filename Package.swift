@@ -8,6 +8,7 @@ import PackageDescription
 //   WebSocketCompression  permessage-deflate (RFC 7692) on zlib, through the
 //                     core's extension seam; no I/O
 //   UVKit             a thin libuv wrapper, knowing nothing of WebSockets
+//   TLSKit            OpenSSL contexts: certificates, trust, SNI, ALPN; no I/O
 //   WebSocketRuntime  joins them: the per-loop context, the transport, the
 //                     connection both roles share
 //   WebSocketServer   routes, static files, the connection table, shutdown
@@ -18,6 +19,7 @@ let package = Package(
     products: [
         .library(name: "WebSocketCore", targets: ["WebSocketCore"]),
         .library(name: "UVKit", targets: ["UVKit"]),
+        .library(name: "TLSKit", targets: ["TLSKit"]),
         .library(name: "WebSocketCompression", targets: ["WebSocketCompression"]),
         .library(name: "WebSocketServer", targets: ["WebSocketServer"]),
         .library(name: "WebSocketClient", targets: ["WebSocketClient"]),
@@ -44,14 +46,20 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibSSL",
+            pkgConfig: "libssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // Payload unmasking with AVX2 where the CPU has it (chosen at run time).
         .target(name: "CMasking"),
         .target(name: "WebSocketCore", dependencies: ["CLibCrypto", "CMasking"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
+        .target(name: "TLSKit", dependencies: ["CLibSSL"]),
         .target(name: "WebSocketCompression", dependencies: ["WebSocketCore", "CZlib"]),
         .target(
             name: "WebSocketRuntime",
-            dependencies: ["WebSocketCore", "WebSocketCompression", "UVKit", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["WebSocketCore", "WebSocketCompression", "UVKit", "TLSKit", "CLibSSL", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "WebSocketServer",
@@ -59,7 +67,7 @@ let package = Package(
         ),
         .target(
             name: "WebSocketClient",
-            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", "TLSKit", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "echo-server",

@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // The load generator, on the public WebSocketClient (and, for the raw
@@ -34,7 +35,8 @@ let package = Package(
             name: "uv-tcp-echo",
             dependencies: [.product(name: "UVKit", package: "UVWebSocket")]
         ),
-        // The SwiftNIO peer: NIOWebSocket's upgrader and an echo handler.
+        // The SwiftNIO peer: NIOWebSocket's upgrader and an echo handler
+        // (with NIOSSL in front for the TLS benchmark).
         .executableTarget(
             name: "nio-echo",
             dependencies: [
@@ -42,6 +44,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // Micro benchmarks with allocation counts: `swift package benchmark`.

@@ -15,14 +15,15 @@ forbid() {  # forbid DIR MODULE...
         fi
     done
 }
-forbid Sources/WebSocketCore Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient WebSocketCompression CZlib
+forbid Sources/WebSocketCore Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient WebSocketCompression CZlib CLibSSL TLSKit
 forbid Sources/WebSocketCompression Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto CMasking
-forbid Sources/UVKit Foundation WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto WebSocketCompression CZlib CMasking
+forbid Sources/UVKit Foundation WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto WebSocketCompression CZlib CMasking CLibSSL TLSKit
+forbid Sources/TLSKit Foundation CLibUV UVKit WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient WebSocketCompression CZlib CMasking
 forbid Sources/WebSocketRuntime Foundation CLibUV CLibCrypto CZlib WebSocketServer WebSocketClient CMasking
-forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto CZlib WebSocketClient CMasking
-forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto CZlib WebSocketServer CMasking
-forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient CMasking
-forbid Sources/autobahn-client CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketServer CMasking
+forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto CZlib WebSocketClient CMasking CLibSSL
+forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto CZlib WebSocketServer CMasking CLibSSL
+forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient CMasking CLibSSL TLSKit
+forbid Sources/autobahn-client CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketServer CMasking CLibSSL TLSKit
 # Only the state machine answers pings and closes: no other source builds a
 # pong or a close frame from a received event.
 if grep -rnE "case \.ping\(|case \.close\(let" Sources --include='*.swift' | grep -v "Sources/WebSocketCore/"; then
@@ -30,4 +31,4 @@ if grep -rnE "case \.ping\(|case \.close\(let" Sources --include='*.swift' | gre
     fail=1
 fi
 if [ $fail -ne 0 ]; then exit 1; fi
-echo "layering: 8 modules checked, dependencies run one way"
+echo "layering: 9 modules checked, dependencies run one way"

@@ -6,8 +6,9 @@ what=${1:-run}
 
 packages=(libuv1-dev libssl-dev zlib1g-dev pkg-config)
 case "$what" in
-    run) ;;
-    test) packages+=(chromium chromium-driver nginx-light python3-venv) ;;
+    run) packages+=(openssl) ;;  # make tls-cert
+    # openssl: the CLI that makes the TLS tests' certificates.
+    test) packages+=(chromium chromium-driver nginx-light python3-venv openssl) ;;
     bench) packages+=(node-ws python3-venv valgrind) ;;
     *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac

@@ -1,9 +1,11 @@
 import Logging
+import TLSKit
 import UVKit
 import WebSocketCore
 import WebSocketRuntime
 
 /// Opens WebSocket connections to servers: `connect(to: "ws://host:port/path")`
+/// or `"wss://..."` (TLS, verified against `options.tls.trust`)
 /// gives a `WebSocketConnection`, the same type a server's handler gets, driven
 /// by the same handler shape, so the same handler code can serve both roles.
 ///
@@ -32,6 +34,8 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     /// Every connection from its TCP connect to its close callback, held here.
     private var connections: [ObjectIdentifier: WebSocketConnection<Handler>] = [:]
     private var attempts: [ObjectIdentifier: Attempt] = [:]
+    /// For `wss://`, made by the first such connect from `options.tls`.
+    private var tlsContext: TLSContext?
     /// Run once no connection is left (`whenIdle`).
     private var idleWaiters: [() -> Void] = []
 
@@ -75,7 +79,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     /// The open connections and those still connecting.
     public var connectionCount: Int { connections.count }
 
-    /// Connects to a `ws://` URL. `completion` runs once, on the loop thread:
+    /// Connects to a `ws://` or `wss://` URL. `completion` runs once, on the loop thread:
     /// with the open connection (after the handler's `didOpen`), or with the
     /// reason it did not open. A malformed URL is reported before this returns.
     ///
@@ -105,9 +109,11 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
             }
             return
         }
-        if parsed.secure {
-            completion(.failure(.unsupportedScheme("wss")))
-            return
+        if parsed.secure && tlsContext == nil {
+            do { tlsContext = try TLSContext.client(options.tls) } catch {
+                completion(.failure(.tlsConfiguration("\(error)")))
+                return
+            }
         }
         // A numeric address needs no resolver.
         if let address = try? SocketAddress(host: parsed.host, port: parsed.port), parsed.host != "localhost" {
@@ -175,7 +181,8 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
             attempt.completion?(.failure(attempt.lastError ?? .connectionRefused(host: attempt.url.host, port: attempt.url.port)))
             return
         }
-        let connection = WebSocketConnection(endpoint: endpoint)
+        let connection = WebSocketConnection(endpoint: endpoint, tls: attempt.url.secure ? tlsContext : nil,
+                                             serverName: attempt.url.host)
         let key = AcceptKey.makeKey()
         let request = ClientHandshake.request(host: attempt.url.hostHeader, path: attempt.url.target, key: key,
                                               subprotocols: options.subprotocols, origin: options.origin,
@@ -217,6 +224,15 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         case .connectionLost:
             connection.abortHTTP()
             completion?(.failure(.connectionClosedDuringHandshake))
+        case .tlsFailed(.untrustedCertificate(let why)):
+            connection.abortHTTP()
+            completion?(.failure(.certificateUntrusted(why)))
+        case .tlsFailed(.hostnameMismatch(let why)):
+            connection.abortHTTP()
+            completion?(.failure(.hostnameMismatch(host: attempt.url.host, reason: why)))
+        case .tlsFailed(.handshakeFailed(let why)):
+            connection.abortHTTP()
+            completion?(.failure(.tlsHandshakeFailed(why)))
         case .malformed(let error):
             connection.abortHTTP()
             completion?(.failure(.invalidHandshakeResponse("malformed response head (\(error))")))

@@ -4,7 +4,7 @@ import WebSocketCore
 public enum WebSocketClientError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The URL is not `ws://host[:port][/path][?query]`.
     case invalidURL(String)
-    /// A scheme this client does not speak (`wss` needs TLS, not built yet).
+    /// A scheme other than `ws` and `wss`.
     case unsupportedScheme(String)
     /// The options are out of range.
     case invalidOptions(String)
@@ -26,11 +26,21 @@ public enum WebSocketClientError: Error, Equatable, Sendable, CustomStringConver
     case connectionClosedDuringHandshake
     /// `connect` after `shutdown`.
     case clientShutDown
+    /// `wss://`: the server's certificate chain does not lead to a trusted
+    /// authority (OpenSSL's verification error says why).
+    case certificateUntrusted(String)
+    /// `wss://`: the certificate is trusted but names another host.
+    case hostnameMismatch(host: String, reason: String)
+    /// `wss://`: the TLS handshake failed otherwise (no common version, not a
+    /// TLS server).
+    case tlsHandshakeFailed(String)
+    /// `wss://`: the TLS options could not be applied (an unreadable CA file).
+    case tlsConfiguration(String)
 
     public var description: String {
         switch self {
         case .invalidURL(let s): return "invalid WebSocket URL: \(s)"
-        case .unsupportedScheme(let s): return "unsupported scheme \(s) (use ws://)"
+        case .unsupportedScheme(let s): return "unsupported scheme \(s) (use ws:// or wss://)"
         case .invalidOptions(let s): return "invalid options: \(s)"
         case .hostNotFound(let host, let reason): return "cannot resolve \(host): \(reason)"
         case .connectionRefused(let host, let port): return "connection refused by \(host):\(port)"
@@ -40,6 +50,10 @@ public enum WebSocketClientError: Error, Equatable, Sendable, CustomStringConver
         case .handshakeTimeout: return "no handshake response within the timeout"
         case .connectionClosedDuringHandshake: return "the server closed the connection during the handshake"
         case .clientShutDown: return "the client was shut down"
+        case .certificateUntrusted(let why): return "untrusted server certificate: \(why)"
+        case .hostnameMismatch(let host, let why): return "the server certificate is not for \(host): \(why)"
+        case .tlsHandshakeFailed(let why): return "TLS handshake failed: \(why)"
+        case .tlsConfiguration(let why): return "TLS configuration: \(why)"
         }
     }
 }

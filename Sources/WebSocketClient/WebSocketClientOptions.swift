@@ -33,6 +33,9 @@ public struct WebSocketClientOptions: Sendable {
     public var compression: CompressionOptions?
     /// Other per-message extensions to offer, after permessage-deflate.
     public var extensions: [any ExtensionNegotiator] = []
+    /// For `wss://` URLs: whom to trust (the system store by default, with
+    /// the host name checked) and the minimum version.
+    public var tls = TLSClientConfiguration()
 
     public init() {}
 

@@ -83,7 +83,11 @@ public enum HTTPHeadParser {
     public static func parse(_ bytes: UnsafeRawBufferPointer, limits: HTTPHeadLimits = HTTPHeadLimits(),
                              scannedBefore: Int = 0) -> HTTPHeadParseResult {
         guard let end = findBlankLine(bytes, from: max(0, scannedBefore - 3), limit: limits.maxHeadSize) else {
-            return bytes.count >= limits.maxHeadSize ? .failure(.headTooLarge) : .incomplete
+            if bytes.count >= limits.maxHeadSize { return .failure(.headTooLarge) }
+            // Bytes that cannot begin a start line (a TLS ClientHello on a
+            // plain port begins with 0x16) are refused at once, not after the
+            // head timeout.
+            return startsLikeHTTP(bytes) ? .incomplete : .failure(.malformed)
         }
         var lines: [UnsafeRawBufferPointer] = []
         var lineStart = 0
@@ -115,6 +119,17 @@ public enum HTTPHeadParser {
             headers.append(field)
         }
         return .complete(HTTPHead(startLine: startLine, headers: headers), length: end + 4)
+    }
+
+    /// Whether the first word so far is visible ASCII (RFC 9112 §3: a method
+    /// is a token, and a status line begins with "HTTP/").
+    static func startsLikeHTTP(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        for i in 0..<min(bytes.count, 32) {
+            let byte = bytes[i]
+            if byte == UInt8(ascii: " ") { return i > 0 }
+            if !isVisible(byte) { return false }
+        }
+        return true
     }
 
     /// Offset of the CRLFCRLF that ends the head, searched within `limit` bytes.

@@ -2,14 +2,15 @@ import UVKit
 import WebSocketCore
 
 /// The TCP stream a connection has: the transport, with its events handed to
-/// its one connection. The connection owns it (strongly); it points back
-/// without a count, since the connection outlives it.
+/// its one connection (`SecureConnectionStream` adds TLS between the two).
+/// The connection owns it (strongly); it points back without a count, since
+/// the connection outlives it.
 ///
 /// UVKit reaches these overrides through the vtable of a generic class, whose
 /// entries are the unspecialized code: there every use of an `unowned(unsafe)`
 /// reference would be retained and released, so the connection is lent with
 /// `_withUnsafeGuaranteedRef`.
-final class ConnectionStream<Handler: WebSocketHandler>: Transport {
+class ConnectionStream<Handler: WebSocketHandler>: Transport {
     var connectionRef: Unmanaged<WebSocketConnection<Handler>>?
 
     override func readBuffer() -> UnsafeMutableRawBufferPointer {

@@ -52,8 +52,10 @@ package final class LoopContext {
     private var timed = SlotTable<Unmanaged<Transport>>()
     private var expired: [Int32] = []
     private let sweepTimer: Timer
-    private let flushCheck: Check
+    private let flushCheck: IterationHook
     private var users = 0
+    /// TLS's per-loop BIO and buffers, once a TLS connection needs them.
+    var tlsLoop: TLSLoop?
 
     private init(loop: EventLoop, receiveBufferSize: Int, granularity: UInt64) {
         self.loop = loop
@@ -63,7 +65,7 @@ package final class LoopContext {
         loop.updateTime()
         wheel = TimingWheel(granularity: granularity, now: loop.now)
         sweepTimer = Timer(loop: loop)
-        flushCheck = Check(loop: loop)
+        flushCheck = IterationHook(loop: loop, phase: .afterPoll)
         sweepTimer.start(timeout: granularity, repeat: granularity) { [unowned self] in sweep() }
         // Neither keeps the loop running on its own.
         sweepTimer.unref()
@@ -108,6 +110,8 @@ package final class LoopContext {
         flushCork()
         sweepTimer.close()
         flushCheck.close()
+        tlsLoop?.close()
+        tlsLoop = nil
         if loop.runtimeContext === self { loop.runtimeContext = nil }
     }
 

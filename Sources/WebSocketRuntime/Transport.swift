@@ -34,6 +34,10 @@ package class Transport: TCPStream {
     @exclusivity(unchecked) var owesDrainEvent = false
     /// Writes are over: the handle is closing (or a write failed).
     @exclusivity(unchecked) package var writesClosed = false
+    /// TLS: every write is sealed first (`sealAndWrite`), and the queue holds
+    /// ciphertext. A flag beside the others, so a plain transport pays a
+    /// branch and no byte for it.
+    @exclusivity(unchecked) var encrypts = false
     /// Payloads from this size on go to the socket by reference (writev of
     /// header and payload) instead of being copied into the cork.
     static let byReferenceThreshold = 16 * 1024
@@ -105,7 +109,7 @@ package class Transport: TCPStream {
         if outbound.count > hardQueueLimit { return .dropped }
         let key = contextRef._withUnsafeGuaranteedRef { $0.maskKeys.next() }
         FrameWriter.withHeader(opcode: opcode, fin: fin, rsv: rsv, payloadLength: payload.count, maskKey: key) { header in
-            if !outbound.isEmpty {
+            if !outbound.isEmpty && !encrypts {
                 outbound.append(header)
                 outbound.appendMasked(payload, key: key)
                 startQueuedWrite()
@@ -127,7 +131,9 @@ package class Transport: TCPStream {
                 header = UnsafeRawBufferPointer(start: nil, count: 0)
                 offset += n
                 if writesClosed { return }
-                if !outbound.isEmpty {
+                // With TLS every slice is sealed as it goes (the queue holds
+                // ciphertext), so only a plain transport stops here.
+                if !outbound.isEmpty && !encrypts {
                     // The socket is full: the rest waits in the queue.
                     outbound.appendMasked(UnsafeRawBufferPointer(rebasing: payload[offset...]), key: key, phase: phase)
                     startQueuedWrite()
@@ -147,6 +153,10 @@ package class Transport: TCPStream {
         if writesClosed { return .dropped }
         if !outbound.isEmpty {
             if outbound.count > hardQueueLimit { return .dropped }
+            if encrypts {
+                sealAndWrite(header, payload, UnsafeRawBufferPointer(start: nil, count: 0))
+                return checkBackpressure()
+            }
             outbound.append(header)
             outbound.append(payload)
             startQueuedWrite()
@@ -162,9 +172,30 @@ package class Transport: TCPStream {
     }
 
     /// Writes up to three pieces with one `uv_try_write` and queues (copies) only
-    /// what the kernel did not take.
+    /// what the kernel did not take. Only with nothing queued (or with TLS,
+    /// whose sealed records go behind the queue).
     final func writeNow(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                         _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        if encrypts {
+            sealAndWrite(a, b, c)
+            return
+        }
+        writeToSocket(a, b, c)
+    }
+
+    /// Records sealed by TLS: behind the queue if there is one, else written now.
+    final func writeCiphertext(_ bytes: UnsafeRawBufferPointer) {
+        if writesClosed { return }
+        if outbound.isEmpty {
+            writeToSocket(bytes)
+        } else {
+            outbound.append(bytes)
+            startQueuedWrite()
+        }
+    }
+
+    private func writeToSocket(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                               _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
         guard !writesClosed else { return }
         var written: Int
         do {
@@ -257,11 +288,28 @@ package class Transport: TCPStream {
         try? startReading()
     }
 
-    /// Sends FIN after what is corked and queued; reading goes on.
+    /// Sends FIN after what is corked and queued (and TLS's close_notify);
+    /// reading goes on.
     package final func finishWriting() {
         context.flushCork(ifOwner: self)
+        if encrypts { sendCloseNotify() }
         shutdown()
     }
+
+    // MARK: TLS (overridden by `SecureConnectionStream`)
+
+    /// Seals up to three plaintext pieces, in order, and writes the records.
+    func sealAndWrite(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ c: UnsafeRawBufferPointer) {}
+    /// Sends TLS's close_notify alert (RFC 8446 §6.1) before FIN.
+    func sendCloseNotify() {}
+    /// The loop's handshake cap held this transport back; it may go on now.
+    func handshakeTurnCame() {}
+    /// The loop's list of TLS connections holding record buffers moved this
+    /// one to `index`.
+    func movedInBufferList(to index: Int) {}
+    /// The loop's periodic sweep: gives the record buffers back if nothing
+    /// moved since the last sweep.
+    func sweepBuffers(at index: Int) {}
 
     /// Closes the handle now; `didClose` follows in a later iteration.
     package final func closeNow() {

@@ -1,3 +1,4 @@
+import TLSKit
 import UVKit
 import WebSocketCompression
 import WebSocketCore
@@ -177,6 +178,20 @@ extension WebSocketConnection {
         }
     }
 
+    /// The TLS handshake failed: the HTTP phase ends with the reason.
+    func tlsFailed(_ failure: TLSFailure) {
+        guard phase == .http else { return connectionLost() }
+        endpoint.httpPhaseEnded(self, .tlsFailed(failure))
+        closeNow()
+    }
+
+    /// TLS broke after the handshake (a bad record, a refused renegotiation):
+    /// like a lost connection (1006), with the reason in the debug log.
+    func tlsBroken(_ reason: String) {
+        logEvent("TLS connection dropped", ["reason": "\(reason)"])
+        connectionLost()
+    }
+
     func reportClose(code: CloseCode, reason: String) {
         endpoint.metrics.closesByCode[code.rawValue, default: 0] += 1
         logEvent("WebSocket closed", ["code": "\(code.rawValue)", "reason": "\(reason)"])
@@ -282,4 +297,6 @@ package enum HTTPPhaseOutcome {
     case connectionLost
     /// The handshake timeout passed.
     case timedOut
+    /// The TLS handshake failed (before any HTTP byte).
+    case tlsFailed(TLSFailure)
 }

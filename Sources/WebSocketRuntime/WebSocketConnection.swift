@@ -1,3 +1,4 @@
+import TLSKit
 import UVKit
 import WebSocketCore
 
@@ -78,12 +79,18 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// The application's per-connection state, typed by the handler.
     public var data: Handler.ConnectionData?
 
-    package init(endpoint: Endpoint<Handler>) {
+    /// - Parameters:
+    ///   - tls: the TLS context to speak through, if any.
+    ///   - serverName: a client's host name for SNI and certificate checks.
+    package init(endpoint: Endpoint<Handler>, tls: TLSContext? = nil, serverName: String? = nil) {
         endpointRef = Unmanaged.passRetained(endpoint)
         handlerRef = Unmanaged.passUnretained(endpoint.handler)
         let settings = endpoint.settings
-        let stream = ConnectionStream<Handler>(context: endpoint.context, role: settings.role,
-                                               maxBackpressure: settings.maxBackpressure)
+        let stream = tls.map {
+            SecureConnectionStream<Handler>(context: endpoint.context, role: settings.role,
+                                            maxBackpressure: settings.maxBackpressure, tls: $0, serverName: serverName)
+        } ?? ConnectionStream<Handler>(context: endpoint.context, role: settings.role,
+                                       maxBackpressure: settings.maxBackpressure)
         let now = endpoint.context.loop.now
         machine = WebSocketStateMachine(role: settings.role, maxMessageSize: settings.maxMessageSize,
                                         keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout, now: now)

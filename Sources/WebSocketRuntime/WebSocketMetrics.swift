@@ -16,6 +16,9 @@ public struct WebSocketMetrics: Sendable {
     public var bytesSent = 0
     public var pingsSent = 0
     public var deadPeersClosed = 0
+    /// TLS handshake steps held over to a later loop iteration by the
+    /// per-iteration cap (a flood of new connections).
+    public var tlsHandshakesDeferred = 0
     /// Closes by code: the peer's, the server's failure code, or 1006.
     public var closesByCode: [UInt16: Int] = [:]
 
@@ -33,6 +36,7 @@ public struct WebSocketMetrics: Sendable {
         bytesSent += other.bytesSent
         pingsSent += other.pingsSent
         deadPeersClosed += other.deadPeersClosed
+        tlsHandshakesDeferred += other.tlsHandshakesDeferred
         closesByCode.merge(other.closesByCode, uniquingKeysWith: +)
     }
 }

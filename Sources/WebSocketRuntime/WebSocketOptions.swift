@@ -1,3 +1,4 @@
+import TLSKit
 import UVKit
 import WebSocketCompression
 import WebSocketCore
@@ -50,6 +51,11 @@ public struct WebSocketOptions: Sendable {
     /// Other per-message extensions this end supports, in order of preference
     /// (RFC 6455 §9), after permessage-deflate.
     public var extensions: [any ExtensionNegotiator] = []
+    /// TLS for `wss://` and `https://` (static files too) on every listener
+    /// of the server; nil, the default, serves plain TCP. The files are read
+    /// when the server is made (`WebSocketServerError.tls` if they cannot be)
+    /// and again on `reloadCertificates()`.
+    public var tls: TLSServerConfiguration?
 
     public init() {}
 
@@ -82,9 +88,13 @@ public enum WebSocketServerError: Error, CustomStringConvertible {
     /// Binding or listening failed: the port is taken, needs privileges, or
     /// the address is not one of this machine's.
     case cannotListen(host: String, port: Int, reason: UVError)
+    /// The TLS certificate or key could not be loaded.
+    case tls(TLSError)
 
     public var description: String {
         switch self {
+        case .tls(let error):
+            return "\(error)"
         case .invalidOption(let message):
             return "invalid option: \(message)"
         case .staticRootNotFound(let path):

@@ -18,6 +18,11 @@ extension WebSocketServer {
             connection.abortHTTP()
         case .connectionLost:
             connection.abortHTTP()
+        case .tlsFailed(let failure):
+            // Not TLS (plain HTTP on the TLS port), no common version, garbage.
+            endpoint.metrics.handshakesRejected &+= 1
+            logger.debug("TLS handshake failed", metadata: ["peer": "\(peer(connection))", "reason": "\(failure)"])
+            connection.abortHTTP()
         }
     }
 

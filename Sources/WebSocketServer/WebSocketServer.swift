@@ -32,6 +32,9 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     /// Counters, updated on the loop thread.
     public var metrics: WebSocketMetrics { endpoint.metrics }
 
+    /// The TLS context new connections use, when `options.tls` is set.
+    let credentials: TLSCredentials?
+
     var webSocketPaths: Set<String> = []
     var staticFiles: StaticFiles?
     private var listener: TCPListener?
@@ -70,6 +73,11 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     public init(options: WebSocketOptions = WebSocketOptions(), handler: Handler, loop: EventLoop? = nil,
                 logger: Logger = Logger(label: "UVWebSocket")) throws {
         try options.validate()
+        if let tls = options.tls {
+            do { credentials = try TLSCredentials(tls) } catch { throw WebSocketServerError.tls(error) }
+        } else {
+            credentials = nil
+        }
         self.options = options
         self.handler = handler
         self.ownsLoop = loop == nil
@@ -197,6 +205,35 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         }
     }
 
+    /// Reads the TLS certificate and key files again (after a renewal): new
+    /// connections use them, open ones keep theirs. On failure the old ones
+    /// stay in use. Any thread.
+    public func reloadCertificates() throws {
+        guard let credentials else { throw WebSocketServerError.invalidOption("reloadCertificates() needs options.tls") }
+        do { try credentials.reload() } catch { throw WebSocketServerError.tls(error) }
+    }
+
+    /// Reloads the certificates on SIGHUP, the signal daemons reread their
+    /// configuration on; a failure is logged and the old ones stay in use.
+    public func reloadCertificatesOnHangUp() throws {
+        let watcher = SignalWatcher(loop: loop)
+        do {
+            try watcher.start(signal: SIGHUP) { [unowned self] _ in
+                do {
+                    if let group { try group.reloadCertificates() } else { try reloadCertificates() }
+                    logger.info("TLS certificates reloaded")
+                } catch {
+                    logger.error("TLS certificates not reloaded: \(error)")
+                }
+            }
+        } catch {
+            watcher.close()
+            throw error
+        }
+        watcher.unref()
+        signalWatchers.append(watcher)
+    }
+
     /// Graceful shutdown: stop accepting, send 1001 to every open WebSocket, wait
     /// up to `drainTimeout` for the closing handshakes, then drop what is left.
     /// `run()` returns once every handle is closed. Loop thread only.
@@ -314,7 +351,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     }
 
     private func insertConnection() -> WebSocketConnection<Handler> {
-        let connection = WebSocketConnection(endpoint: endpoint)
+        let connection = WebSocketConnection(endpoint: endpoint, tls: credentials?.current)
         let slot = connections.insert(connection)
         connection.tableSlot = slot
         if Int(slot) == serials.count { serials.append(0) }

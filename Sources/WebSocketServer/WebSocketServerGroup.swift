@@ -116,6 +116,16 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
         try servers[0].shutdownOnSignals(signals, drainTimeout: drainTimeout)
     }
 
+    /// Reloads every loop's TLS certificates (`WebSocketServer.reloadCertificates`). Any thread.
+    public func reloadCertificates() throws {
+        for server in servers { try server.reloadCertificates() }
+    }
+
+    /// Reloads the certificates on SIGHUP (watched on loop 0).
+    public func reloadCertificatesOnHangUp() throws {
+        try servers[0].reloadCertificatesOnHangUp()
+    }
+
     // MARK: Running
 
     /// Runs every loop until shutdown has closed its connections and handles:

@@ -65,6 +65,12 @@ struct EchoServerCommand: ParsableCommand {
     @Option(help: "With several loops, how connections reach them: reuse-port (each loop listens, the kernel spreads) or round-robin (loop 0 accepts and hands them out in turn).")
     var accept = "reuse-port"
 
+    @Option(help: "TLS: the certificate chain (PEM, leaf first). With --tls-key, the server speaks https:// and wss:// only; SIGHUP reloads both files.")
+    var tlsCert: String?
+
+    @Option(help: "TLS: the certificate's private key (PEM).")
+    var tlsKey: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -83,6 +89,7 @@ struct EchoServerCommand: ParsableCommand {
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level \(logLevel) is not a level") }
         if loops < 1 || loops > 1024 { throw ValidationError("--loops must be 1...1024") }
         if distribution == nil { throw ValidationError("--accept must be reuse-port or round-robin") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
     var distribution: WebSocketServerGroup<EchoHandler>.Distribution? {
@@ -129,6 +136,10 @@ struct EchoServerCommand: ParsableCommand {
             options.compression = deflate
         }
 
+        if let tlsCert, let tlsKey {
+            options.tls = TLSServerConfiguration(certificate: TLSCertificateFiles(chain: tlsCert, privateKey: tlsKey))
+        }
+
         raiseOpenFileLimit()
         let server = try WebSocketServerGroup(loops: loops, options: options, distribution: distribution ?? .reusePort,
                                               logger: logger) { _ in EchoHandler() }
@@ -139,8 +150,9 @@ struct EchoServerCommand: ParsableCommand {
         try server.serveFiles(from: root)
         let bound = try server.listen(host: host, port: port)
         try server.shutdownOnSignals(drainTimeout: .milliseconds(Int64(drainTimeout * 1000)))
+        if options.tls != nil { try server.reloadCertificatesOnHangUp() }
         // Scripts and tests wait for this line.
-        print("listening on http://\(host):\(bound)")
+        print("listening on \(options.tls == nil ? "http" : "https")://\(host):\(bound)")
         fflush(stdout)
         try server.run()
     }

@@ -19,6 +19,7 @@ def free_port():
 class EchoServer:
     def __init__(self, *args):
         self.port = free_port()
+        self.args = args
         self.log_path = "/tmp/echo-server-%d.log" % self.port
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(
@@ -36,7 +37,11 @@ class EchoServer:
 
     @property
     def url(self):
-        return "ws://127.0.0.1:%d/ws" % self.port
+        return "%s://127.0.0.1:%d/ws" % ("wss" if self.tls else "ws", self.port)
+
+    @property
+    def tls(self):
+        return "--tls-cert" in self.args
 
     def output(self):
         with open(self.log_path) as f:
@@ -67,3 +72,17 @@ def echo_server():
     for s in servers:
         code = s.stop()
         assert code == 0, "echo-server exit status %r\n%s" % (code, s.output())
+
+
+@pytest.fixture
+def certificates(tmp_path):
+    """A CA and a certificate it signed for localhost and 127.0.0.1, made
+    for this test with the openssl CLI (scripts/make-tls-cert.sh)."""
+    def make(name="tls", names=None):
+        folder = tmp_path / name
+        args = ["bash", os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "make-tls-cert.sh"), str(folder)]
+        if names:
+            args.append(names)
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        return folder
+    return make

@@ -148,26 +148,31 @@ struct UVKitTests {
         try closeAll(loop, accepted, client, listener)
     }
 
-    @Test("a check handle runs once per loop iteration, after the timers of that iteration")
-    func checkRunsEachIteration() throws {
+    @Test("iteration hooks run once per loop iteration: timers, then before the poll, then after it")
+    func iterationHooksRunEachIteration() throws {
         let loop = try EventLoop()
-        let check = Check(loop: loop)
+        let before = IterationHook(loop: loop, phase: .beforePoll)
+        let after = IterationHook(loop: loop, phase: .afterPoll)
         let timer = Timer(loop: loop)
         var events: [String] = []
-        check.start { events.append("check") }
+        before.start { events.append("before") }
+        after.start { events.append("after") }
         var ticks = 0
         timer.start(timeout: 1, repeat: 1) {
             ticks += 1
             events.append("timer")
             if ticks == 3 {
                 timer.close()
-                check.close()
+                before.close()
+                after.close()
             }
         }
         loop.run()
-        // Each timer tick is followed by a check in the same iteration.
-        let afterTimers = zip(events, events.dropFirst()).filter { $0.0 == "timer" }.map { $0.1 }
-        #expect(afterTimers.prefix(2).allSatisfy { $0 == "check" })
+        // Each timer tick is followed by the hooks of the same iteration, in order.
+        let ticksAt = events.indices.filter { events[$0] == "timer" }
+        for index in ticksAt.prefix(2) {
+            #expect(Array(events[(index + 1)...].prefix(2)) == ["before", "after"])
+        }
         #expect(ticks == 3)
         try loop.close()
     }

@@ -117,6 +117,20 @@ struct RequestHeadTests {
         if case .failure(let e) = head(text) { #expect(e.status == status) } else { Issue.record("accepted \(text)") }
     }
 
+    @Test("bytes that cannot start a head (a TLS ClientHello) are refused before the head is complete")
+    func notHTTPAtAll() {
+        let clientHello: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc]
+        let result = clientHello.withUnsafeBytes { HTTPHeadParser.parse($0) }
+        if case .failure(let e) = result { #expect(e.status == 400) } else { Issue.record("not refused: \(result)") }
+        for partial in [" GET", "GE\u{1}T", "\r\n"] {
+            if case .failure = head(partial) {} else { Issue.record("\(partial.debugDescription) not refused") }
+        }
+        // A start that may still become a head waits for the rest.
+        for partial in ["G", "GET", "GET /", "HTTP/1.1 101", "PATCH"] {
+            if case .incomplete = head(partial) {} else { Issue.record("\(partial) refused early") }
+        }
+    }
+
     @Test("a head dripped in byte by byte parses the same as in one piece")
     func dripFed() {
         let bytes = Array(sampleRequest.utf8)

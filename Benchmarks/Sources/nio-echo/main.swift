@@ -1,11 +1,12 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 
 // The SwiftNIO peer for the benchmark: NIOWebSocket's upgrader and a frame
 // echo on one event loop thread (the same one core the other servers get).
-// Usage: nio-echo PORT
+// Usage: nio-echo PORT [CERT KEY]   (with CERT and KEY, wss:// through NIOSSL)
 
 final class EchoFrames: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
@@ -33,6 +34,11 @@ final class EchoFrames: ChannelInboundHandler {
 }
 
 let port = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 9003 : 9003
+let tls: NIOSSLContext? = try CommandLine.arguments.count > 3 ? {
+    let chain = try NIOSSLCertificate.fromPEMFile(CommandLine.arguments[2]).map { NIOSSLCertificateSource.certificate($0) }
+    let key = try NIOSSLPrivateKey(file: CommandLine.arguments[3], format: .pem)
+    return try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+}() : nil
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let bootstrap = ServerBootstrap(group: group)
     .serverChannelOption(ChannelOptions.backlog, value: 1024)
@@ -43,8 +49,11 @@ let bootstrap = ServerBootstrap(group: group)
             maxFrameSize: 1 << 24,
             shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
             upgradePipelineHandler: { channel, _ in channel.pipeline.addHandler(EchoFrames()) })
-        return channel.pipeline.configureHTTPServerPipeline(
-            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+        let http = {
+            channel.pipeline.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+        }
+        guard let tls else { return http() }
+        return channel.pipeline.addHandler(NIOSSLServerHandler(context: tls)).flatMap { http() }
     }
 let channel = try bootstrap.bind(host: "127.0.0.1", port: port).wait()
 print("listening on 127.0.0.1:\(port)")

@@ -31,6 +31,8 @@ struct BenchConfig {
     var idleMessage = false
     /// With compression: send uncompressed, so that only the server compresses.
     var sendUncompressed = false
+    /// wss://: TLS, with any certificate accepted (a local server's own).
+    var secure = false
 }
 
 /// The load generator: N connections on one libuv loop, K messages in flight
@@ -98,6 +100,7 @@ final class Bench {
         options.keepAliveTimeout = .zero
         options.maxMessageSize = max(config.size, 1) + 1024
         options.handshakeTimeout = .seconds(60)
+        options.tls = TLSClientConfiguration(trust: .acceptAnyCertificate)
         client = try WebSocketClient(handler: BenchHandler(), options: options, loop: loop)
     }
 
@@ -153,7 +156,7 @@ final class Bench {
             }
             return
         }
-        client.connect(to: "ws://\(hostHeader)\(config.path)", from: source) { [unowned self] result in
+        client.connect(to: "\(config.secure ? "wss" : "ws")://\(hostHeader)\(config.path)", from: source) { [unowned self] result in
             switch result {
             case .failure(let error):
                 connectionFailed(connection, "\(error)")

@@ -10,7 +10,7 @@ struct WSBench: ParsableCommand {
         commandName: "ws-bench",
         abstract: "A WebSocket load generator: N connections, K messages in flight, every echo verified.")
 
-    @Option(help: "Server URL, ws://127.0.0.1:PORT/ws (loopback only).") var url: String
+    @Option(help: "Server URL, ws://127.0.0.1:PORT/ws or wss:// (loopback only; the certificate is not checked).") var url: String
     @Option(help: "Connections to open.") var connections = 100
     @Option(help: "Payload bytes per message.") var size = 16
     @Option(help: "Messages in flight per connection (closed loop).") var inFlight = 1
@@ -35,9 +35,11 @@ struct WSBench: ParsableCommand {
     @Flag(help: "Fail unless every connection answered at least one ping (with --idle).") var expectPings = false
 
     func validate() throws {
-        guard url.hasPrefix("ws://127.") || url.hasPrefix("ws://localhost") else {
-            throw ValidationError("load goes to the loopback range only (ws://127.x.x.x or ws://localhost)")
+        let authority = url.hasPrefix("wss://") ? url.dropFirst(6) : url.hasPrefix("ws://") ? url.dropFirst(5) : ""
+        guard authority.hasPrefix("127.") || authority.hasPrefix("localhost") else {
+            throw ValidationError("load goes to the loopback range only (ws:// or wss:// to 127.x.x.x or localhost)")
         }
+        if raw && url.hasPrefix("wss://") { throw ValidationError("--raw is plain TCP") }
         if size < 0 { throw ValidationError("--size must not be negative") }
         if connections < 1 { throw ValidationError("--connections must be at least 1") }
         if inFlight < 1 { throw ValidationError("--in-flight must be at least 1") }
@@ -46,7 +48,8 @@ struct WSBench: ParsableCommand {
     }
 
     func run() throws {
-        var rest = Substring(url.dropFirst("ws://".count))
+        let secure = url.hasPrefix("wss://")
+        var rest = Substring(url.dropFirst(secure ? "wss://".count : "ws://".count))
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<slash]
         let path = slash < rest.endIndex ? String(rest[slash...]) : "/"
@@ -61,7 +64,8 @@ struct WSBench: ParsableCommand {
                                  raw: raw, idle: idle, sourceAddresses: sourceAddresses, serverPID: serverPid,
                                  seed: seed, quiet: quiet,
                                  compression: compressionNoContext ? true : (compression ? false : nil),
-                                 json: jsonPayload, idleMessage: idleMessage, sendUncompressed: sendUncompressed)
+                                 json: jsonPayload, idleMessage: idleMessage, sendUncompressed: sendUncompressed,
+                                 secure: secure)
         let bench = try Bench(config: config)
         let report = try bench.run()
         print(report.printed(idle: idle))

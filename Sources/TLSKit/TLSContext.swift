@@ -1,0 +1,173 @@
+import CLibSSL
+
+/// An OpenSSL `SSL_CTX`: the settings, certificates and trust every TLS
+/// connection made from it shares. Immutable once made; reloading
+/// certificates makes a new one (`TLSCredentials`), and connections keep the
+/// context they began with.
+///
+/// Thread-safe to share (OpenSSL's contexts are reference-counted and
+/// locked), though a server group makes one per loop: OpenSSL 3 contends on
+/// a shared context's locks.
+public final class TLSContext: @unchecked Sendable {
+    /// The `SSL_CTX *`, owned.
+    public let raw: OpaquePointer
+    /// SNI: host name to its own context. Looked up by the default context's
+    /// `server_name` callback, whose argument is this object, unretained: a
+    /// connection holds its `TLSContext` until its `SSL` is freed.
+    private let hosts: [String: TLSContext]
+
+    private init(raw: OpaquePointer, hosts: [String: TLSContext] = [:]) {
+        self.raw = raw
+        self.hosts = hosts
+    }
+
+    deinit { SSL_CTX_free(raw) }
+
+    // MARK: Making contexts
+
+    /// A server context: the default certificate, one context per SNI host
+    /// name, ALPN `http/1.1`, no renegotiation, no session cache.
+    public static func server(_ configuration: TLSServerConfiguration) throws(TLSError) -> TLSContext {
+        var hosts: [String: TLSContext] = [:]
+        for (name, files) in configuration.hostCertificates {
+            hosts[name.lowercased()] = TLSContext(raw: try makeServerContext(files, configuration))
+        }
+        let context = TLSContext(raw: try makeServerContext(configuration.certificate, configuration), hosts: hosts)
+        if !hosts.isEmpty {
+            uvws_ssl_ctx_set_servername_callback(context.raw, { ssl, _, arg in
+                guard let ssl, let arg else { return SSL_TLSEXT_ERR_OK }
+                let owner = Unmanaged<TLSContext>.fromOpaque(arg).takeUnretainedValue()
+                if let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name),
+                   let host = owner.context(forHost: String(cString: name)) {
+                    SSL_set_SSL_CTX(ssl, host.raw)
+                }
+                return SSL_TLSEXT_ERR_OK
+            }, Unmanaged.passUnretained(context).toOpaque())
+        }
+        return context
+    }
+
+    /// A client context: the trust, and the minimum version. Host names are
+    /// set per connection (`makeConnection(serverName:)`).
+    public static func client(_ configuration: TLSClientConfiguration) throws(TLSError) -> TLSContext {
+        let ctx = try makeContext(TLS_client_method(), minimumVersion: configuration.minimumVersion)
+        switch configuration.trust {
+        case .system:
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+            if SSL_CTX_set_default_verify_paths(ctx) != 1 {
+                SSL_CTX_free(ctx)
+                throw .setupFailed("no default certificate store: \(OpenSSLErrors.drain())")
+            }
+        case .certificateAuthorities(let file):
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+            if SSL_CTX_load_verify_locations(ctx, file, nil) != 1 {
+                SSL_CTX_free(ctx)
+                throw .cannotLoad(file: file, reason: OpenSSLErrors.drain())
+            }
+        case .acceptAnyCertificate:
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
+        }
+        return TLSContext(raw: ctx)
+    }
+
+    /// The context for an SNI host name: an exact name, then a wildcard for
+    /// its first label.
+    func context(forHost name: String) -> TLSContext? {
+        let name = name.lowercased()
+        if let exact = hosts[name] { return exact }
+        guard let dot = name.firstIndex(of: ".") else { return nil }
+        return hosts["*" + name[dot...]]
+    }
+
+    // MARK: Connections
+
+    /// A new `SSL *` in the server role, owned by the caller (`SSL_free`).
+    public func makeServerConnection() -> OpaquePointer? {
+        guard let ssl = SSL_new(raw) else { return nil }
+        SSL_set_accept_state(ssl)
+        return ssl
+    }
+
+    /// A new `SSL *` in the client role for `serverName` (sent as SNI unless
+    /// it is an IP address, and checked against the certificate unless the
+    /// trust is `.acceptAnyCertificate`), offering ALPN `http/1.1`.
+    public func makeClientConnection(serverName: String) -> OpaquePointer? {
+        guard let ssl = SSL_new(raw) else { return nil }
+        SSL_set_connect_state(ssl)
+        // RFC 6066 §3: SNI carries DNS names only, never an address literal.
+        if !serverName.contains(":") && !serverName.allSatisfy({ $0.isNumber || $0 == "." }) {
+            _ = uvws_ssl_set_server_name(ssl, serverName)
+        }
+        if SSL_CTX_get_verify_mode(raw) & SSL_VERIFY_PEER != 0 {
+            // An IP literal is matched against the certificate's IP names.
+            SSL_set1_host(ssl, serverName)
+        }
+        let alpn: [UInt8] = [8] + Array("http/1.1".utf8)
+        _ = alpn.withUnsafeBufferPointer { SSL_set_alpn_protos(ssl, $0.baseAddress, UInt32($0.count)) }
+        return ssl
+    }
+
+    // MARK: Building
+
+    private static func makeContext(_ method: OpaquePointer?, minimumVersion: TLSVersion) throws(TLSError) -> OpaquePointer {
+        guard let ctx = SSL_CTX_new(method) else { throw .setupFailed(OpenSSLErrors.drain()) }
+        let version = minimumVersion == .tls13 ? uvws_tls_1_3() : uvws_tls_1_2()
+        if uvws_ssl_ctx_set_min_version(ctx, version) != 1 {
+            SSL_CTX_free(ctx)
+            throw .setupFailed("minimum version: \(OpenSSLErrors.drain())")
+        }
+        uvws_ssl_ctx_refuse_renegotiation(ctx)
+        // Not SSL_MODE_RELEASE_BUFFERS, which frees a connection's 34 KB of
+        // record buffers whenever they empty, that is after nearly every
+        // record of a busy connection (malloc and free per record, as curl
+        // found): the runtime frees them with SSL_free_buffers once a
+        // connection has been quiet for a second instead.
+        // ACCEPT_MOVING_WRITE_BUFFER: a retried write may come from elsewhere.
+        _ = uvws_ssl_ctx_set_mode(ctx, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+        return ctx
+    }
+
+    private static func makeServerContext(_ files: TLSCertificateFiles,
+                                          _ configuration: TLSServerConfiguration) throws(TLSError) -> OpaquePointer {
+        let ctx = try makeContext(TLS_server_method(), minimumVersion: configuration.minimumVersion)
+        if SSL_CTX_use_certificate_chain_file(ctx, files.chain) != 1 {
+            SSL_CTX_free(ctx)
+            throw .cannotLoad(file: files.chain, reason: OpenSSLErrors.drain())
+        }
+        if SSL_CTX_use_PrivateKey_file(ctx, files.privateKey, SSL_FILETYPE_PEM) != 1 {
+            SSL_CTX_free(ctx)
+            throw .cannotLoad(file: files.privateKey, reason: OpenSSLErrors.drain())
+        }
+        if SSL_CTX_check_private_key(ctx) != 1 {
+            SSL_CTX_free(ctx)
+            throw .keyDoesNotMatchCertificate(certificate: files.chain, reason: OpenSSLErrors.drain())
+        }
+        uvws_ssl_ctx_disable_cache(ctx)
+        // The server's order, AES-128-GCM first: as strong as a WebSocket
+        // needs, and about a third cheaper per byte than AES-256 (OpenSSL's
+        // default order puts 256 first).
+        _ = SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256")
+        _ = SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+        uvws_ssl_ctx_prefer_server_ciphers(ctx)
+        SSL_CTX_set_num_tickets(ctx, max(configuration.sessionTickets, 0))
+        // ALPN (RFC 7301): HTTP/1.1 is all this server speaks; a browser that
+        // offers h2 first gets http/1.1, one that offers neither gets none.
+        SSL_CTX_set_alpn_select_cb(ctx, { _, out, outLength, offered, offeredLength, _ in
+            guard let offered else { return SSL_TLSEXT_ERR_NOACK }
+            var index = 0
+            while index < Int(offeredLength) {
+                let length = Int(offered[index])
+                let start = index + 1
+                if start + length > Int(offeredLength) { break }
+                if length == 8 && UnsafeRawBufferPointer(start: offered + start, count: 8).elementsEqual("http/1.1".utf8) {
+                    out?.pointee = offered + start
+                    outLength?.pointee = 8
+                    return SSL_TLSEXT_ERR_OK
+                }
+                index = start + length
+            }
+            return SSL_TLSEXT_ERR_NOACK
+        }, nil)
+        return ctx
+    }
+}
