@@ -55,7 +55,10 @@ let package = Package(
         .target(name: "CMasking"),
         .target(name: "WebSocketCore", dependencies: ["CLibCrypto", "CMasking"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
-        .target(name: "TLSKit", dependencies: ["CLibSSL"]),
+        // OpenSSL's record buffers kept in a list per thread (loop) instead of
+        // freed and allocated around every record.
+        .target(name: "CTLSBuffers", dependencies: ["CLibSSL"]),
+        .target(name: "TLSKit", dependencies: ["CLibSSL", "CTLSBuffers"]),
         .target(name: "WebSocketCompression", dependencies: ["WebSocketCore", "CZlib"]),
         .target(
             name: "WebSocketRuntime",
@@ -91,7 +94,7 @@ let package = Package(
         .testTarget(name: "UVKitTests", dependencies: ["UVKit"]),
         .testTarget(
             name: "WebSocketServerTests",
-            dependencies: ["WebSocketServer", "WebSocketClient", "WebSocketCore", "UVKit",
+            dependencies: ["WebSocketServer", "WebSocketClient", "WebSocketCore", "UVKit", "TLSKit",
                            .product(name: "Logging", package: "swift-log")]
         ),
     ],

@@ -1,4 +1,5 @@
 import CLibSSL
+import CTLSBuffers
 
 /// An OpenSSL `SSL_CTX`: the settings, certificates and trust every TLS
 /// connection made from it shares. Immutable once made; reloading
@@ -24,6 +25,13 @@ public final class TLSContext: @unchecked Sendable {
     deinit { SSL_CTX_free(raw) }
 
     // MARK: Making contexts
+
+    /// Whether OpenSSL's record buffers come from the per-thread list (see
+    /// CTLSBuffers); false only if something allocated through OpenSSL
+    /// before this program's start-up code ran.
+    public static var recordBufferPoolInstalled: Bool { uvws_tls_buffer_pool_installed() != 0 }
+    /// Record buffers this thread took from its list so far.
+    public static var recordBuffersReused: Int { Int(uvws_tls_buffer_pool_reused()) }
 
     /// A server context: the default certificate, one context per SNI host
     /// name, ALPN `http/1.1`, no renegotiation, no session cache.
@@ -117,13 +125,12 @@ public final class TLSContext: @unchecked Sendable {
             throw .setupFailed("minimum version: \(OpenSSLErrors.drain())")
         }
         uvws_ssl_ctx_refuse_renegotiation(ctx)
-        // Not SSL_MODE_RELEASE_BUFFERS, which frees a connection's 34 KB of
-        // record buffers whenever they empty, that is after nearly every
-        // record of a busy connection (malloc and free per record, as curl
-        // found): the runtime frees them with SSL_free_buffers once a
-        // connection has been quiet for a second instead.
+        // RELEASE_BUFFERS: OpenSSL frees a connection's two record buffers
+        // (about 34 KB) whenever they empty, so an idle connection holds
+        // none. A busy one would malloc and free them around nearly every
+        // record; CTLSBuffers keeps freed ones in a list per loop thread.
         // ACCEPT_MOVING_WRITE_BUFFER: a retried write may come from elsewhere.
-        _ = uvws_ssl_ctx_set_mode(ctx, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+        _ = uvws_ssl_ctx_set_mode(ctx, Int(SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
         return ctx
     }
 

@@ -29,10 +29,6 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
     /// Renegotiation exists in TLS 1.2 only (1.3 has none; its post-handshake
     /// writes, such as a KeyUpdate answer, are legitimate).
     private var isTLS12 = false
-    /// Its place in the loop's list of connections holding record buffers
-    /// (-1: holds none), and whether it read or wrote since the last sweep.
-    private var bufferListIndex = -1
-    private var busySinceSweep = false
 
     init(context: LoopContext, role: Role, maxBackpressure: Int, tls: TLSContext, serverName: String?) {
         tlsContext = tls
@@ -74,7 +70,6 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
     override func didRead(_ count: Int) {
         guard count > 0, ssl != nil else { return }
         loopTLS._withUnsafeGuaranteedRef { tls in
-            noteBusy(tls)
             tls.supply(count)
             // Cleared once per read rather than before each call: every
             // failure below drains the queue itself.
@@ -164,7 +159,6 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
         // and it is dropped with the connection.
         guard !writesClosed, handshakeDone, ssl != nil else { return }
         loopTLS._withUnsafeGuaranteedRef { tls in
-            noteBusy(tls)
             tls.writer = self
             let total = a.count + b.count + c.count
             if (b.count > 0 || c.count > 0) && total <= tls.staging.count {
@@ -197,31 +191,6 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
             }
             offset += Int(n)
         }
-    }
-
-    // MARK: Record buffers
-
-    /// OpenSSL may now hold record buffers: the loop's list learns of it.
-    @inline(__always)
-    private func noteBusy(_ tls: TLSLoop) {
-        busySinceSweep = true
-        if bufferListIndex < 0 { bufferListIndex = tls.holdBuffers(self) }
-    }
-
-    override func movedInBufferList(to index: Int) {
-        bufferListIndex = index
-    }
-
-    override func sweepBuffers(at index: Int) {
-        if busySinceSweep {
-            busySinceSweep = false
-            return
-        }
-        // Quiet for a whole interval: give the buffers back (OpenSSL keeps
-        // any that still hold bytes, such as a partial record).
-        if let ssl { _ = SSL_free_buffers(ssl) }
-        loopTLS._withUnsafeGuaranteedRef { $0.dropBuffers(at: index) }
-        bufferListIndex = -1
     }
 
     override func sendCloseNotify() {
@@ -257,8 +226,6 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
     override func didClose() {
         loopTLS._withUnsafeGuaranteedRef { tls in
             if awaitingTurn { tls.stopWaiting(self) }
-            if bufferListIndex >= 0 { tls.dropBuffers(at: bufferListIndex) }
-            bufferListIndex = -1
             if tls.writer === self { tls.writer = nil }
         }
         if let ssl { SSL_free(ssl) }

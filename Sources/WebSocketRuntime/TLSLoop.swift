@@ -9,7 +9,8 @@ import UVKit
 /// connection) and OpenSSL decrypts from it straight into the buffer the
 /// connection parses. Records OpenSSL writes gather in `output` and leave
 /// with one system call per flush; a connection's own memory is only its
-/// `SSL` (its record buffers are released while empty, `SSL_MODE_RELEASE_BUFFERS`).
+/// `SSL` (its record buffers are released while empty, `SSL_MODE_RELEASE_BUFFERS`,
+/// into a list per loop thread: CTLSBuffers).
 ///
 /// Loop thread only; every pointer here is valid for one SSL call.
 package final class TLSLoop {
@@ -45,31 +46,15 @@ package final class TLSLoop {
     private var waitingHead = 0
     private let resume: IterationHook
 
-    /// Connections whose OpenSSL holds its record buffers (about 34 KB: a
-    /// read and a write buffer), each with its place here kept in the
-    /// transport (`movedInBufferList`); not counted. A busy connection keeps
-    /// its buffers, so it does not allocate and free them per record as
-    /// `SSL_MODE_RELEASE_BUFFERS` would; a connection that has been quiet
-    /// for a whole sweep gives them back (`SSL_free_buffers`), so an idle
-    /// one holds none.
-    private var buffered: [Unmanaged<Transport>] = []
-    private let bufferSweep: Timer
-    static let bufferSweepInterval: UInt64 = 1000
-
     init(loop: EventLoop) {
         input = .allocate(byteCount: 64 * 1024, alignment: 16)
         output = .allocate(byteCount: outputCapacity, alignment: 16)
         staging = .allocate(byteCount: 64 * 1024, alignment: 16)
         bio = BIO_new(TLSLoop.method)!
         resume = IterationHook(loop: loop, phase: .beforePoll)
-        bufferSweep = Timer(loop: loop)
         BIO_set_data(bio, Unmanaged.passUnretained(self).toOpaque())
         resume.start { [unowned self] in newIteration() }
         resume.unref()
-        bufferSweep.start(timeout: TLSLoop.bufferSweepInterval, repeat: TLSLoop.bufferSweepInterval) { [unowned self] in
-            sweepBuffers()
-        }
-        bufferSweep.unref()
     }
 
     /// Called by the loop context once its last user is gone, when every TLS
@@ -78,7 +63,6 @@ package final class TLSLoop {
         BIO_set_data(bio, nil)
         BIO_free(bio)
         resume.close()
-        bufferSweep.close()
         input.deallocate()
         output.deallocate()
         staging.deallocate()
@@ -108,34 +92,6 @@ package final class TLSLoop {
     func stopWaiting(_ transport: Transport) {
         if let index = waiting[waitingHead...].firstIndex(where: { $0.toOpaque() == Unmanaged.passUnretained(transport).toOpaque() }) {
             waiting.remove(at: index)
-        }
-    }
-
-    // MARK: Record buffers
-
-    /// Adds a transport whose OpenSSL now holds buffers; returns its place.
-    func holdBuffers(_ transport: Transport) -> Int {
-        buffered.append(Unmanaged.passUnretained(transport))
-        return buffered.count - 1
-    }
-
-    /// Removes the transport at `index` (it closed or gave its buffers back):
-    /// the last one takes its place.
-    func dropBuffers(at index: Int) {
-        let last = buffered.removeLast()
-        if index < buffered.count {
-            buffered[index] = last
-            last._withUnsafeGuaranteedRef { $0.movedInBufferList(to: index) }
-        }
-    }
-
-    private func sweepBuffers() {
-        var index = buffered.count - 1
-        while index >= 0 {
-            // Each keeps its buffers if it was busy since the last sweep, or
-            // gives them back and leaves the list (through `dropBuffers`).
-            _ = buffered[index]._withUnsafeGuaranteedRef { $0.sweepBuffers(at: index) }
-            index -= 1
         }
     }
 

@@ -304,12 +304,6 @@ package class Transport: TCPStream {
     func sendCloseNotify() {}
     /// The loop's handshake cap held this transport back; it may go on now.
     func handshakeTurnCame() {}
-    /// The loop's list of TLS connections holding record buffers moved this
-    /// one to `index`.
-    func movedInBufferList(to index: Int) {}
-    /// The loop's periodic sweep: gives the record buffers back if nothing
-    /// moved since the last sweep.
-    func sweepBuffers(at index: Int) {}
 
     /// Closes the handle now; `didClose` follows in a later iteration.
     package final func closeNow() {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TLSKit
 import UVKit
 import WebSocketClient
 import WebSocketServer
@@ -27,6 +28,10 @@ struct TLSTests {
             #expect(handler.closes == [1000])
         }
         #expect(harness.metrics.webSocketsOpened == 2)
+        // OpenSSL's record buffers came back to this thread's list (the
+        // client's loop ran here) and were taken from it again.
+        #expect(TLSContext.recordBufferPoolInstalled)
+        #expect(TLSContext.recordBuffersReused > 0)
     }
 
     @Test("an untrusted chain, a certificate for another host and a server that is not TLS are three distinct errors")
