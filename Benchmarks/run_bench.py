@@ -345,7 +345,7 @@ def render(path, load):
     micro_path = os.path.join(HERE, "micro-results.md")
     micro = open(micro_path).read().strip() if os.path.exists(micro_path) else "(run `make bench-micro`)"
     page = page.replace("{{LOAD_RESULTS}}", load.strip()).replace("{{MICRO_RESULTS}}", micro)
-    page = page.replace("{{LOOPS_RESULTS}}", loops_summary())
+    page = page.replace("{{LOOPS_RESULTS}}", loops_summary()).replace("{{TLS_RESULTS}}", tls_summary())
     with open(path, "w") as f:
         f.write(page)
     print("wrote %s" % path)
@@ -370,6 +370,33 @@ def loops_summary():
         rows.append("| %s | %s | %s | %s | %s | %s |" % (title, unit, fmt(med(one)), fmt(med(two)),
                                                         fmt(med(two) / med(one), 3), fmt(med(paired), 3)))
     return "From %s, %d repeats alternated:\n\n%s" % (data["date"], data["repeats"], "\n".join(rows))
+
+
+def tls_summary():
+    """The figures of docs/benchmarks-tls.json (`make bench-tls`)."""
+    path = os.path.join(TOP, "docs", "benchmarks-tls.json")
+    if not os.path.exists(path):
+        return "(run `make bench-tls`)"
+    with open(path) as f:
+        data = json.load(f)
+    t, i, h = data["throughput"], data["idle"], data["handshakes"]
+    plain, ours = t["echo-server ws://"], t["echo-server wss://"]
+    paired = lambda a, b: med([y / x for x, y in zip(a, b) if x and y])
+    rows = ["| figure | echo-server ws:// | echo-server wss:// | node ws, https | SwiftNIO + NIOSSL |",
+            "|---|---|---|---|---|",
+            "| 100 × 1 KiB, 16 in flight, msg per server-CPU-s (median) | %s | %s | %s | %s |" % (
+                fmt(med(plain)), fmt(med(ours)), fmt(med(t["node ws, https"])), fmt(med(t["SwiftNIO + NIOSSL"]))),
+            "| RSS per idle connection at %s (median) | %s B | %s B | | |" % (
+                fmt(data["idleConnections"]), fmt(med(i["echo-server ws://"])), fmt(med(i["echo-server wss://"]))),
+            "| connections opened per server-CPU-second (median) | %s | %s | | |" % (
+                fmt(med(h["echo-server ws://"])), fmt(med(h["echo-server wss://"])))]
+    ratios = [("wss:// ÷ ws://", plain), ("wss:// ÷ node ws, https", t["node ws, https"]),
+              ("wss:// ÷ SwiftNIO + NIOSSL", t["SwiftNIO + NIOSSL"])]
+    lines = ["- %s: %s (ratio of the medians), %s (median of the paired ratios)." % (
+        name, fmt(med(ours) / med(other), 2), fmt(paired(other, ours), 2)) for name, other in ratios]
+    lines.append("- TLS adds %s B per idle connection." % fmt(med(i["echo-server wss://"]) - med(i["echo-server ws://"])))
+    return "From %s, %d repeats alternated (idle and handshakes: 3):\n\n%s\n\n%s" % (
+        data["date"], data["repeats"], "\n".join(rows), "\n".join(lines))
 
 
 def chart(path, scenarios, servers, summary, idle):
