@@ -20,6 +20,7 @@ Usage: run_tls_bench.py [--repeats N] [--duration S] [--out docs/benchmarks-tls.
        run_tls_bench.py --render docs/benchmarks-tls.json
 """
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -73,40 +74,42 @@ def ws_bench(scheme, port, pid, flags, timeout):
         os.unlink(out)
 
 
-def throughput(command, scheme, duration, warmup):
+@contextlib.contextmanager
+def serving(command):
+    """A server on a free port, stopped (SIGTERM) when the block ends."""
     port = free_port()
     proc = start(command, port)
     try:
+        yield port, proc
+    finally:
+        stop(proc)
+
+
+def throughput(command, scheme, duration, warmup):
+    with serving(command) as (port, proc):
         report = ws_bench(scheme, port, proc.pid, ["--connections", "100", "--size", "1024", "--in-flight", "16",
                                                   "--duration", str(duration), "--warmup", str(warmup)],
                           duration + warmup + 120)
-    finally:
-        stop(proc)
     return report["messagesPerServerCPUSecond"]
 
 
+def idle_flags(connections, seconds):
+    return ["--idle", "--connections", str(connections), "--source-addresses", "4", "--duration", str(seconds),
+            "--warmup", "0"]
+
+
 def idle(command, scheme, connections):
-    port = free_port()
-    proc = start(command, port)
-    try:
-        report = ws_bench(scheme, port, proc.pid, ["--idle", "--connections", str(connections), "--source-addresses", "4",
-                                                  "--duration", "3", "--warmup", "0"], 300)
-    finally:
-        stop(proc)
+    with serving(command) as (port, proc):
+        report = ws_bench(scheme, port, proc.pid, idle_flags(connections, 3), 300)
     return report["idleBytesPerConnection"]
 
 
 def handshakes(command, scheme, connections):
-    port = free_port()
-    proc = start(command, port)
-    try:
+    with serving(command) as (port, proc):
         before = cpu_seconds(proc.pid)
-        ws_bench(scheme, port, proc.pid, ["--idle", "--connections", str(connections), "--source-addresses", "4",
-                                         "--duration", "1", "--warmup", "0"], 300)
+        ws_bench(scheme, port, proc.pid, idle_flags(connections, 1), 300)
         time.sleep(0.5)  # the closes' last callbacks
         spent = cpu_seconds(proc.pid) - before
-    finally:
-        stop(proc)
     return connections / spent if spent > 0 else None
 
 
