@@ -125,6 +125,7 @@ def render(path, data):
              "everywhere (ws-bench's client offers it, every server takes it). The client offers OpenSSL's default "
              "order, AES-256-GCM first: echo-server's own order picks AES-128-GCM, node and NIOSSL follow the client "
              "(about 6%% more per byte here, by `openssl speed`)." % (data["date"], data["repeats"]), "",
+             "![TLS throughput and idle memory](benchmarks-tls.png)", "",
              "## 100 connections x 1 KiB, 16 in flight (%s s each, after %s s of warm-up)" % (data["duration"], data["warmup"]),
              "", "| server | msg per server-CPU-second, median | min-max |", "|---|---|---|"]
     for name, values in t.items():
@@ -152,6 +153,39 @@ def render(path, data):
         f.write("\n".join(lines) + "\n")
 
 
+def chart(path, data):
+    """Two panels: messages per server-CPU-second, and RSS per idle connection."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is missing (make bench-deps installs it): %s not drawn" % path)
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [2, 1.3]})
+    colors = ["#9aa3b2", "#2f6fde", "#e07b39", "#3c9d5d"]
+    names = list(data["throughput"])
+    values = [med(data["throughput"][n]) for n in names]
+    bars = a.barh(names, values, color=colors[:len(names)])
+    for bar, v in zip(bars, values):
+        a.annotate(fmt(v), (v, bar.get_y() + bar.get_height() / 2), va="center", ha="left", fontsize=8)
+    a.invert_yaxis()
+    a.set_xlim(0, max(values) * 1.2)
+    a.set_xlabel("messages per server-CPU-second (median)")
+    a.set_title("100 connections x 1 KiB, 16 in flight")
+    idle_names = list(data["idle"])
+    idle_values = [med(data["idle"][n]) for n in idle_names]
+    bars = b.barh(idle_names, idle_values, color=colors[:len(idle_names)])
+    for bar, v in zip(bars, idle_values):
+        b.annotate("%s B" % fmt(v), (v, bar.get_y() + bar.get_height() / 2), va="center", ha="left", fontsize=8)
+    b.invert_yaxis()
+    b.set_xlim(0, max(idle_values) * 1.35)
+    b.set_xlabel("bytes of server RSS per idle connection")
+    b.set_title("%s idle connections" % fmt(data["idleConnections"]))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
@@ -164,7 +198,9 @@ def main():
     args = parser.parse_args()
     if args.render:
         with open(args.render) as f:
-            render(os.path.splitext(args.render)[0] + ".md", json.load(f))
+            data = json.load(f)
+        render(os.path.splitext(args.render)[0] + ".md", data)
+        chart(os.path.splitext(args.render)[0] + ".png", data)
         return
     folder = tempfile.mkdtemp(prefix="uvws-tls-bench-")
     subprocess.run(["bash", os.path.join(TOP, "scripts", "make-tls-cert.sh"), folder], check=True, stdout=subprocess.DEVNULL)
@@ -190,6 +226,7 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(data, f, indent=1)
     render(args.out, data)
+    chart(os.path.splitext(args.out)[0] + ".png", data)
     print(open(args.out).read())
 
 

@@ -181,3 +181,15 @@ def test_garbage_on_the_tls_port_loses_nothing_else(echo_server, certificates):
     # Each refused handshake is one debug line; none took the server down.
     assert server.output().count("TLS handshake failed") >= 100
     assert asyncio.run(echo(server.url, trusting(folder), ["survived"])) == ["survived"]
+
+
+def test_every_loop_of_a_group_speaks_tls(echo_server, certificates):
+    """Each loop loads its own context from the same files (OpenSSL 3
+    contends on a shared one); 40 clients land on both loops."""
+    folder = certificates()
+    server = echo_server(*tls_args(folder), "--loops", "2", "--accept", "round-robin")
+
+    async def many():
+        return await asyncio.gather(*[echo(server.url, trusting(folder), ["loop %d" % i]) for i in range(40)])
+
+    assert asyncio.run(many()) == [["loop %d" % i] for i in range(40)]
