@@ -55,8 +55,8 @@ let package = Package(
         .target(name: "CMasking"),
         .target(name: "WebSocketCore", dependencies: ["CLibCrypto", "CMasking"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
-        // OpenSSL's record buffers kept in a list per thread (loop) instead of
-        // freed and allocated around every record.
+        // OpenSSL's record buffers and small per-record blocks kept in lists
+        // per thread (loop) instead of freed and allocated around every record.
         .target(name: "CTLSBuffers", dependencies: ["CLibSSL"]),
         .target(name: "TLSKit", dependencies: ["CLibSSL", "CTLSBuffers"]),
         .target(name: "WebSocketCompression", dependencies: ["WebSocketCore", "CZlib"]),
