@@ -27,12 +27,9 @@ import subprocess
 import tempfile
 import time
 
-from run_bench import fmt, free_port, med, stop, wait_until_listening
+from run_bench import BIN, HERE, TOP, fmt, free_port, med, stop, wait_until_listening
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(HERE)
 ECHO = os.path.join(TOP, ".build", "release", "echo-server")
-BIN = os.path.join(HERE, ".build", "release")
 WS_BENCH = os.path.join(BIN, "ws-bench")
 
 

@@ -26,6 +26,24 @@ static inline void uvws_bio_set_retry_read(BIO *bio) { BIO_set_retry_read(bio); 
 static inline void uvws_bio_clear_retry_flags(BIO *bio) { BIO_clear_retry_flags(bio); }
 static inline int uvws_bio_ctrl_flush(void) { return BIO_CTRL_FLUSH; }
 static inline int uvws_bio_type_source_sink(void) { return BIO_TYPE_SOURCE_SINK; }
+// ALPN (RFC 7301) in its wire form: HTTP/1.1 is all this project speaks.
+static const unsigned char uvws_alpn_http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+static inline int uvws_ssl_set_alpn_http11(SSL *ssl) {
+    return SSL_set_alpn_protos(ssl, uvws_alpn_http11, sizeof uvws_alpn_http11);
+}
+// The server's ALPN choice: http/1.1 if the client offers it, else none.
+static inline int uvws_select_alpn_http11(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                                          const unsigned char *in, unsigned int inlen, void *arg) {
+    (void)ssl; (void)arg;
+    unsigned char *chosen = NULL;
+    if (SSL_select_next_proto(&chosen, outlen, uvws_alpn_http11, sizeof uvws_alpn_http11, in, inlen)
+        != OPENSSL_NPN_NEGOTIATED) return SSL_TLSEXT_ERR_NOACK;
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+static inline void uvws_ssl_ctx_select_alpn_http11(SSL_CTX *ctx) {
+    SSL_CTX_set_alpn_select_cb(ctx, uvws_select_alpn_http11, NULL);
+}
 static inline int uvws_tls_1_2(void) { return TLS1_2_VERSION; }
 static inline int uvws_tls_1_3(void) { return TLS1_3_VERSION; }
 #endif

@@ -110,8 +110,7 @@ public final class TLSContext: @unchecked Sendable {
             // An IP literal is matched against the certificate's IP names.
             SSL_set1_host(ssl, serverName)
         }
-        let alpn: [UInt8] = [8] + Array("http/1.1".utf8)
-        _ = alpn.withUnsafeBufferPointer { SSL_set_alpn_protos(ssl, $0.baseAddress, UInt32($0.count)) }
+        _ = uvws_ssl_set_alpn_http11(ssl)
         return ssl
     }
 
@@ -151,30 +150,15 @@ public final class TLSContext: @unchecked Sendable {
         }
         uvws_ssl_ctx_disable_cache(ctx)
         // The server's order, AES-128-GCM first: as strong as a WebSocket
-        // needs, and about a third cheaper per byte than AES-256 (OpenSSL's
-        // default order puts 256 first).
+        // needs, and cheaper per byte than AES-256, which OpenSSL's default
+        // order puts first (6% on 1 KiB records here, by `openssl speed`).
         _ = SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256")
         _ = SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
         uvws_ssl_ctx_prefer_server_ciphers(ctx)
         SSL_CTX_set_num_tickets(ctx, max(configuration.sessionTickets, 0))
-        // ALPN (RFC 7301): HTTP/1.1 is all this server speaks; a browser that
-        // offers h2 first gets http/1.1, one that offers neither gets none.
-        SSL_CTX_set_alpn_select_cb(ctx, { _, out, outLength, offered, offeredLength, _ in
-            guard let offered else { return SSL_TLSEXT_ERR_NOACK }
-            var index = 0
-            while index < Int(offeredLength) {
-                let length = Int(offered[index])
-                let start = index + 1
-                if start + length > Int(offeredLength) { break }
-                if length == 8 && UnsafeRawBufferPointer(start: offered + start, count: 8).elementsEqual("http/1.1".utf8) {
-                    out?.pointee = offered + start
-                    outLength?.pointee = 8
-                    return SSL_TLSEXT_ERR_OK
-                }
-                index = start + length
-            }
-            return SSL_TLSEXT_ERR_NOACK
-        }, nil)
+        // ALPN (RFC 7301): a browser that offers h2 first gets http/1.1,
+        // one that offers neither gets none (OpenSSL's SSL_select_next_proto).
+        uvws_ssl_ctx_select_alpn_http11(ctx)
         return ctx
     }
 }

@@ -11,8 +11,9 @@ import WebSocketCore
 /// the very buffer the connection would have read into (its head buffer, the
 /// loop's ring), and each decrypted piece is handed up as one read. Writes
 /// reach `sealAndWrite` from the transport's one funnel (`writeNow`), are
-/// sealed with one `SSL_write` per flush, and leave as ciphertext with one
-/// system call; what the socket refuses is queued as ciphertext.
+/// sealed with one `SSL_write` per flush (a header and its payload with its
+/// first record), and leave as ciphertext with one system call; what the
+/// socket refuses is queued as ciphertext.
 ///
 /// Loop thread only.
 final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<Handler> {
@@ -160,18 +161,27 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
         guard !writesClosed, handshakeDone, ssl != nil else { return }
         loopTLS._withUnsafeGuaranteedRef { tls in
             tls.writer = self
-            let total = a.count + b.count + c.count
-            if (b.count > 0 || c.count > 0) && total <= tls.staging.count {
-                // Copy the pieces together: one SSL_write, fewer records.
-                let at = tls.staging.baseAddress!
-                if a.count > 0 { at.copyMemory(from: a.baseAddress!, byteCount: a.count) }
-                if b.count > 0 { (at + a.count).copyMemory(from: b.baseAddress!, byteCount: b.count) }
-                if c.count > 0 { (at + a.count + b.count).copyMemory(from: c.baseAddress!, byteCount: c.count) }
-                seal(UnsafeRawBufferPointer(start: at, count: total))
-            } else {
+            if b.count == 0 && c.count == 0 {
                 seal(a)
-                seal(b)
-                seal(c)
+            } else {
+                // Several pieces (what was corked, a header, a payload by
+                // reference): their first record's worth is copied together,
+                // so a header never makes a record of its own, and the rest
+                // is sealed where it lies (records stay full; the copy stays
+                // at most one record, whatever the payload's size).
+                let staging = tls.staging.baseAddress!
+                var filled = 0
+                func gather(_ piece: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+                    let n = min(piece.count, TLSLoop.recordSize - filled)
+                    if n > 0 { (staging + filled).copyMemory(from: piece.baseAddress!, byteCount: n) }
+                    filled += n
+                    return UnsafeRawBufferPointer(rebasing: piece[n...])
+                }
+                let restOfA = gather(a), restOfB = gather(b), restOfC = gather(c)
+                seal(UnsafeRawBufferPointer(start: staging, count: filled))
+                seal(restOfA)
+                seal(restOfB)
+                seal(restOfC)
             }
             tls.flush()
         }

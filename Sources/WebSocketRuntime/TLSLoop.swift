@@ -34,10 +34,12 @@ package final class TLSLoop {
     /// Where `output` goes when it fills before the call ends; set before
     /// every SSL call, cleared when that transport closes.
     @exclusivity(unchecked) unowned(unsafe) var writer: Transport?
-    /// Plaintext pieces (a corked batch, a header and its payload) copied
-    /// together, so that one `SSL_write` seals them into as few records as
-    /// their size allows.
+    /// The first record's worth of several plaintext pieces (a header and
+    /// its payload) copied together, so that a header never makes a record
+    /// of its own.
     let staging: UnsafeMutableRawBufferPointer
+    /// TLS's largest record payload (RFC 8446 §5.1): 16 KiB.
+    static let recordSize = 16 * 1024
 
     @exclusivity(unchecked) package var handshakeBudget = TLSLoop.handshakesPerIteration
     /// Connections whose handshake waits for a later iteration, oldest first;
@@ -49,7 +51,7 @@ package final class TLSLoop {
     init(loop: EventLoop) {
         input = .allocate(byteCount: 64 * 1024, alignment: 16)
         output = .allocate(byteCount: outputCapacity, alignment: 16)
-        staging = .allocate(byteCount: 64 * 1024, alignment: 16)
+        staging = .allocate(byteCount: TLSLoop.recordSize, alignment: 16)
         bio = BIO_new(TLSLoop.method)!
         resume = IterationHook(loop: loop, phase: .beforePoll)
         BIO_set_data(bio, Unmanaged.passUnretained(self).toOpaque())
