@@ -45,6 +45,21 @@ SERVERS = {
 }
 
 MAIN_SERVERS = list(SERVERS)
+
+
+def add_peers(spec):
+    """Extra echo servers for one run, "NAME=PATH;NAME=PATH": binaries built
+    elsewhere (µWebSockets' echo, say; docs/benchmarks.md says how) that take
+    the port to listen on 127.0.0.1 as their one argument and echo at /ws.
+    They join every scenario and the idle figure. Returns their names."""
+    names = []
+    for item in filter(None, (x.strip() for x in spec.split(";"))):
+        name, _, path = item.partition("=")
+        if not path or not os.access(path, os.X_OK):
+            raise SystemExit("--peers: %r is not NAME=EXECUTABLE" % item)
+        SERVERS[name] = ((lambda exe: lambda p: [exe, str(p)])(path), [])
+        names.append(name)
+    return names
 SERVERS["echo-server, 4 KiB reads"] = SERVERS["echo-server"]
 READS_4K = ["--receive-buffer-size", "4096"]
 
@@ -163,6 +178,8 @@ def main():
     ap.add_argument("--render", metavar="JSON", help="only render the page again from a saved run")
     ap.add_argument("--idle-connections", type=int)
     ap.add_argument("--servers", default=";".join(MAIN_SERVERS), help="names separated by ';'")
+    ap.add_argument("--peers", default=os.environ.get("BENCH_PEERS", ""),
+                    help="extra echo servers, 'NAME=PATH;...' (default: $BENCH_PEERS); see add_peers")
     args = ap.parse_args()
     if args.render:
         with open(args.render) as f:
@@ -192,7 +209,11 @@ def main():
         args.repeats = 3 if args.quick else 5
     duration, warmup = (2.0, 0.5) if args.quick else (5.0, 1.0)
     idle_n = args.idle_connections or (2000 if args.quick else 10000)
-    servers = args.servers.split(";")
+    peers = add_peers(args.peers)
+    servers = args.servers.split(";") + peers
+    for sc in scenarios:
+        if sc.only is not None:
+            sc.only = sc.only + peers
     started = time.time()
 
     results = {s.key: {n: [] for n in s.servers(servers)} for s in scenarios}
@@ -256,12 +277,17 @@ def write_report(path, scenarios, servers, results, idle, idle_n, args, duration
         lines.append("")
     lines.append("### %d idle connections (RSS per connection over the server's own baseline)" % idle_n)
     lines.append("")
-    lines.append("| server | B per idle connection | server RSS before → after |")
-    lines.append("|---|---|---|")
+    lines.append("| server | B per idle connection | of which anonymous (heap) | server RSS before → after |")
+    lines.append("|---|---|---|---|")
     for name in servers:
         for r in idle[name]:
-            lines.append("| %s | %s | %s → %s KiB |" % (name, fmt(r["idleBytesPerConnection"]),
-                                                   fmt(r["serverRSSBefore"] / 1024), fmt(r["serverRSSAfter"] / 1024)))
+            lines.append("| %s | %s | %s | %s → %s KiB |" % (name, fmt(r["idleBytesPerConnection"]),
+                                                        fmt(r.get("idleAnonymousBytesPerConnection")),
+                                                        fmt(r["serverRSSBefore"] / 1024), fmt(r["serverRSSAfter"] / 1024)))
+    lines.append("")
+    lines.append("The rest of each figure is file-backed: code and libraries the first connections page in, "
+                 "a one-time cost (about the same at 1,000 and at 20,000 connections) spread over the %s here."
+                 % fmt(idle_n))
     lines.append("")
     lines += summary_table(results, summary, idle, idle_n)
     load = "\n".join(lines)
@@ -285,17 +311,18 @@ def summary_table(results, summary, idle, idle_n):
     raw, nio, node = "libuv raw TCP echo", "SwiftNIO NIOWebSocket", "node ws"
     rows = []
 
-    def ratio_cells(key, other, percent):
+    def ratio_cells(key, other, percent, ours="echo-server"):
         # The median of the per-repeat ratios: each pairs two runs made
         # seconds apart, which is what alternating the servers is for, so a
         # slow spell of this shared machine cancels out within a pair. The
         # ratio of the two medians pairs nothing; both are shown.
         runs = results.get(key, {})
-        pairs = paired_ratios(runs, "echo-server", other)
+        pairs = paired_ratios(runs, ours, other)
         if not pairs:
             return None
-        of_medians = summary[key]["echo-server"] / summary[key][other]
-        show = (lambda x: "%.0f%%" % (100 * x)) if percent else (lambda x: "%.1f×" % x)
+        of_medians = summary[key][ours] / summary[key][other]
+        # Ratios near 1 (against µWebSockets) need a second decimal.
+        show = (lambda x: "%.0f%%" % (100 * x)) if percent else (lambda x: ("%.1f×" if x >= 2 else "%.2f×") % x)
         return "%s | %s | %s" % (show(med(pairs)), show(of_medians), ", ".join(show(x) for x in sorted(pairs)))
 
     def add(what, cells):
@@ -307,6 +334,13 @@ def summary_table(results, summary, idle, idle_n):
     add("the same: echo-server as a share of the raw libuv TCP echo (no framing at all)", ratio_cells("16B-16", raw, True))
     add("the same with both servers saturated (server-bound)", ratio_cells("16B-16-bound", raw, True))
     add("large messages (10 × 64 KiB): share of the raw libuv echo", ratio_cells("64KiB-4", raw, True))
+    for peer in [n for n in results.get("16B-16", {}) if n not in MAIN_SERVERS and not n.startswith("echo-server")]:
+        add("small messages: echo-server ÷ %s" % peer, ratio_cells("16B-16", peer, False))
+        add("the same: %s as a share of the raw libuv echo" % peer, ratio_cells("16B-16", raw, True, ours=peer))
+        add("server-bound: echo-server ÷ %s" % peer, ratio_cells("16B-16-bound", peer, False))
+        add("the same: %s as a share of the raw libuv echo" % peer, ratio_cells("16B-16-bound", raw, True, ours=peer))
+        add("large messages: echo-server ÷ %s" % peer, ratio_cells("64KiB-4", peer, False))
+        add("the same: %s as a share of the raw libuv echo" % peer, ratio_cells("64KiB-4", raw, True, ours=peer))
     if "64KiB-4" in results and results["64KiB-4"].get("echo-server, 4 KiB reads"):
         add("the same with 4 KiB reads (`--receive-buffer-size 4096`)", "– | %.0f%% | –" % (
             100 * summary["64KiB-4"]["echo-server, 4 KiB reads"] / summary["64KiB-4"][raw]))
@@ -410,7 +444,7 @@ def chart(path, scenarios, servers, summary, idle):
     import matplotlib.ticker
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 1.3]})
     width = 0.8 / len(servers)
-    colors = ["#2f6fde", "#9aa3b2", "#e07b39", "#3c9d5d", "#a05195"]
+    colors = ["#2f6fde", "#9aa3b2", "#e07b39", "#3c9d5d", "#a05195", "#d4a017", "#5b5b5b", "#8c564b"]
     ceiling = "libuv raw TCP echo"
     for i, name in enumerate(servers):
         # Relative to the raw echo of the same scenario, so that 16 B and
@@ -418,8 +452,8 @@ def chart(path, scenarios, servers, summary, idle):
         # A server a scenario did not run gets no bar (NaN), not a zero.
         values = [(summary[s.key].get(name) or float("nan")) / (summary[s.key].get(ceiling) or float("nan"))
                   for s in scenarios]
-        bars = a.bar([x + i * width for x in range(len(scenarios))], values, width, label=name, color=colors[i % 5])
-        if name == "echo-server":
+        bars = a.bar([x + i * width for x in range(len(scenarios))], values, width, label=name, color=colors[i % len(colors)])
+        if name == "echo-server" or name not in MAIN_SERVERS:  # ours and the extra peers (µWebSockets)
             for bar, v in zip(bars, values):
                 if v != v:
                     continue
@@ -434,7 +468,7 @@ def chart(path, scenarios, servers, summary, idle):
     a.legend(fontsize=8, loc="upper center", ncol=3, frameon=False)
     names = [n for n in servers if idle[n]]
     b.barh(names, [med([r["idleBytesPerConnection"] for r in idle[n]]) for n in names],
-           color=[colors[servers.index(n) % 5] for n in names])
+           color=[colors[servers.index(n) % len(colors)] for n in names])
     b.set_xlabel("bytes of server RSS per idle connection")
     b.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
     b.set_title("Idle memory")

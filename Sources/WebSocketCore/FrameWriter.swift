@@ -61,9 +61,31 @@ public enum FrameWriter {
                                   payload: UnsafeRawBufferPointer, maskKey: UInt32? = nil) -> Int {
         let h = writeHeader(into: p, opcode: opcode, fin: fin, rsv: rsv, payloadLength: payload.count, maskKey: maskKey)
         if payload.count > 0 {
-            (p + h).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
+            copy(payload.baseAddress!, to: p + h, count: payload.count)
             if let key = maskKey { Masking.apply(key: key, phase: 0, to: p + h, count: payload.count) }
         }
         return h &+ payload.count
+    }
+
+    /// Copies a payload into the cork. Up to 32 bytes (chat lines, ticks,
+    /// acknowledgements) with two overlapping loads and stores, in registers:
+    /// a call to `memmove` costs more than the copy there, and makes the
+    /// caller save its registers around it (callgrind: about 20 instructions
+    /// per 16 B message).
+    @inlinable @inline(__always)
+    static func copy(_ source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int) {
+        if count >= 8 && count <= 16 {
+            let head = source.loadUnaligned(as: UInt64.self)
+            let tail = source.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            destination.storeBytes(of: head, as: UInt64.self)
+            destination.storeBytes(of: tail, toByteOffset: count &- 8, as: UInt64.self)
+        } else if count > 16 && count <= 32 {
+            let head = source.loadUnaligned(as: SIMD16<UInt8>.self)
+            let tail = source.loadUnaligned(fromByteOffset: count &- 16, as: SIMD16<UInt8>.self)
+            destination.storeBytes(of: head, as: SIMD16<UInt8>.self)
+            destination.storeBytes(of: tail, toByteOffset: count &- 16, as: SIMD16<UInt8>.self)
+        } else {
+            destination.copyMemory(from: source, byteCount: count)
+        }
     }
 }

@@ -7,69 +7,77 @@
 /// messages does not pin memory. The size limit is the parser's
 /// `maxMessageSize` (1009 before any of it is buffered).
 ///
+/// One pointer in every connection: the count and the capacity live in the
+/// buffer's first 16 bytes, so a connection that never joined a message pays
+/// 8 bytes for this, not 25.
+///
 /// Ownership: the caller calls `deallocate()` once. A returned view is valid
 /// until the next `append` or `deallocate`.
 public struct MessageAssembler {
     public static let retainedCapacity = 64 * 1024
+    @usableFromInline static let header = 16
 
-    @usableFromInline var buffer: UnsafeMutableRawPointer?
-    @usableFromInline var count = 0
-    @usableFromInline var capacity = 0
+    /// [count: Int][capacity: Int][bytes...], or nil.
+    @usableFromInline var base: UnsafeMutableRawPointer?
 
     public init() {}
 
     /// Bytes of an unfinished message held so far.
-    public var bufferedCount: Int { count }
+    @inlinable public var bufferedCount: Int { base?.load(as: Int.self) ?? 0 }
+
+    @inlinable var capacity: Int { base?.load(fromByteOffset: 8, as: Int.self) ?? 0 }
+
+    /// A buffer grown past `retainedCapacity` that holds no message: the last
+    /// message was joined in it and handed out, and the caller is done with
+    /// it by the next call, which frees it.
+    @inlinable var pendingRelease: Bool { bufferedCount == 0 && capacity > MessageAssembler.retainedCapacity }
 
     /// Adds a chunk. Returns the whole message with its final chunk, else nil.
     @inlinable
     public mutating func append(_ chunk: UnsafeRawBufferPointer, isFinal: Bool) -> UnsafeRawBufferPointer? {
-        if isFinal && count == 0 {
+        if isFinal && bufferedCount == 0 {
             if pendingRelease { release() }
             return chunk  // the whole message in one piece
         }
+        let count = bufferedCount
         reserve(count + chunk.count)
-        if chunk.count > 0 { (buffer! + count).copyMemory(from: chunk.baseAddress!, byteCount: chunk.count) }
-        count += chunk.count
-        guard isFinal else { return nil }
-        let message = UnsafeRawBufferPointer(start: buffer, count: count)
-        count = 0
-        if capacity > MessageAssembler.retainedCapacity { pendingRelease = true }
-        return message
+        let bytes = base! + MessageAssembler.header
+        if chunk.count > 0 { (bytes + count).copyMemory(from: chunk.baseAddress!, byteCount: chunk.count) }
+        guard isFinal else {
+            base!.storeBytes(of: count + chunk.count, as: Int.self)
+            return nil
+        }
+        base!.storeBytes(of: 0, as: Int.self)
+        return UnsafeRawBufferPointer(start: bytes, count: count + chunk.count)
     }
-
-    /// Set when the buffer grew past `retainedCapacity`: it is freed on the next
-    /// call, once the caller is done with the message it points to.
-    @usableFromInline var pendingRelease = false
 
     @usableFromInline
     mutating func reserve(_ needed: Int) {
         if pendingRelease { release() }
-        if needed <= capacity && buffer != nil { return }
+        let capacity = self.capacity
+        if needed <= capacity && base != nil { return }
         var newCapacity = max(capacity * 2, 1024)
         while newCapacity < needed { newCapacity *= 2 }
-        let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-        if let old = buffer {
-            if count > 0 { grown.copyMemory(from: old, byteCount: count) }
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: MessageAssembler.header + newCapacity, alignment: 16)
+        let count = bufferedCount
+        if let old = base {
+            if count > 0 {
+                (grown + MessageAssembler.header).copyMemory(from: old + MessageAssembler.header, byteCount: count)
+            }
             old.deallocate()
         }
-        buffer = grown
-        capacity = newCapacity
+        grown.storeBytes(of: count, as: Int.self)
+        grown.storeBytes(of: newCapacity, toByteOffset: 8, as: Int.self)
+        base = grown
     }
 
     @usableFromInline
     mutating func release() {
-        pendingRelease = false
-        buffer?.deallocate()
-        buffer = nil
-        capacity = 0
+        base?.deallocate()
+        base = nil
     }
 
     public mutating func deallocate() {
-        buffer?.deallocate()
-        buffer = nil
-        count = 0
-        capacity = 0
-        pendingRelease = false
+        release()
     }
 }

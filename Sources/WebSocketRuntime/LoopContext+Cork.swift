@@ -13,15 +13,18 @@ extension LoopContext {
     @inline(__always)
     func cork(_ transport: Transport, opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer,
               maskKey: UInt32?) -> Bool {
-        let frameLength = FrameWriter.headerLength(payloadLength: payload.count, masked: maskKey != nil) + payload.count
-        if corkOwnerID != ObjectIdentifier(transport) || corkCount + frameLength > corkCapacity {
+        // Wrapping arithmetic: a payload here is under 16 KiB and the cork
+        // 64 KiB, so none of these sums can overflow, and the checks would
+        // cost a branch each per message.
+        let frameLength = FrameWriter.headerLength(payloadLength: payload.count, masked: maskKey != nil) &+ payload.count
+        if corkOwnerID != ObjectIdentifier(transport) || corkCount &+ frameLength > corkCapacity {
             flushCork()
             if !transport.outbound.isEmpty { return false }
             corkOwner = transport
             corkOwnerID = ObjectIdentifier(transport)
         }
-        corkCount += FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, rsv: rsv,
-                                            payload: payload, maskKey: maskKey)
+        corkCount &+= FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, rsv: rsv,
+                                             payload: payload, maskKey: maskKey)
         if corkDepth == 0 { flushCork() }
         return true
     }

@@ -22,13 +22,16 @@ package class Transport: TCPStream {
     package var context: LoopContext { contextRef.takeUnretainedValue() }
     /// When the kernel last took bytes, in the loop's milliseconds.
     @exclusivity(unchecked) package var lastWrite: UInt64
-    let maxBackpressure: Int
-    /// Past this, sends are dropped: twice `maxBackpressure` plus a read.
-    /// Derived, not stored: only a send behind a queue needs it.
-    var hardQueueLimit: Int { 2 &* maxBackpressure &+ context.readRing.capacity }
     @exclusivity(unchecked) var outbound = OutboundQueue()
     /// Its deadline's slot in the context's wheel.
     package private(set) var slot: Int32 = -1
+    /// 32 bits, so that it packs beside the slot (larger limits are clamped
+    /// to 2 GiB, which no queue in memory reaches anyway).
+    private let maxBackpressureBytes: Int32
+    var maxBackpressure: Int { Int(maxBackpressureBytes) }
+    /// Past this, sends are dropped: twice `maxBackpressure` plus a read.
+    /// Derived, not stored: only a send behind a queue needs it.
+    var hardQueueLimit: Int { 2 &* maxBackpressure &+ context.readRing.capacity }
     package let role: Role
     @exclusivity(unchecked) package var pausedForBackpressure = false
     @exclusivity(unchecked) var owesDrainEvent = false
@@ -45,7 +48,7 @@ package class Transport: TCPStream {
     package init(context: LoopContext, role: Role, maxBackpressure: Int) {
         contextRef = Unmanaged.passUnretained(context)
         self.role = role
-        self.maxBackpressure = maxBackpressure
+        maxBackpressureBytes = Int32(clamping: maxBackpressure)
         lastWrite = context.loop.now
         super.init(loop: context.loop)
         slot = context.reserveSlot(for: self)

@@ -50,21 +50,8 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// The protocol. Before the handshake completes its `lastRead` is when the
     /// TCP connection began (the handshake timeout counts from there).
     @exclusivity(unchecked) var machine: WebSocketStateMachine
-
-    /// The HTTP head, read into its own buffer (freed once it is handled).
-    var head = HeadBuffer()
-
-    /// What the last read left unparsed (a partial frame header or control
-    /// frame), borrowed from the loop's pool until the next read.
-    @exclusivity(unchecked) var leftover: RingPool.Ring?
-    /// A client connection's handshake: its key and request.
-    package var clientHandshake: ClientHandshakeState?
-    /// The subprotocol agreed in the handshake.
-    public package(set) var subprotocol: String?
-    /// The request path (and query) the WebSocket was opened on.
-    public package(set) var path: String?
-    /// Joins chunks for `wholeMessage`; holds memory only while a message spans reads.
-    var assembler = MessageAssembler()
+    // The byte-sized fields go right after the state machine, in the padding
+    // its odd size leaves before the next pointer.
     @exclusivity(unchecked) var phase = Phase.http
     /// The message being sent goes through the extension; until its first
     /// frame is out, the opcode that frame carries.
@@ -76,6 +63,21 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     package internal(set) var sharedCompressionWindow: UInt8 = 0
     /// Its index in its server's connection table (-1: none).
     package var tableSlot: Int32 = -1
+
+    /// The HTTP head, read into its own buffer (freed once it is handled).
+    var head = HeadBuffer()
+
+    /// What the last read left unparsed (a partial frame header or control
+    /// frame), borrowed from the loop's pool until the next read.
+    @exclusivity(unchecked) var leftover: RingPool.Ring?
+    /// A client connection's handshake: its key and request.
+    package var clientHandshake: ClientHandshakeState?
+    /// Joins chunks for `wholeMessage`; holds memory only while a message spans reads.
+    var assembler = MessageAssembler()
+    /// The subprotocol agreed in the handshake.
+    public package(set) var subprotocol: String?
+    /// The request path (and query) the WebSocket was opened on.
+    public package(set) var path: String?
     /// The application's per-connection state, typed by the handler.
     public var data: Handler.ConnectionData?
 

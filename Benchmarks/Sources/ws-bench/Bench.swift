@@ -78,6 +78,8 @@ final class Bench {
     var serverCPUEnd: CPUTimes?
     var serverRSSBefore: Int?
     var serverRSSAfter: Int?
+    var serverAnonRSSBefore: Int?
+    var serverAnonRSSAfter: Int?
 
     private var timers: [Timer] = []
 
@@ -118,6 +120,7 @@ final class Bench {
 
     func run() throws -> Report {
         serverRSSBefore = config.serverPID.flatMap(ProcessStats.rss)
+        serverAnonRSSBefore = config.serverPID.flatMap(ProcessStats.anonymousRSS)
         // Connect in waves: a burst of thousands of SYNs overflows the backlog.
         for _ in 0..<min(256, config.connections) { connectNext() }
         _ = timer(every: 1000) { [unowned self] in printProgress() }
@@ -212,6 +215,7 @@ final class Bench {
         log("connected: \(ready) of \(config.connections)\(failed > 0 ? ", failed: \(failed) (\(firstError ?? ""))" : "")")
         if config.idle {
             serverRSSAfter = config.serverPID.flatMap(ProcessStats.rss)
+            serverAnonRSSAfter = config.serverPID.flatMap(ProcessStats.anonymousRSS)
             if let before = serverRSSBefore, let after = serverRSSAfter, ready > 0 {
                 log("server RSS: \(before / 1024) KiB before, \(after / 1024) KiB with \(ready) connections: \((after - before) / ready) B per idle connection")
             }
@@ -264,7 +268,10 @@ final class Bench {
         windowEnd = Bench.nanoseconds()
         clientCPUEnd = ProcessStats.selfCPU()
         serverCPUEnd = config.serverPID.flatMap(ProcessStats.cpuTimes)
-        if config.idle { serverRSSAfter = config.serverPID.flatMap(ProcessStats.rss) ?? serverRSSAfter }
+        if config.idle {
+            serverRSSAfter = config.serverPID.flatMap(ProcessStats.rss) ?? serverRSSAfter
+            serverAnonRSSAfter = config.serverPID.flatMap(ProcessStats.anonymousRSS) ?? serverAnonRSSAfter
+        }
         stopping = true
         measuring = false
         for c in connections { c.shut() }
@@ -313,6 +320,9 @@ final class Bench {
             messagesPerServerCPUSecond: serverCPU.flatMap { $0.total > 0 ? messages / $0.total : nil },
             serverRSSBefore: serverRSSBefore, serverRSSAfter: serverRSSAfter,
             idleBytesPerConnection: (serverRSSBefore != nil && serverRSSAfter != nil && ready > 0) ? (serverRSSAfter! - serverRSSBefore!) / ready : nil,
+            serverAnonRSSBefore: serverAnonRSSBefore, serverAnonRSSAfter: serverAnonRSSAfter,
+            idleAnonymousBytesPerConnection: (serverAnonRSSBefore != nil && serverAnonRSSAfter != nil && ready > 0)
+                ? (serverAnonRSSAfter! - serverAnonRSSBefore!) / ready : nil,
             minPingsAnswered: pings.min() ?? 0
         )
     }

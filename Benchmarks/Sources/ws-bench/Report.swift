@@ -27,6 +27,12 @@ struct Report: Codable {
     var serverRSSBefore: Int?
     var serverRSSAfter: Int?
     var idleBytesPerConnection: Int?
+    /// The anonymous part of that growth (RssAnon: heap and stacks). The rest
+    /// is file-backed: code and libraries the first connections paged in, a
+    /// one-time cost that does not grow with the connections.
+    var serverAnonRSSBefore: Int?
+    var serverAnonRSSAfter: Int?
+    var idleAnonymousBytesPerConnection: Int?
     var minPingsAnswered: Int
 
     func printed(idle: Bool) -> String {
@@ -43,6 +49,9 @@ struct Report: Codable {
         if idle {
             if let b = serverRSSBefore, let a = serverRSSAfter {
                 lines.append("server RSS: \(b / 1024) KiB before, \(a / 1024) KiB after; \(idleBytesPerConnection ?? 0) B per idle connection")
+            }
+            if let b = serverAnonRSSBefore, let a = serverAnonRSSAfter {
+                lines.append("of which anonymous (RssAnon): \(b / 1024) KiB before, \(a / 1024) KiB after; \(idleAnonymousBytesPerConnection ?? 0) B per idle connection")
             }
             lines.append("pings answered per connection: at least \(minPingsAnswered)")
         } else {
@@ -90,9 +99,14 @@ enum ProcessStats {
         return CPUTimes(user: u / tick, kernel: s / tick)
     }
 
-    static func rss(_ pid: Int32) -> Int? {
+    static func rss(_ pid: Int32) -> Int? { statusBytes(pid, "VmRSS:") }
+
+    /// Resident anonymous memory (heap, stacks), without the file-backed pages.
+    static func anonymousRSS(_ pid: Int32) -> Int? { statusBytes(pid, "RssAnon:") }
+
+    private static func statusBytes(_ pid: Int32, _ field: String) -> Int? {
         guard let text = read("/proc/\(pid)/status") else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        for line in text.split(separator: "\n") where line.hasPrefix(field) {
             return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
         }
         return nil

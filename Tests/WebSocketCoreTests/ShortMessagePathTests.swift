@@ -1,0 +1,71 @@
+import Testing
+import WebSocketCore
+
+/// The parser takes a whole short message (one frame, FIN, payload under 126
+/// bytes, in one piece in the ring) in one pass, and every other frame through
+/// the general path. These tests feed the same frames both ways: contiguous
+/// (the one-pass path) and split by the ring's wrap point or by reads (the
+/// general path, which hands a payload out in pieces as it arrives), and
+/// expect the same messages, failures included.
+@Suite("Short whole messages: one pass and the general path agree")
+struct ShortMessagePathTests {
+    /// Frames of every short length, both types, for the given role.
+    static func frames(role: Role, seed: UInt64) -> (bytes: [UInt8], expected: [Assembled]) {
+        var rng = SplitMix64(seed: seed)
+        var bytes: [UInt8] = []
+        var expected: [Assembled] = []
+        for length in 0..<126 {
+            let text = length % 2 == 0
+            let payload: [UInt8] = text ? (0..<length).map { _ in UInt8.random(in: 0x20...0x7E, using: &rng) }
+                                        : (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let key: [UInt8]? = role == .server ? (0..<4).map { _ in UInt8.random(in: 0...255, using: &rng) } : nil
+            bytes += frame(text ? 0x1 : 0x2, payload, mask: key)
+            expected.append(.message(text ? .text : .binary, payload))
+        }
+        return (bytes, expected)
+    }
+
+    @Test("every short length, both roles: contiguous, split at every ring offset, and a byte at a time",
+          arguments: [Role.server, Role.client])
+    func sameEventsEveryWay(role: Role) {
+        let (bytes, expected) = Self.frames(role: role, seed: 7)
+        // In one piece every message comes out whole, in one event.
+        let whole = parse(bytes, role: role, ringCapacity: 16384)
+        #expect(whole.count == expected.count)
+        #expect(assemble(whole) == expected)
+        #expect(assemble(parse(bytes, role: role, piece: 1)) == expected)
+        // A 256-byte ring started at each offset puts the wrap point inside
+        // headers and payloads alike.
+        for start in stride(from: 0, to: 256, by: 7) {
+            #expect(assemble(parse(bytes, role: role, piece: 200, ringCapacity: 256, startOffset: start)) == expected)
+        }
+    }
+
+    @Test("invalid UTF-8 in a short text message fails with 1007 both ways")
+    func invalidText() {
+        let bytes = frame(0x2, [1, 2]) + frame(0x1, [0x61, 0xC3, 0x28])
+        let expected: [Assembled] = [.message(.binary, [1, 2]), .failure(1007)]
+        #expect(assemble(parse(bytes)) == expected)
+        #expect(assemble(parse(bytes, piece: 1)) == expected)
+        // A text message cut short inside a character is invalid once it is whole.
+        #expect(parse(frame(0x1, [0x61, 0xE2, 0x82])) == [.failure(1007)])
+    }
+
+    @Test("a short message over maxMessageSize fails with 1009 before delivery")
+    func overLimit() {
+        #expect(parse(frame(0x2, [UInt8](repeating: 9, count: 40)), maxMessageSize: 39) == [.failure(1009)])
+        #expect(parse(frame(0x2, [UInt8](repeating: 9, count: 39)), maxMessageSize: 39)
+            == [.data([UInt8](repeating: 9, count: 39), .binary, isFinal: true)])
+    }
+
+    @Test("frames the one-pass path must refuse still fail as the RFC says")
+    func refusedShapes() {
+        // §5.1: unmasked to a server, masked to a client.
+        #expect(parse(frame(0x2, [1], mask: nil), role: .server) == [.failure(1002)])
+        #expect(parse(frame(0x2, [1]), role: .client) == [.failure(1002)])
+        // §5.2: RSV bits with no extension.
+        #expect(parse(frame(0x2, [1], rsv: 4)) == [.failure(1002)])
+        // §5.4: a whole new message inside an open fragmented one.
+        #expect(parse(frame(0x1, Array("a".utf8), fin: false) + frame(0x2, [1])).last == .failure(1002))
+    }
+}
