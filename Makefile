@@ -97,7 +97,7 @@ tsan: deps
 fuzz: deps
 	bash Tests/Fuzz/run.sh $${FUZZ_SECONDS:-60}
 
-## The load benchmarks side by side (about 14 minutes): docs/benchmarks.md and .png.
+## The load benchmarks side by side (about 14 minutes; BENCH_PEERS="NAME=PATH;..." adds echo servers built elsewhere): docs/benchmarks.md and .png.
 # 5 repeats, servers alternated; the micro table goes into the same page.
 bench: bench-deps
 	.venv/bin/python Benchmarks/run_bench.py

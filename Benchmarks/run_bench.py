@@ -202,6 +202,8 @@ def main():
         keys = set(saved["summary"])
         scenarios = [x for x in FULL if x.key in keys]
         servers = [n for n in MAIN_SERVERS if any(n in saved["summary"][k] for k in keys)]
+        # Extra peers of that run (BENCH_PEERS) keep their bars.
+        servers += [n for n in saved["idle"] if n not in servers and saved["idle"][n]]
         chart(os.path.join(os.path.dirname(args.out), "benchmarks.png"), scenarios, servers, saved["summary"], saved["idle"])
         return 0
     scenarios = QUICK if args.quick else FULL
