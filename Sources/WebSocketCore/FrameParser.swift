@@ -79,12 +79,13 @@ public struct FrameParser {
         }
         if terminated { return .needMoreData }
         if inPayload { return nextPayloadChunk(&ring) }
+        // Inline, in the caller's loop: the common frame costs no call.
+        if let event = wholeShortMessage(ring) { return event }
         return nextHeader(&ring)
     }
 
     @inlinable
     mutating func nextHeader(_ ring: inout ByteRing) -> FrameEvent {
-        if let event = wholeShortMessage(ring) { return event }
         if ring.count < 2 { return .needMoreData }
         let headerLength = FrameHeader.length(firstTwoBytes: ring.byte(at: 0), ring.byte(at: 1))
         if ring.count < headerLength { return .needMoreData }

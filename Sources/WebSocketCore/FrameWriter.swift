@@ -67,6 +67,20 @@ public enum FrameWriter {
         return h &+ payload.count
     }
 
+    /// Writes an unmasked frame with a payload under 126 bytes (a server's
+    /// short message, RFC 6455 §5.2: a 2-byte header, no RSV bits, no mask)
+    /// at `p`, which must have `2 + payload.count` bytes. The header is one
+    /// 16-bit store. Returns the frame length.
+    @inlinable @inline(__always)
+    public static func writeShortFrame(into p: UnsafeMutableRawPointer, opcode: Opcode, fin: Bool,
+                                       payload: UnsafeRawBufferPointer) -> Int {
+        let count = payload.count
+        let first = UInt16((fin ? 0x80 : 0) | opcode.rawValue)
+        p.storeBytes(of: (first | UInt16(truncatingIfNeeded: count) &<< 8).littleEndian, as: UInt16.self)
+        if count > 0 { copy(payload.baseAddress!, to: p + 2, count: count) }
+        return 2 &+ count
+    }
+
     /// Copies a payload into the cork. Up to 32 bytes (chat lines, ticks,
     /// acknowledgements) with two overlapping loads and stores, in registers:
     /// a call to `memmove` costs more than the copy there, and makes the

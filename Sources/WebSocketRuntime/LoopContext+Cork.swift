@@ -20,12 +20,26 @@ extension LoopContext {
         if corkOwnerID != ObjectIdentifier(transport) || corkCount &+ frameLength > corkCapacity {
             flushCork()
             if !transport.outbound.isEmpty { return false }
-            corkOwner = transport
+            corkOwner = Unmanaged.passUnretained(transport)
             corkOwnerID = ObjectIdentifier(transport)
         }
         corkCount &+= FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, rsv: rsv,
                                              payload: payload, maskKey: maskKey)
         if corkDepth == 0 { flushCork() }
+        return true
+    }
+
+    /// The common case of `cork`, for a server's short frame (payload under
+    /// 126 bytes): inside a read callback, with the cork already this
+    /// transport's and room left. Returns false, writing nothing, otherwise,
+    /// and `cork` takes over. Branches and stores only, no call: most replies
+    /// in a read callback after its first take this path.
+    @inline(__always)
+    func corkShortFrame(for transport: Transport, opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> Bool {
+        let end = corkCount &+ 2 &+ payload.count
+        guard corkDepth > 0, corkOwnerID == ObjectIdentifier(transport), end <= corkCapacity else { return false }
+        _ = FrameWriter.writeShortFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, payload: payload)
+        corkCount = end
         return true
     }
 
@@ -56,8 +70,12 @@ extension LoopContext {
         corkOwner = nil
         corkOwnerID = nil
         if count > 0 {
-            owner.writeNow(UnsafeRawBufferPointer(start: corkStorage, count: count))
-            _ = owner.checkBackpressure()
+            // The owner stays alive through this: a failed write closes its
+            // handle, and it is freed only in the close callback.
+            owner._withUnsafeGuaranteedRef { owner in
+                owner.writeNow(UnsafeRawBufferPointer(start: corkStorage, count: count))
+                _ = owner.checkBackpressure()
+            }
         }
     }
 

@@ -37,7 +37,10 @@ package final class LoopContext {
     let corkStorage: UnsafeMutableRawPointer
     let corkCapacity = 64 * 1024
     @exclusivity(unchecked) var corkCount = 0
-    @exclusivity(unchecked) unowned(unsafe) var corkOwner: Transport?
+    /// Not counted: a transport leaves the cork (`forgetCork`) before it is
+    /// freed. Lent with `_withUnsafeGuaranteedRef` to write the cork, where
+    /// a strong load would retain and release it per flush.
+    @exclusivity(unchecked) var corkOwner: Unmanaged<Transport>?
     /// The owner's identity, compared without loading (and retaining) it.
     @exclusivity(unchecked) var corkOwnerID: ObjectIdentifier?
     /// Read callbacks running: frames wait in the cork for the check handle.

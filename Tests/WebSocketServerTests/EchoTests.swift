@@ -119,6 +119,48 @@ struct EchoTests {
         }
     }
 
+    @Test("sizes on both sides of the short-frame and by-reference limits, fragments and pings, echoed in order",
+          arguments: [16 * 1024, 1024 * 1024])
+    func mixedSizesInOrder(maxBackpressure: Int) throws {
+        // Replies to short frames go straight into the cork while it is this
+        // connection's; anything else (a first reply, a longer payload, a
+        // queue) takes the general path. A burst mixes all of them in each
+        // read, so the two paths alternate and must keep the bytes in order.
+        var options = WebSocketOptions()
+        options.maxBackpressure = maxBackpressure
+        let harness = try ServerHarness(options: options, handler: EchoHandler())
+        defer { harness.stop() }
+        let client = try TestClient(port: harness.port, timeout: 60)
+        let sizes = [0, 1, 7, 8, 9, 16, 17, 32, 33, 64, 125, 126, 127, 1000, 16383, 16384, 70000]
+        let count = 600
+        func message(_ i: Int) -> [UInt8] {
+            (0..<sizes[i % sizes.count]).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) }
+        }
+        var frames: [UInt8] = []
+        for i in 0..<count {
+            let m = message(i)
+            if i % 5 == 0 && m.count >= 2 {
+                // One message in two fragments: the reply's second frame is a continuation.
+                frames += client.encodeFrame(.binary, Array(m[..<1]), fin: false)
+                frames += client.encodeFrame(.ping, [UInt8(truncatingIfNeeded: i)])
+                frames += client.encodeFrame(.continuation, Array(m[1...]))
+            } else {
+                frames += client.encodeFrame(i % 2 == 0 ? .binary : .text, m.map { $0 & 0x7F })
+            }
+        }
+        let sender = Thread { try? client.send(frames) }
+        sender.start()
+        for i in 0..<count {
+            let m = message(i)
+            let expected: TestClient.Event = i % 5 == 0 && m.count >= 2
+                ? .message(.binary, m) : .message(i % 2 == 0 ? .binary : .text, m.map { $0 & 0x7F })
+            guard try client.nextMessage() == expected else {
+                Issue.record("message \(i) (\(m.count) bytes) arrived wrong or out of order")
+                return
+            }
+        }
+    }
+
     @Test("ping gets a pong with the same payload; close gets the same code and reason back")
     func pingAndClose() throws {
         let harness = try ServerHarness(handler: EchoHandler())
