@@ -12,12 +12,8 @@ import CLibUV
 ///   nothing and only checks that this happened.
 open class UVHandle {
     public let loop: EventLoop
-    @usableFromInline package let rawHandle: UnsafeMutablePointer<uv_handle_t>
+    package let rawHandle: UnsafeMutablePointer<uv_handle_t>
     public private(set) var isClosing = false
-
-    /// The loop's cached time in milliseconds, read through the handle: a
-    /// load of `loop` would retain and release it (callgrind, per write).
-    @inlinable package var loopNow: UInt64 { uv_now(rawHandle.pointee.loop) }
 
     /// `memory` must come from `allocate` and already be initialised by the
     /// matching `uv_*_init`.

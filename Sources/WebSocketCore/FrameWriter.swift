@@ -16,17 +16,21 @@ public enum FrameWriter {
     @discardableResult
     public static func writeHeader(into p: UnsafeMutableRawPointer, opcode: Opcode, fin: Bool, rsv: UInt8 = 0,
                                    payloadLength length: Int, maskKey: UInt32? = nil) -> Int {
-        p.storeBytes(of: (fin ? 0x80 : 0) | (rsv & 0x7) << 4 | opcode.rawValue, as: UInt8.self)
+        let first: UInt8 = (fin ? 0x80 : 0) | (rsv & 0x7) << 4 | opcode.rawValue
         let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
         var offset: Int
         if length < 126 {
-            p.storeBytes(of: maskBit | UInt8(truncatingIfNeeded: length), toByteOffset: 1, as: UInt8.self)
+            // Both bytes in one store: the common frame of small messages.
+            let second = maskBit | UInt8(truncatingIfNeeded: length)
+            p.storeBytes(of: (UInt16(first) | UInt16(second) &<< 8).littleEndian, as: UInt16.self)
             offset = 2
         } else if length <= 0xFFFF {
+            p.storeBytes(of: first, as: UInt8.self)
             p.storeBytes(of: maskBit | 126, toByteOffset: 1, as: UInt8.self)
             (p + 2).storeBytes(of: UInt16(truncatingIfNeeded: length).bigEndian, as: UInt16.self)
             offset = 4
         } else {
+            p.storeBytes(of: first, as: UInt8.self)
             p.storeBytes(of: maskBit | 127, toByteOffset: 1, as: UInt8.self)
             (p + 2).storeBytes(of: UInt64(truncatingIfNeeded: length).bigEndian, as: UInt64.self)
             offset = 10
@@ -65,20 +69,6 @@ public enum FrameWriter {
             if let key = maskKey { Masking.apply(key: key, phase: 0, to: p + h, count: payload.count) }
         }
         return h &+ payload.count
-    }
-
-    /// Writes an unmasked frame with a payload under 126 bytes (a server's
-    /// short message, RFC 6455 §5.2: a 2-byte header, no RSV bits, no mask)
-    /// at `p`, which must have `2 + payload.count` bytes. The header is one
-    /// 16-bit store. Returns the frame length.
-    @inlinable @inline(__always)
-    public static func writeShortFrame(into p: UnsafeMutableRawPointer, opcode: Opcode, fin: Bool,
-                                       payload: UnsafeRawBufferPointer) -> Int {
-        let count = payload.count
-        let first = UInt16((fin ? 0x80 : 0) | opcode.rawValue)
-        p.storeBytes(of: (first | UInt16(truncatingIfNeeded: count) &<< 8).littleEndian, as: UInt16.self)
-        if count > 0 { copy(payload.baseAddress!, to: p + 2, count: count) }
-        return 2 &+ count
     }
 
     /// Copies a payload into the cork. Up to 32 bytes (chat lines, ticks,

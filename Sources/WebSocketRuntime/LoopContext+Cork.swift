@@ -17,11 +17,10 @@ extension LoopContext {
         // 64 KiB, so none of these sums can overflow, and the checks would
         // cost a branch each per message.
         let frameLength = FrameWriter.headerLength(payloadLength: payload.count, masked: maskKey != nil) &+ payload.count
-        if corkOwnerID != ObjectIdentifier(transport) || corkCount &+ frameLength > corkCapacity {
+        if !corkIsOwned(by: transport) || corkCount &+ frameLength > corkCapacity {
             flushCork()
             if !transport.outbound.isEmpty { return false }
             corkOwner = Unmanaged.passUnretained(transport)
-            corkOwnerID = ObjectIdentifier(transport)
         }
         corkCount &+= FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, rsv: rsv,
                                              payload: payload, maskKey: maskKey)
@@ -37,10 +36,16 @@ extension LoopContext {
     @inline(__always)
     func corkShortFrame(for transport: Transport, opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> Bool {
         let end = corkCount &+ 2 &+ payload.count
-        guard corkDepth > 0, corkOwnerID == ObjectIdentifier(transport), end <= corkCapacity else { return false }
-        _ = FrameWriter.writeShortFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, payload: payload)
+        guard corkDepth > 0, corkIsOwned(by: transport), end <= corkCapacity else { return false }
+        _ = FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, payload: payload)
         corkCount = end
         return true
+    }
+
+    /// Compares addresses: neither side is loaded, so nothing is retained.
+    @inline(__always)
+    func corkIsOwned(by transport: Transport) -> Bool {
+        corkOwner?.toOpaque() == Unmanaged.passUnretained(transport).toOpaque()
     }
 
     @inline(__always) package func beginCork() { corkDepth &+= 1 }
@@ -49,14 +54,13 @@ extension LoopContext {
     /// Hands over what is corked for `transport` (to go first in its next
     /// write); valid until the cork is next written.
     func takeCorked(for transport: Transport) -> UnsafeRawBufferPointer {
-        if corkOwnerID != ObjectIdentifier(transport) {
+        if !corkIsOwned(by: transport) {
             flushCork()
             return UnsafeRawBufferPointer(start: nil, count: 0)
         }
         let bytes = UnsafeRawBufferPointer(start: corkStorage, count: corkCount)
         corkCount = 0
         corkOwner = nil
-        corkOwnerID = nil
         return bytes
     }
 
@@ -64,11 +68,10 @@ extension LoopContext {
     /// iteration, after the poll phase; a send made outside a read callback
     /// (a timer, `execute`) calls it too, so its bytes do not wait a turn.
     package func flushCork() {
-        guard corkOwnerID != nil, let owner = corkOwner else { return }
+        guard let owner = corkOwner else { return }
         let count = corkCount
         corkCount = 0
         corkOwner = nil
-        corkOwnerID = nil
         if count > 0 {
             // The owner stays alive through this: a failed write closes its
             // handle, and it is freed only in the close callback.
@@ -80,15 +83,14 @@ extension LoopContext {
     }
 
     func flushCork(ifOwner transport: Transport) {
-        if corkOwnerID == ObjectIdentifier(transport) { flushCork() }
+        if corkIsOwned(by: transport) { flushCork() }
     }
 
     /// Drops what is corked for a transport that is closing.
     func forgetCork(_ transport: Transport) {
-        if corkOwnerID == ObjectIdentifier(transport) {
+        if corkIsOwned(by: transport) {
             corkCount = 0
             corkOwner = nil
-            corkOwnerID = nil
         }
     }
 }

@@ -38,11 +38,9 @@ package final class LoopContext {
     let corkCapacity = 64 * 1024
     @exclusivity(unchecked) var corkCount = 0
     /// Not counted: a transport leaves the cork (`forgetCork`) before it is
-    /// freed. Lent with `_withUnsafeGuaranteedRef` to write the cork, where
-    /// a strong load would retain and release it per flush.
+    /// freed. `Unmanaged`, so that comparing it (`corkIsOwned(by:)`) and
+    /// lending it to write the cork take no retain and release per message.
     @exclusivity(unchecked) var corkOwner: Unmanaged<Transport>?
-    /// The owner's identity, compared without loading (and retaining) it.
-    @exclusivity(unchecked) var corkOwnerID: ObjectIdentifier?
     /// Read callbacks running: frames wait in the cork for the check handle.
     /// Outside them (a timer, `execute`, a close callback) nothing would flush
     /// before the loop blocks again, so a corked frame is written at once.

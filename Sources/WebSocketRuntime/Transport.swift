@@ -226,9 +226,10 @@ package class Transport: TCPStream {
             writeDidFail()
             return
         }
-        if written > 0 { lastWrite = loopNow }
-        // The usual case: the kernel took it all, and nothing was queued
-        // before (this is only called with an empty queue).
+        // Lent, not loaded: `context` would retain and release it per write.
+        if written > 0 { lastWrite = contextRef._withUnsafeGuaranteedRef { $0.loop.now } }
+        // The usual case: the kernel took every byte, so there is nothing to
+        // queue and, with the queue empty, no queued write to start.
         if written == a.count &+ b.count &+ c.count && outbound.isEmpty { return }
         written = queueUnwritten(a, skipping: written)
         written = queueUnwritten(b, skipping: written)
