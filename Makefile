@@ -11,7 +11,7 @@ AUTOBAHN_CLIENT := .build/release/autobahn-client
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -52,6 +52,8 @@ test: test-deps build build-client ws-bench
 	bash scripts/check-layers.sh
 	$(SWIFT) test
 	$(MAKE) --no-print-directory tsan
+	$(MAKE) --no-print-directory safety-release
+	SOAK_SECONDS=60 $(MAKE) --no-print-directory soak
 	$(MAKE) --no-print-directory interop
 	$(MAKE) --no-print-directory autobahn
 
@@ -85,9 +87,17 @@ autobahn:
 	AUTOBAHN_OUT=autobahn-tls AUTOBAHN_TLS=1 bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
 	bash Tests/Autobahn/run-compression.sh $(abspath $(ECHO_SERVER)) $(abspath $(AUTOBAHN_CLIENT))
 
-## AddressSanitizer over the whole Swift suite.
+## A soak of echo-server with TLS, with permessage-deflate and on 2 loops under faulty clients (SOAK_SECONDS, default 600): reports/soak.json.
+soak: test-deps build
+	.venv/bin/python Tests/Soak/soak.py $(abspath $(ECHO_SERVER)) --seconds $${SOAK_SECONDS:-600} --json reports/soak.json
+
+## AddressSanitizer over the whole Swift suite, with the public-API fuzzer at 3,000 sequences.
 asan: deps
-	LSAN_OPTIONS=suppressions=$(abspath Tests/lsan.supp) $(SWIFT) test --sanitize=address --scratch-path .build-asan
+	FUZZ_SEQUENCES=$${FUZZ_SEQUENCES:-3000} LSAN_OPTIONS=suppressions=$(abspath Tests/lsan.supp) $(SWIFT) test --sanitize=address --scratch-path .build-asan
+
+## The public-call safety tests in a release build, where a trap has no debug checks around it.
+safety-release: deps
+	$(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build-release-tests --filter 'PublicAPISafetyTests|PublicAPIFuzzTests'
 
 ## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS).
 tsan: deps
@@ -146,4 +156,4 @@ bench-deps: deps build
 
 ## Removes every build and report folder.
 clean:
-	rm -rf .build .build-asan .build-tsan .build-fuzz reports
+	rm -rf .build .build-asan .build-tsan .build-fuzz .build-release-tests reports

@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "UVKitTests", dependencies: ["UVKit"]),
         .testTarget(
             name: "WebSocketServerTests",
-            dependencies: ["WebSocketServer", "WebSocketClient", "WebSocketCore", "UVKit", "TLSKit",
+            dependencies: ["WebSocketServer", "WebSocketClient", "WebSocketCore", "UVKit", "TLSKit", "CLibCrypto",
                            .product(name: "Logging", package: "swift-log")]
         ),
     ],

@@ -1,5 +1,6 @@
 import CLibSSL
 import CTLSBuffers
+import Synchronization
 
 /// An OpenSSL `SSL_CTX`: the settings, certificates and trust every TLS
 /// connection made from it shares. Immutable once made; reloading
@@ -91,7 +92,7 @@ public final class TLSContext: @unchecked Sendable {
 
     /// A new `SSL *` in the server role, owned by the caller (`SSL_free`).
     public func makeServerConnection() -> OpaquePointer? {
-        guard let ssl = SSL_new(raw) else { return nil }
+        guard !TLSContext.refusesNextSession(), let ssl = SSL_new(raw) else { return nil }
         SSL_set_accept_state(ssl)
         return ssl
     }
@@ -100,7 +101,7 @@ public final class TLSContext: @unchecked Sendable {
     /// it is an IP address, and checked against the certificate unless the
     /// trust is `.acceptAnyCertificate`), offering ALPN `http/1.1`.
     public func makeClientConnection(serverName: String) -> OpaquePointer? {
-        guard let ssl = SSL_new(raw) else { return nil }
+        guard !TLSContext.refusesNextSession(), let ssl = SSL_new(raw) else { return nil }
         SSL_set_connect_state(ssl)
         // RFC 6066 §3: SNI carries DNS names only, never an address literal.
         if !serverName.contains(":") && !serverName.allSatisfy({ $0.isNumber || $0 == "." }) {
@@ -160,5 +161,23 @@ public final class TLSContext: @unchecked Sendable {
         // one that offers neither gets none (OpenSSL's SSL_select_next_proto).
         uvws_ssl_ctx_select_alpn_http11(ctx)
         return ctx
+    }
+}
+
+extension TLSContext {
+    /// Sessions still to refuse, as `SSL_new` does when OpenSSL cannot
+    /// allocate: the tests' way to reach that path, which memory pressure
+    /// alone reaches in production. Zero outside tests.
+    private static let sessionsToRefuse = Atomic<Int>(0)
+
+    /// Makes the next `count` session creations fail (tests only).
+    package static func refuseSessions(_ count: Int) {
+        sessionsToRefuse.store(count, ordering: .relaxed)
+    }
+
+    static func refusesNextSession() -> Bool {
+        // One relaxed load per connection when nothing is to be refused.
+        guard sessionsToRefuse.load(ordering: .relaxed) > 0 else { return false }
+        return sessionsToRefuse.wrappingAdd(-1, ordering: .relaxed).oldValue > 0
     }
 }

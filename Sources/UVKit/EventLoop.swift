@@ -7,13 +7,23 @@ import Glibc
 /// runs the loop; handlers and callbacks all run there.
 ///
 /// `@unchecked Sendable` only so that other threads can reach `execute`, the one
-/// door across threads (a `uv_async_t` plus a locked queue).
+/// door across threads (a `uv_async_t` plus a locked queue), and the thread
+/// check that names the rule when it is broken.
 public final class EventLoop: @unchecked Sendable {
     @usableFromInline package let raw: UnsafeMutablePointer<uv_loop_t>
     private let wakeup: UnsafeMutablePointer<uv_async_t>
-    private let queue = Lock<[() -> Void]>([])
+    /// Work posted by other threads; `open` turns false when the loop closes,
+    /// under the same lock, so a late `execute` cannot reach the freed handle.
+    private let queue = Lock(Queue())
+    private struct Queue {
+        var work: [() -> Void] = []
+        var open = true
+    }
     private var closed = false
-    private var wakeupClosed = false
+    /// The thread inside `run`, `runNoWait` or `close` (0: none). Loop-confined
+    /// objects compare it with the caller's on every public entry point
+    /// (`checkThread`); while no thread runs the loop, any thread may set it up.
+    @usableFromInline var runningThread: UInt = 0
     /// Free `uv_write_t`s: a queued write takes one and gives it back in its
     /// callback, so steady-state writes allocate nothing.
     var writeRequests: [UnsafeMutablePointer<uv_write_t>] = []
@@ -42,19 +52,37 @@ public final class EventLoop: @unchecked Sendable {
         uv_unref(UnsafeMutableRawPointer(wakeup).assumingMemoryBound(to: uv_handle_t.self))
     }
 
+    /// A loop released without `close()` closes itself if nothing is open on
+    /// it; one with handles still open is left allocated (a leak, never a
+    /// use of freed memory by the handles' owners).
     deinit {
-        assert(closed, "EventLoop released without close()")
+        if !closed { try? close() }
     }
 
-    /// Runs until `stop()` or until no referenced handle is left.
-    public func run() {
-        uv_run(raw, UV_RUN_DEFAULT)
+    /// Whether `close()` has run: the loop can no longer be run.
+    public var isClosed: Bool { closed }
+
+    /// Runs until `stop()` or until no referenced handle is left. Returns
+    /// true if `stop()` ended it with referenced handles still active. Does
+    /// nothing once the loop is closed.
+    @discardableResult
+    public func run() -> Bool {
+        if closed { return false }
+        return withRunningThread { uv_run(raw, UV_RUN_DEFAULT) != 0 }
     }
 
     /// Runs one iteration without blocking; true while handles remain active.
     @discardableResult
     public func runNoWait() -> Bool {
-        uv_run(raw, UV_RUN_NOWAIT) != 0
+        if closed { return false }
+        return withRunningThread { uv_run(raw, UV_RUN_NOWAIT) != 0 }
+    }
+
+    private func withRunningThread<T>(_ body: () -> T) -> T {
+        let previous = runningThread
+        runningThread = LoopThread.currentIdentity
+        defer { runningThread = previous }
+        return body()
     }
 
     /// Makes `run()` return after the current iteration. Loop thread only.
@@ -65,16 +93,39 @@ public final class EventLoop: @unchecked Sendable {
 
     public func updateTime() { uv_update_time(raw) }
 
-    /// Runs `work` on the loop thread soon. Safe from any thread.
-    public func execute(_ work: @escaping @Sendable () -> Void) {
-        queue.withLock { $0.append(work) }
-        uv_async_send(wakeup)
+    /// Traps, naming the rule, when called on a thread other than the one
+    /// running the loop. A load, a compare and a branch: cheap enough for
+    /// every public entry point of a loop-confined object, in release builds
+    /// too, where a race would otherwise corrupt frames silently.
+    @inlinable @inline(__always)
+    public func checkThread(_ call: StaticString) {
+        let running = runningThread
+        if running != 0 && running != UInt(uvws_current_thread()) { wrongThread(call) }
+    }
+
+    @usableFromInline @inline(never)
+    func wrongThread(_ call: StaticString) -> Never {
+        fatalError("\(call) was called on a thread that does not run its loop; loop-confined objects are used on their loop's thread only (from other threads: WebSocketServerGroup's send, close and broadcast, or EventLoop.execute)")
+    }
+
+    /// Runs `work` on the loop thread soon. Safe from any thread. Returns
+    /// false, dropping `work`, once the loop has closed.
+    @discardableResult
+    public func execute(_ work: @escaping @Sendable () -> Void) -> Bool {
+        queue.withLock { q in
+            guard q.open else { return false }
+            q.work.append(work)
+            // Under the lock, so that `close` cannot free the handle between
+            // the check of `open` and the wake-up.
+            uv_async_send(wakeup)
+            return true
+        }
     }
 
     private func drainQueue() {
         let work = queue.withLock { q -> [() -> Void] in
-            let taken = q
-            q.removeAll()
+            let taken = q.work
+            q.work.removeAll()
             return taken
         }
         for item in work { item() }
@@ -83,17 +134,20 @@ public final class EventLoop: @unchecked Sendable {
     /// Closes the wake-up handle, runs the loop until every close callback has
     /// fired, and closes the loop. Throws `UVError.busy` if a handle is still
     /// open: that is a leak in the caller, who may close it and call again.
-    /// `execute` must not be called once this has started.
+    /// Later calls after a successful one do nothing.
     public func close() throws {
-        precondition(!closed)
-        if !wakeupClosed {
+        if closed { return }
+        let wasOpen = queue.withLock { q in
+            defer { q.open = false }
+            return q.open
+        }
+        if wasOpen {
             drainQueue()
-            wakeupClosed = true
             uv_close(UnsafeMutableRawPointer(wakeup).assumingMemoryBound(to: uv_handle_t.self)) { handle in
                 UnsafeMutableRawPointer(handle!).deallocate()
             }
         }
-        uv_run(raw, UV_RUN_DEFAULT)
+        withRunningThread { _ = uv_run(raw, UV_RUN_DEFAULT) }
         let rc = uv_loop_close(raw)
         if rc < 0 { throw UVError(rc) }
         for request in writeRequests { request.deallocate() }

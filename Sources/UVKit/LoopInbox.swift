@@ -63,8 +63,10 @@ public final class LoopInbox<Header: BitwiseCopyable>: LoopWakeTarget, @unchecke
         if !keepsLoopAlive { uv_unref(UnsafeMutableRawPointer(async).assumingMemoryBound(to: uv_handle_t.self)) }
     }
 
+    /// An inbox released open closes here: the records still pending are
+    /// handed to `receive`, which lets go of what they hold.
     deinit {
-        precondition(closed, "LoopInbox released without close()")
+        if !closed { close() }
     }
 
     /// Appends a record; any thread. False when the inbox is closed or past

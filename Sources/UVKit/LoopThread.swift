@@ -28,15 +28,15 @@ public final class LoopThread: @unchecked Sendable {
         if !joined { pthread_detach(thread) }
     }
 
-    /// Waits for the thread to end. Once, from another thread.
+    /// Waits for the thread to end, from another thread; later calls return at once.
     public func join() {
-        precondition(!joined)
+        if joined { return }
         joined = true
         pthread_join(thread, nil)
     }
 
     /// The calling thread's identity, comparable with `identity`.
-    public static var currentIdentity: UInt { UInt(pthread_self()) }
+    public static var currentIdentity: UInt { UInt(uvws_current_thread()) }
     /// This thread's identity.
     public var identity: UInt { UInt(thread) }
 

@@ -8,7 +8,10 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     public private(set) var storage = sockaddr_storage()
 
     /// Parses a numeric address ("127.0.0.1", "::1"); "localhost" means 127.0.0.1.
+    /// Throws `UVError` EINVAL for a port outside 0...65535 or a host that is
+    /// not a numeric address.
     public init(host: String, port: Int) throws {
+        guard (0...65535).contains(port) else { throw UVError(-22) }
         let literal = host == "localhost" ? "127.0.0.1" : host
         var s = sockaddr_storage()
         let rc: Int32

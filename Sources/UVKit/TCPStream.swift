@@ -69,9 +69,9 @@ open class TCPStream: UVHandle {
         let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         let rc = address.withSockaddr { addr in
             uv_tcp_connect(request, tcp, addr) { request, status in
-                let owner = Unmanaged<TCPStream>.fromOpaque(request!.pointee.handle.pointee.data).takeUnretainedValue()
+                let owner = UVHandle.owner(of: request!.pointee.handle, as: TCPStream.self)
                 request!.deallocate()
-                owner.didConnect(status < 0 ? UVError(status) : nil)
+                owner?.takeUnretainedValue().didConnect(status < 0 ? UVError(status) : nil)
             }
         }
         if rc < 0 {
@@ -159,7 +159,10 @@ open class TCPStream: UVHandle {
         let request = loop.takeWriteRequest()
         var buf = uv_buf_init(UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: CChar.self)), UInt32(bytes.count))
         let rc = uv_write(request, stream, &buf, 1) { request, status in
-            let owner = Unmanaged<TCPStream>.fromOpaque(request!.pointee.handle.pointee.data).takeUnretainedValue()
+            guard let owner = UVHandle.owner(of: request!.pointee.handle, as: TCPStream.self)?.takeUnretainedValue() else {
+                request!.deallocate()
+                return
+            }
             owner.loop.returnWriteRequest(request!)
             owner.writesInFlight -= 1
             owner.didCompleteWrite(status < 0 ? UVError(status) : nil)
@@ -177,9 +180,9 @@ open class TCPStream: UVHandle {
     public func shutdown() {
         let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         let rc = uv_shutdown(request, stream) { request, status in
-            let owner = Unmanaged<TCPStream>.fromOpaque(request!.pointee.handle.pointee.data).takeUnretainedValue()
+            let owner = UVHandle.owner(of: request!.pointee.handle, as: TCPStream.self)
             request!.deallocate()
-            owner.didShutdown(status < 0 ? UVError(status) : nil)
+            owner?.takeUnretainedValue().didShutdown(status < 0 ? UVError(status) : nil)
         }
         if rc < 0 {
             request.deallocate()

@@ -23,8 +23,27 @@ open class UVHandle {
         rawHandle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
 
+    /// An owner released before it ever closed its handle (a listener whose
+    /// `listen` failed, say) closes it here: the handle forgets its owner, and
+    /// its close callback only frees the memory. Requests still pending on it
+    /// are cancelled by libuv and find no owner (`owner(of:)` is nil).
     deinit {
-        precondition(isClosing, "a libuv handle was released without close()")
+        if isClosing { return }
+        rawHandle.pointee.data = nil
+        if loop.isClosed {
+            // A closed loop holds no handle (`uv_loop_close` refused while any
+            // was open), so this one was never started: its memory is ours.
+            UnsafeMutableRawPointer(rawHandle).deallocate()
+            return
+        }
+        uv_close(rawHandle) { handle in UnsafeMutableRawPointer(handle!).deallocate() }
+    }
+
+    /// The owner a request's handle points back at, or nil once the owner
+    /// has gone (see `deinit`).
+    static func owner<T: UVHandle>(of handle: UnsafeMutablePointer<uv_stream_t>?, as type: T.Type) -> Unmanaged<T>? {
+        guard let data = handle?.pointee.data else { return nil }
+        return Unmanaged<T>.fromOpaque(data)
     }
 
     /// Starts closing. Safe to call more than once; `didClose()` runs once, from

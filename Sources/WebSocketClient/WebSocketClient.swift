@@ -11,7 +11,15 @@ import WebSocketRuntime
 ///
 /// A client runs on a loop: its own (call `run()`), or one it shares with a
 /// server or other clients (run that loop; the loop's receive ring, cork and
-/// wheel are shared). Every call and callback is on the loop's thread.
+/// wheel are shared). Every call and callback is on the loop's thread; calls
+/// check it and trap with the rule's name.
+///
+/// Keep the client for as long as its connections should live. Released at
+/// any time (in one of its own callbacks too), it does not crash or hang:
+/// connects still under way fail with `.clientShutDown`; open connections
+/// are dropped (1006 to the handler) when the loop is the client's own,
+/// which nobody runs after it, and get the closing handshake (1001) on a
+/// shared loop, which goes on.
 public final class WebSocketClient<Handler: WebSocketHandler> {
     public let loop: EventLoop
     public let options: WebSocketClientOptions
@@ -19,6 +27,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     let endpoint: Endpoint<Handler>
     private let ownsLoop: Bool
     private var loopClosed = false
+    private var ran = false
     private var finished = false
     private var shuttingDown = false
 
@@ -56,6 +65,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
                 logger: Logger = Logger(label: "UVWebSocket.client")) throws(WebSocketClientError) {
         let connectionOptions = options.connectionOptions
         do { try connectionOptions.validate() } catch { throw .invalidOptions("\(error)") }
+        if let problem = options.validationError() { throw .invalidOptions(problem) }
         self.options = options
         self.handler = handler
         ownsLoop = loop == nil
@@ -66,12 +76,26 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger,
                             options: connectionOptions)
         endpoint.owner = self
-        endpoint.connectFinished = { [unowned self] connection, error in connectFinished(connection, error) }
-        endpoint.httpPhaseEnded = { [unowned self] connection, outcome in responseArrived(connection, outcome) }
-        endpoint.connectionClosed = { [unowned self] connection in connectionDidClose(connection) }
+        // Weak: a connection can outlive its client (see the type's notes).
+        endpoint.connectFinished = { [weak self] connection, error in self?.connectFinished(connection, error) }
+        endpoint.httpPhaseEnded = { [weak self] connection, outcome in
+            guard let self else { return connection.abortHTTP() }
+            responseArrived(connection, outcome)
+        }
+        endpoint.connectionClosed = { [weak self] connection in self?.connectionDidClose(connection) }
     }
 
     deinit {
+        let pending = attempts.values.compactMap(\.completion)
+        attempts.removeAll()
+        for connection in connections.values {
+            if !ownsLoop && connection.isOpen {
+                connection.close(code: .goingAway, reason: "client released")
+            } else {
+                connection.abort()
+            }
+        }
+        for completion in pending { completion(.failure(.clientShutDown)) }
         finish()
         if ownsLoop && !loopClosed { try? loop.close() }
     }
@@ -87,7 +111,8 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     ///   IP), to spread many connections over several loopback addresses.
     public func connect(to url: String, from sourceAddress: String? = nil,
                         _ completion: @escaping (Result<WebSocketConnection<Handler>, WebSocketClientError>) -> Void) {
-        if shuttingDown || finished {
+        loop.checkThread("WebSocketClient.connect")
+        if shuttingDown || finished || loopClosed {
             completion(.failure(.clientShutDown))
             return
         }
@@ -120,7 +145,8 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
             start(Attempt(url: parsed, source: source, addresses: [address][...], completion: completion))
             return
         }
-        AddressResolver.resolve(parsed.host, port: parsed.port, on: loop) { [unowned self] result in
+        AddressResolver.resolve(parsed.host, port: parsed.port, on: loop) { [weak self] result in
+            guard let self, !shuttingDown else { return completion(.failure(.clientShutDown)) }
             switch result {
             case .failure(let error):
                 completion(.failure(.hostNotFound(host: parsed.host, reason: error.description)))
@@ -137,6 +163,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     /// open). A peer that records a session when the TCP connection ends, as
     /// Autobahn|Testsuite's fuzzing server does, has then seen the end.
     public func whenIdle(_ body: @escaping () -> Void) {
+        loop.checkThread("WebSocketClient.whenIdle")
         if connections.isEmpty {
             body()
         } else {
@@ -145,10 +172,22 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     }
 
     /// Runs the client's own loop until every connection has closed, then
-    /// closes the loop. With a shared loop, run that loop instead.
+    /// closes the loop. With a shared loop, run that loop instead: this
+    /// throws `WebSocketClientError.notRunnable`, as does a second call.
+    /// `loop.stop()` (from a handler, say) ends it too: connections still
+    /// open get 1001 and are dropped, and `run()` returns once their handles
+    /// have closed.
     public func run() throws {
-        precondition(ownsLoop, "run() runs the client's own loop; run the shared loop instead")
-        loop.run()
+        guard ownsLoop else {
+            throw WebSocketClientError.notRunnable("run() runs the client's own loop; run the shared loop instead")
+        }
+        if ran { throw WebSocketClientError.notRunnable("run() was already called; a client runs its loop once") }
+        ran = true
+        if loop.run() || !connections.isEmpty {
+            shutdown()
+            for connection in Array(connections.values) { connection.abort() }
+            while !connections.isEmpty && loop.run() {}
+        }
         finish()
         loopClosed = true
         try loop.close()
@@ -159,6 +198,7 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     /// closed gives back this client's share of the loop's state. With a
     /// shared loop, call it and keep running the loop until it has finished.
     public func shutdown(code: CloseCode = .goingAway, reason: String = "") {
+        loop.checkThread("WebSocketClient.shutdown")
         shuttingDown = true
         for connection in Array(connections.values) {
             if connection.isOpen { connection.close(code: code, reason: reason) } else { connection.abort() }

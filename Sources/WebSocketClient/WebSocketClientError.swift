@@ -24,8 +24,11 @@ public enum WebSocketClientError: Error, Equatable, Sendable, CustomStringConver
     case handshakeTimeout
     /// The server closed the connection before its response was complete.
     case connectionClosedDuringHandshake
-    /// `connect` after `shutdown`.
+    /// `connect` after `shutdown`, or a connect under way when the client
+    /// was shut down or released.
     case clientShutDown
+    /// `run()` where it cannot run: a second time, or on a shared loop.
+    case notRunnable(String)
     /// `wss://`: the server's certificate chain does not lead to a trusted
     /// authority (OpenSSL's verification error says why).
     case certificateUntrusted(String)
@@ -50,6 +53,7 @@ public enum WebSocketClientError: Error, Equatable, Sendable, CustomStringConver
         case .handshakeTimeout: return "no handshake response within the timeout"
         case .connectionClosedDuringHandshake: return "the server closed the connection during the handshake"
         case .clientShutDown: return "the client was shut down"
+        case .notRunnable(let s): return "not possible now: \(s)"
         case .certificateUntrusted(let why): return "untrusted server certificate: \(why)"
         case .hostnameMismatch(let host, let why): return "the server certificate is not for \(host): \(why)"
         case .tlsHandshakeFailed(let why): return "TLS handshake failed: \(why)"

@@ -39,6 +39,22 @@ public struct WebSocketClientOptions: Sendable {
 
     public init() {}
 
+    /// Why the fields a connection's request carries cannot be sent, or nil:
+    /// each must keep to the head's grammar, so that none can break the
+    /// request or add a field of its own.
+    func validationError() -> String? {
+        for name in subprotocols where !HTTPFieldRules.isToken(name) {
+            return "subprotocols: \(name.debugDescription) is not a token (RFC 6455 §4.1)"
+        }
+        if let origin, origin.isEmpty || !HTTPFieldRules.isValidValue(origin) {
+            return "origin: \(origin.debugDescription) is not a header value"
+        }
+        for line in headers where !HTTPFieldRules.isValidFieldLine(line) {
+            return "headers: \(line.debugDescription) is not a \"Name: value\" line"
+        }
+        return nil
+    }
+
     /// The connection settings, through the options the runtime shares with servers.
     var connectionOptions: WebSocketOptions {
         var o = WebSocketOptions()

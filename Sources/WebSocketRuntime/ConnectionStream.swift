@@ -40,7 +40,9 @@ class ConnectionStream<Handler: WebSocketHandler>: Transport {
     }
 
     override func writeDidFail() {
-        connectionRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.connectionLost() }
+        // Often inside a send, so inside a handler's callback: the loss is
+        // reported from the close callback (`loseFromCall`).
+        connectionRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.loseFromCall() }
     }
 
     override func queueDidDrain() {
@@ -57,8 +59,10 @@ class ConnectionStream<Handler: WebSocketHandler>: Transport {
 
     override func didClose() {
         super.didClose()
-        let connection = connectionRef
+        // Loaded strongly: the connection lets go of its own hold in
+        // `streamDidClose`, and must outlive that call.
+        guard let connection = connectionRef?.takeUnretainedValue() else { return }
         connectionRef = nil
-        connection?._withUnsafeGuaranteedRef { $0.streamDidClose() }
+        connection.streamDidClose()
     }
 }

@@ -58,8 +58,9 @@ package final class Endpoint<Handler: WebSocketHandler> {
     /// Which loop of a server group this endpoint's connections live on (0
     /// alone), for the identities other threads address them by.
     package var loopIndex: UInt16 = 0
-    /// The server or client this endpoint belongs to (for `connection.server`).
-    package unowned(unsafe) var owner: AnyObject?
+    /// The server or client this endpoint belongs to (for `connection.server`);
+    /// nil once it has gone, while its last connections close.
+    package weak var owner: AnyObject?
     /// The HTTP phase ended (a request head for the server, the response head
     /// for the client, or why none came); once per connection.
     package var httpPhaseEnded: (WebSocketConnection<Handler>, HTTPPhaseOutcome) -> Void = { connection, _ in

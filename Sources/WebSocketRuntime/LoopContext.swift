@@ -54,7 +54,15 @@ package final class LoopContext {
     private var expired: [Int32] = []
     private let sweepTimer: Timer
     private let flushCheck: IterationHook
+    /// Servers and clients on the loop, and their connections until each
+    /// one's close callback: a connection can outlive its owner (a client
+    /// released while its connections close), and its last callbacks use
+    /// the wheel and the rings.
     private var users = 0
+    /// A larger ring asked for while a read was being parsed in the ring (a
+    /// client made in a handler): it is applied after the poll phase, since
+    /// the running read's chunk points into the ring.
+    private var pendingRingCapacity = 0
     /// TLS's per-loop BIO and buffers, once a TLS connection needs them.
     var tlsLoop: TLSLoop?
 
@@ -70,7 +78,10 @@ package final class LoopContext {
         sweepTimer.start(timeout: granularity, repeat: granularity) { [unowned self] in sweep() }
         // Neither keeps the loop running on its own.
         sweepTimer.unref()
-        flushCheck.start { [unowned self] in flushCork() }
+        flushCheck.start { [unowned self] in
+            flushCork()
+            if pendingRingCapacity > 0 { growRing() }
+        }
         flushCheck.unref()
     }
 
@@ -94,8 +105,9 @@ package final class LoopContext {
         if let existing = loop.runtimeContext as? LoopContext {
             context = existing
             if receiveBufferSize > context.readRing.capacity {
-                context.readRing.deallocate()
-                context.readRing = ByteRing(capacity: receiveBufferSize)
+                context.pendingRingCapacity = max(context.pendingRingCapacity, receiveBufferSize)
+                // Outside a read the ring is empty and nobody points into it.
+                if context.corkDepth == 0 { context.growRing() }
             }
         } else {
             context = LoopContext(loop: loop, receiveBufferSize: receiveBufferSize, granularity: granularity)
@@ -104,6 +116,22 @@ package final class LoopContext {
         context.users += 1
         return context
     }
+
+    /// Replaces the ring with one of the pending size; only where no read is
+    /// being parsed (the ring is empty between reads).
+    private func growRing() {
+        guard pendingRingCapacity > readRing.capacity else {
+            pendingRingCapacity = 0
+            return
+        }
+        readRing.deallocate()
+        readRing = ByteRing(capacity: pendingRingCapacity)
+        pendingRingCapacity = 0
+    }
+
+    /// A connection's share: the context's handles stay open until its close
+    /// callback, even if its server or client has gone. Paired with `release`.
+    package func addUser() { users += 1 }
 
     package func release() {
         users -= 1

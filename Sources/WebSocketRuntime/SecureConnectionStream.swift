@@ -33,15 +33,26 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
 
     init(context: LoopContext, role: Role, maxBackpressure: Int, tls: TLSContext, serverName: String?) {
         tlsContext = tls
+        ERR_clear_error()
         let made = role == .server ? tls.makeServerConnection() : tls.makeClientConnection(serverName: serverName ?? "")
-        guard let made else { fatalError("SSL_new failed: \(OpenSSLErrors.drain())") }
         ssl = made
         loopTLS = Unmanaged.passUnretained(context.tls)
         super.init(context: context, role: role, maxBackpressure: maxBackpressure)
         encrypts = true
+        // No session (OpenSSL out of memory): this connection fails at its
+        // first event (`refuseWithoutSession`), the process goes on.
+        guard let made else { return }
         let bio = loopTLS._withUnsafeGuaranteedRef { $0.bio }
         BIO_up_ref(bio)
         SSL_set_bio(made, bio, bio)
+    }
+
+    /// The session could not be made (`SSL_new` failed): the connection
+    /// ends as a failed TLS handshake, with OpenSSL's reason in the log.
+    private func refuseWithoutSession() {
+        stopReading()
+        let why = "cannot make a TLS session: \(OpenSSLErrors.drain())"
+        connectionRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.tlsFailed(.handshakeFailed(why)) }
     }
 
     // MARK: Reading
@@ -69,12 +80,10 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
     }
 
     override func didRead(_ count: Int) {
-        guard count > 0, ssl != nil else { return }
+        guard count > 0, !isClosing else { return }
+        guard ssl != nil else { return refuseWithoutSession() }
         loopTLS._withUnsafeGuaranteedRef { tls in
             tls.supply(count)
-            // Cleared once per read rather than before each call: every
-            // failure below drains the queue itself.
-            ERR_clear_error()
             if !handshakeDone {
                 tls.handshakeBudget &-= 1
                 guard continueHandshake(tls) else { return }
@@ -121,6 +130,10 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
             let region = super.readBuffer()
             guard let base = region.baseAddress, region.count > 0 else { return }
             tls.writer = self
+            // Before every call whose result `SSL_get_error` reads: an error
+            // left in this thread's queue (by the application, on the loop
+            // thread) would make a good result look failed.
+            ERR_clear_error()
             let n = SSL_read(ssl, base, Int32(clamping: region.count))
             if tls.outputCount > 0 && isTLS12 {
                 // A TLS 1.2 peer got a record written back from a read: its
@@ -190,6 +203,7 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
     private func seal(_ plaintext: UnsafeRawBufferPointer) {
         var offset = 0
         while offset < plaintext.count, !writesClosed, let ssl {
+            ERR_clear_error()
             let n = SSL_write(ssl, plaintext.baseAddress! + offset, Int32(clamping: plaintext.count - offset))
             if n <= 0 {
                 // The BIO takes every byte, so this is OpenSSL refusing: the
@@ -222,6 +236,7 @@ final class SecureConnectionStream<Handler: WebSocketHandler>: ConnectionStream<
         }
         // The client speaks first: its ClientHello goes now, and the HTTP
         // request once the handshake is done (`continueHandshake`).
+        guard ssl != nil else { return refuseWithoutSession() }
         setNoDelay(true)
         do { try startReading() } catch {
             super.didConnect(error as? UVError ?? UVError(-1))

@@ -173,7 +173,23 @@ extension WebSocketConnection {
             closeNow()
         case .draining:
             closeNow()
-        case .closed:
+        case .closed, .lost:
+            break
+        }
+    }
+
+    /// Ends the connection at once, from inside a call that found it lost (a
+    /// send the kernel refused) or was asked to (`abort()`): the handle closes
+    /// now, and a WebSocket's handler hears 1006 from the close callback
+    /// (`streamDidClose`), not from inside this call.
+    func loseFromCall() {
+        switch phase {
+        case .frames:
+            phase = machine.connectionLost(now: context.loop.now) ? .lost : .closed
+            stream.closeNow()
+        case .http, .draining:
+            connectionLost()
+        case .closed, .lost:
             break
         }
     }
@@ -202,7 +218,7 @@ extension WebSocketConnection {
     /// discarded) up to the close timeout. Closing at once instead could reset
     /// the connection and destroy the close frame in flight.
     func beginDraining() {
-        guard phase != .closed else { return }
+        guard phase != .closed && phase != .lost else { return }
         phase = .draining
         // Every drain is timed by the close timeout, never by keep-alive: after
         // an HTTP answer no frames were exchanged and the machine is still open
@@ -219,12 +235,19 @@ extension WebSocketConnection {
     }
 
     func closeNow() {
-        if phase == .closed { return }
+        if phase == .closed || phase == .lost { return }
         phase = .closed
         stream.closeNow()
     }
 
+    /// The close callback: the last event of a connection. It reports a loss
+    /// found inside a call, tells its owner (if still there) and lets go of
+    /// the context share and the hold `init` took.
     func streamDidClose() {
+        if phase == .lost {
+            phase = .closed
+            reportClose(code: .abnormalClosure, reason: "")
+        }
         assembler.deallocate()
         if let l = leftover {
             context.leftoverPool.give(l)
@@ -232,6 +255,10 @@ extension WebSocketConnection {
         }
         freeHead()
         endpoint.connectionClosed(self)
+        context.release()
+        // The caller (the stream's close callback) holds this connection for
+        // the rest of the call.
+        Unmanaged.passUnretained(self).release()
     }
 
     func queueDidDrain() {
@@ -249,7 +276,7 @@ extension WebSocketConnection {
         case .frames, .draining:
             machine.lastWrite = max(machine.lastWrite, stream.lastWrite)
             stream.schedule(at: machine.nextDeadline(now: context.loop.now))
-        case .closed:
+        case .closed, .lost:
             stream.schedule(at: nil)
         }
     }
@@ -281,7 +308,7 @@ extension WebSocketConnection {
                 return
             }
             scheduleDeadline()
-        case .closed:
+        case .closed, .lost:
             break
         }
     }

@@ -25,7 +25,7 @@ extension WebSocketConnection {
                 }
                 return context.readRing.writableRegion
             }
-        case .draining, .closed:
+        case .draining, .closed, .lost:
             return contextRef._withUnsafeGuaranteedRef { $0.scratch }
         }
     }
@@ -47,7 +47,7 @@ extension WebSocketConnection {
             endpointRef._withUnsafeGuaranteedRef { $0.metrics.bytesReceived &+= count }
             readFrames(now: now)
             stashLeftover()
-        case .draining, .closed:
+        case .draining, .closed, .lost:
             break
         }
     }

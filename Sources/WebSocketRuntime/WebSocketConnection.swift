@@ -15,6 +15,11 @@ enum ConnectionPhase {
     case draining
     /// The handle is closing.
     case closed
+    /// The handle is closing because the connection was lost inside a call
+    /// (a send the kernel refused, `abort()`): the handler hears 1006 from
+    /// the close callback, never from inside that call, so no callback of
+    /// the handler runs inside another.
+    case lost
 }
 
 /// One WebSocket connection, server-side or client-side: the same type in both
@@ -26,10 +31,12 @@ enum ConnectionPhase {
 /// Nothing of the stream's I/O surface is reachable from here: an application
 /// sends messages and closes with a code.
 ///
-/// Owned by its server's connection table or its client from the TCP connect
-/// until the stream's close callback; all of it runs on the loop thread.
-/// Handlers get it in every call and may keep it (strongly) for later sends;
-/// after `didClose` it only drops what is sent.
+/// It keeps itself alive from the TCP connect until the stream's close
+/// callback, whoever else holds it: a server or client released while its
+/// connections close leaves them nothing to reach through a freed owner.
+/// All of it runs on the loop thread, and every public call checks that
+/// (`EventLoop.checkThread`). Handlers get it in every call and may keep it
+/// (strongly) for later sends; after `didClose` it only drops what is sent.
 public final class WebSocketConnection<Handler: WebSocketHandler> {
     typealias Phase = ConnectionPhase
 
@@ -98,6 +105,10 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
                                         keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout, now: now)
         streamRef = Unmanaged.passRetained(stream)
         stream.connectionRef = Unmanaged.passUnretained(self)
+        // Held for the handle until `streamDidClose`, with a share of the
+        // loop's context (its wheel and rings serve the last callbacks).
+        _ = Unmanaged.passRetained(self)
+        endpoint.context.addUser()
     }
 
     deinit {
@@ -141,6 +152,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     @discardableResult @inline(__always)
     public func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true) -> SendStatus {
         streamRef._withUnsafeGuaranteedRef { stream in
+            stream.contextRef._withUnsafeGuaranteedRef { $0.loop.checkThread("WebSocketConnection.send") }
             guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
             let status = machine.usesExtension
                 ? sendThroughExtension(payload, opcode: opcode, isFinal: isFinal)
@@ -158,6 +170,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     @discardableResult
     public func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true, compress: Bool) -> SendStatus {
         if compress || !machine.usesExtension { return send(payload, type: type, isFinal: isFinal) }
+        checkThread("WebSocketConnection.send")
         guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
         let status = sendThroughExtension(payload, opcode: opcode, isFinal: isFinal, mayEncode: false)
         countSent(status, bytes: payload.count, isFinal: isFinal)
@@ -189,14 +202,23 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// Sends a ping (at most 125 bytes of payload, §5.5).
     @discardableResult
     public func ping(_ payload: [UInt8] = []) -> SendStatus {
+        checkThread("WebSocketConnection.ping")
         guard phase == .frames, machine.canSendControl, payload.count <= 125 else { return .dropped }
         return payload.withUnsafeBytes { stream.sendFrame(.ping, fin: true, payload: $0) }
     }
 
     /// Starts the closing handshake (§7.1.2): sends a close frame and waits for
     /// the peer's, up to the close timeout. `didClose` follows.
+    ///
+    /// `code` must be one a close frame may carry (RFC 6455 §7.4: 1000–1003,
+    /// 1007–1014, 3000–4999). Any other (1005, 1006 and 1015 are local-only
+    /// markers; codes under 1000, 1004, 1016–2999 and from 5000 on are
+    /// reserved or undefined) is sent as 1011, with `reason`, and logged at
+    /// warning level: the peer would otherwise fail the connection with 1002.
     public func close(code: CloseCode = .normalClosure, reason: String = "") {
+        checkThread("WebSocketConnection.close")
         guard phase == .frames, machine.startClosing(now: context.loop.now) else { return }
+        let code = sendableCloseCode(code)
         var reason = reason
         reason.withUTF8 { sendCloseFrame(code: code, reason: UnsafeRawBufferPointer($0)) }
         scheduleDeadline()
@@ -204,8 +226,26 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
 
     /// Drops the connection at once, without a closing handshake (the handler
     /// hears 1006).
+    ///
+    /// Inside a handler callback, `didClose` does not run within this call: it
+    /// follows from the socket's close callback, later in the same loop turn.
     public func abort() {
-        connectionLost()
+        checkThread("WebSocketConnection.abort")
+        loseFromCall()
+    }
+
+    /// Traps, naming the rule, on a thread that does not run the loop.
+    @inline(__always)
+    func checkThread(_ call: StaticString) {
+        contextRef._withUnsafeGuaranteedRef { $0.loop.checkThread(call) }
+    }
+
+    /// A code this end may put in a close frame: `code`, or 1011 for one
+    /// §7.4 keeps off the wire (logged, since it is the caller's mistake).
+    func sendableCloseCode(_ code: CloseCode) -> CloseCode {
+        if code.isValidOnWire { return code }
+        endpoint.logger.warning("close code \(code.rawValue) may not be sent (RFC 6455 §7.4); sending 1011")
+        return .internalError
     }
 
     /// For handlers that want whole messages: feed it every chunk from
@@ -215,7 +255,8 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// view is valid until the next call, and never larger than
     /// `maxMessageSize` (the protocol fails bigger messages with 1009 first).
     public func wholeMessage(_ chunk: UnsafeRawBufferPointer, isFinal: Bool) -> UnsafeRawBufferPointer? {
-        assembler.append(chunk, isFinal: isFinal)
+        checkThread("WebSocketConnection.wholeMessage")
+        return assembler.append(chunk, isFinal: isFinal)
     }
 
     /// One peer's part of a broadcast: a frame built once for every peer. Not
@@ -260,7 +301,10 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
             case .inputUsed:
                 break loop
             case .failure(let code):
-                fail(code)
+                // A resource failure (zlib could not allocate): this
+                // connection ends, reported after the current callback.
+                logEvent("message extension failed", ["code": "\(code.rawValue)"])
+                loseFromCall()
                 return .dropped
             case .output(let bytes, let end):
                 if bytes.isEmpty && !end { continue }

@@ -59,11 +59,17 @@ public struct WebSocketOptions: Sendable {
 
     public init() {}
 
-    /// Checks the values that would make the server misbehave.
+    /// The largest `receiveBufferSize`: one ring per loop, allocated whole.
+    public static let maxReceiveBufferSize = 1 << 30
+
+    /// Checks every field: a value that would make a server or client
+    /// misbehave throws `WebSocketServerError.invalidOption` naming it.
+    /// Durations of any size are accepted (past about 139 years they count
+    /// as that: `Duration.milliseconds` saturates).
     public func validate() throws {
         let size = receiveBufferSize
-        guard size >= ByteRing.minimumCapacity, size & (size - 1) == 0 else {
-            throw WebSocketServerError.invalidOption("receiveBufferSize must be a power of two >= \(ByteRing.minimumCapacity), got \(size)")
+        guard size >= ByteRing.minimumCapacity, size <= Self.maxReceiveBufferSize, size & (size - 1) == 0 else {
+            throw WebSocketServerError.invalidOption("receiveBufferSize must be a power of two from \(ByteRing.minimumCapacity) to \(Self.maxReceiveBufferSize), got \(size)")
         }
         guard maxMessageSize > 0 else { throw WebSocketServerError.invalidOption("maxMessageSize must be positive") }
         guard maxBackpressure > 0 else { throw WebSocketServerError.invalidOption("maxBackpressure must be positive") }
@@ -72,6 +78,15 @@ public struct WebSocketOptions: Sendable {
         for (name, value) in [("keepAliveInterval", keepAliveInterval), ("keepAliveTimeout", keepAliveTimeout),
                               ("handshakeTimeout", handshakeTimeout), ("closeTimeout", closeTimeout)] where value < .zero {
             throw WebSocketServerError.invalidOption("\(name) must not be negative")
+        }
+        if let problem = requestHeadLimits.validationError() { throw WebSocketServerError.invalidOption(problem) }
+        for origin in allowedOrigins where !HTTPFieldRules.isValidValue(origin) || origin.isEmpty {
+            throw WebSocketServerError.invalidOption("allowedOrigins: \(origin.debugDescription) is not a header value")
+        }
+        for name in subprotocols where !HTTPFieldRules.isToken(name) {
+            // RFC 6455 §4.1: each is a token (RFC 7230 §3.2.6); anything else
+            // could not be answered in Sec-WebSocket-Protocol.
+            throw WebSocketServerError.invalidOption("subprotocols: \(name.debugDescription) is not a token")
         }
     }
 }
@@ -90,6 +105,9 @@ public enum WebSocketServerError: Error, CustomStringConvertible {
     case cannotListen(host: String, port: Int, reason: UVError)
     /// The TLS certificate or key could not be loaded.
     case tls(TLSError)
+    /// A call the server's state does not allow: `run()` a second time,
+    /// `listen` after shutdown.
+    case notRunnable(String)
 
     public var description: String {
         switch self {
@@ -97,6 +115,8 @@ public enum WebSocketServerError: Error, CustomStringConvertible {
             return "\(error)"
         case .invalidOption(let message):
             return "invalid option: \(message)"
+        case .notRunnable(let message):
+            return "not possible now: \(message)"
         case .staticRootNotFound(let path):
             return "static root \(path) is not a folder"
         case .hostNotFound(let host, let reason):
@@ -109,10 +129,18 @@ public enum WebSocketServerError: Error, CustomStringConvertible {
 }
 
 extension Duration {
-    /// Whole milliseconds, the unit of libuv's clock.
+    /// The longest duration a timeout counts, in milliseconds (2^42, about
+    /// 139 years): longer ones, `.seconds(Int64.max)` as a "never" included,
+    /// count as this, so that a deadline (the loop's clock plus a timeout)
+    /// can never overflow.
+    package static let longestMilliseconds: UInt64 = 1 << 42
+
+    /// Whole milliseconds, the unit of libuv's clock: 0 for a negative
+    /// duration, at most `longestMilliseconds`.
     package var milliseconds: UInt64 {
         let (seconds, attoseconds) = components
         if seconds < 0 { return 0 }
-        return UInt64(seconds) * 1000 + UInt64(attoseconds / 1_000_000_000_000_000)
+        if seconds >= Int64(Self.longestMilliseconds / 1000) { return Self.longestMilliseconds }
+        return min(UInt64(seconds) * 1000 + UInt64(attoseconds / 1_000_000_000_000_000), Self.longestMilliseconds)
     }
 }

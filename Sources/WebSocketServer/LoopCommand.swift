@@ -50,6 +50,26 @@ struct LoopCommand: BitwiseCopyable {
     }
 }
 
+extension LoopCommand {
+    /// Lets go of what a record holds when no server is there to carry it
+    /// out (released with records pending): a message's or a gathering's
+    /// reference, a handed-over descriptor. A gathering gets empty figures,
+    /// so that whoever waits for it is answered.
+    static func discard(_ command: LoopCommand) {
+        switch command.kind {
+        case .broadcast:
+            Unmanaged<SharedMessage>.fromOpaque(command.object!).release()
+        case .report:
+            let gathering = Unmanaged<MetricsGathering>.fromOpaque(command.object!).takeRetainedValue()
+            gathering.deliver(WebSocketMetrics(), from: Int(command.slot))
+        case .adopt:
+            Glibc.close(command.descriptor)
+        case .send, .close, .shutdown:
+            break
+        }
+    }
+}
+
 extension WebSocketServer {
     /// Carries out one inbox record on the loop thread. Frames produced by a
     /// batch of records gather in the loop's cork (`inboxBatchEnded` flushes),

@@ -15,8 +15,14 @@ import Glibc
 /// connections share (receive ring, cork, timing wheel) is the loop's context,
 /// which a client on the same loop shares too. Generic over its handler, so
 /// every call into it is direct. Create it, add routes, `listen`, then `run()`
-/// on the thread that is to own the loop. Only `requestShutdown` may be called
-/// from another thread.
+/// on the thread that is to own the loop. While the loop runs, only
+/// `requestShutdown` and `reloadCertificates` may be called from another
+/// thread; the others check the thread and trap with the rule's name.
+///
+/// Released at any time, it does not crash or hang: its connections are
+/// dropped (1006 to the handler) when it owns its loop, which nobody runs
+/// after it; on a loop the caller passed in, which goes on, open ones get
+/// the closing handshake with 1001 and finish on that loop.
 public final class WebSocketServer<Handler: WebSocketHandler> {
     public let loop: EventLoop
     public let options: WebSocketOptions
@@ -61,6 +67,11 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     private let ownsLoop: Bool
     private var loopClosed = false
+    /// `run()` has been called: a second call throws.
+    private var ran = false
+    /// In a group: publishes this loop's figures for `metrics()` called on
+    /// another loop's thread, which cannot wait for this one's answer.
+    private var metricsPublisher: Timer?
     private var signalWatchers: [SignalWatcher] = []
     private var drainTimer: Timer?
     private var shuttingDown = false
@@ -88,8 +99,12 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
                                           granularity: settings.wheelGranularity)
         endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger, options: options)
         endpoint.owner = self
-        endpoint.httpPhaseEnded = { [unowned self] connection, outcome in httpPhaseEnded(connection, outcome) }
-        endpoint.connectionClosed = { [unowned self] connection in connectionDidClose(connection) }
+        // Weak: a connection can outlive its server (see the type's notes).
+        endpoint.httpPhaseEnded = { [weak self] connection, outcome in
+            guard let self else { return connection.abortHTTP() }
+            httpPhaseEnded(connection, outcome)
+        }
+        endpoint.connectionClosed = { [weak self] connection in self?.connectionDidClose(connection) }
     }
 
     /// Makes this server loop `index` of a group of `loops`: its inbox (the
@@ -99,27 +114,57 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         endpoint.loopIndex = UInt16(index)
         groupCount = counter
         if loops > 1 { logger[metadataKey: "loop"] = "\(index)" }
+        // Weak: a server released with records pending (its group's `listen`
+        // threw after a broadcast) still has them handed over as it closes
+        // the inbox; they are let go of without it.
         let inbox = LoopInbox<LoopCommand>(loop: loop, limit: inboxLimit, keepsLoopAlive: true,
-                                           receive: { [unowned self] command, payload in receive(command, payload: payload) },
-                                           batchEnded: { [unowned self] in inboxBatchEnded() })
+                                           receive: { [weak self] command, payload in
+                                               guard let self else { return LoopCommand.discard(command) }
+                                               receive(command, payload: payload)
+                                           },
+                                           batchEnded: { [weak self] in self?.inboxBatchEnded() })
         self.inbox = inbox
         return inbox
     }
 
-    /// A server released without running (a failed `listen`, say) closes what
-    /// it opened, so that no handle outlives it.
+    /// Publishes this loop's figures to its group every quarter second.
+    func publishMetrics(to slot: Lock<WebSocketMetrics>) {
+        let timer = Timer(loop: loop)
+        timer.start(timeout: 250, repeat: 250) { [weak self] in
+            guard let self else { return }
+            let figures = metrics
+            slot.withLock { $0 = figures }
+        }
+        timer.unref()
+        metricsPublisher = timer
+    }
+
+    /// Closes what the server opened, so that no handle outlives it and no
+    /// callback reaches it: connections are dropped when the loop is the
+    /// server's own (nobody runs it after this), or get 1001 on a shared loop.
     deinit {
+        for case let connection? in connections.entries {
+            if !ownsLoop && connection.isOpen {
+                connection.close(code: .goingAway, reason: "server released")
+            } else if connection.isInHTTPPhase {
+                connection.abortHTTP()
+            } else {
+                connection.abort()
+            }
+        }
         if !finished { finishShutdown() }
         if ownsLoop && !loopClosed { try? loop.close() }
     }
 
     /// Accepts WebSocket requests on `path` (such as "/ws").
     public func route(webSocket path: String) {
+        loop.checkThread("WebSocketServer.route")
         webSocketPaths.insert(path)
     }
 
     /// Serves files under `root` for every other path ("/" is index.html).
     public func serveFiles(from root: String) throws {
+        loop.checkThread("WebSocketServer.serveFiles")
         guard let files = StaticFiles(root: root) else { throw WebSocketServerError.staticRootNotFound(root) }
         staticFiles = files
     }
@@ -131,13 +176,20 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     /// stays usable, so a caller may try another port.
     @discardableResult
     public func listen(host: String = "127.0.0.1", port: Int, reusePort: Bool = false, backlog: Int32 = 1024) throws -> Int {
+        loop.checkThread("WebSocketServer.listen")
+        guard (0...65535).contains(port) else {
+            throw WebSocketServerError.invalidOption("port must be 0...65535, got \(port)")
+        }
+        guard backlog > 0 else { throw WebSocketServerError.invalidOption("backlog must be positive, got \(backlog)") }
+        if finished || shuttingDown { throw WebSocketServerError.notRunnable("listen after shutdown") }
         var lastError = UVError(-22) // EINVAL, for a name with no address
         for address in try addresses(host: host, port: port) {
             let listener = TCPListener(loop: loop)
             do {
                 try listener.bind(address, reusePort: reusePort)
                 // libuv reports a taken port here, not at bind.
-                try listener.listen(backlog: backlog) { [unowned self] error in
+                try listener.listen(backlog: backlog) { [weak self] error in
+                    guard let self else { return }
                     if let error {
                         logger.warning("accept failed: \(error)")
                         return
@@ -176,9 +228,23 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     /// Runs the loop until shutdown has closed every connection. Handlers run
     /// on this thread.
+    ///
+    /// - A second call throws `WebSocketServerError.notRunnable`: the loop is
+    ///   closed once `run()` returns; make a new server.
+    /// - `loop.stop()` (from a handler, say) ends it too: connections still
+    ///   open get 1001 and are dropped, and `run()` returns once their
+    ///   handles have closed.
     public func run() throws {
-        loop.run()
-        if !finished { finishShutdown() }
+        if ran { throw WebSocketServerError.notRunnable("run() was already called; a server runs once") }
+        ran = true
+        // True when `loop.stop()` ended it with handles still active.
+        if loop.run() || !finished {
+            if !shuttingDown { shutdown(drainTimeout: .zero) }
+            for case let connection? in connections.entries { connection.abort() }
+            // Each run ends when no handle is left or at another `stop()`.
+            while !finished && loop.run() {}
+            if !finished { finishShutdown() }
+        }
         // Closing the loop runs the last close callbacks (which give rings
         // back) and fails if any handle was left open.
         if ownsLoop {
@@ -192,7 +258,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         for number in signals {
             let watcher = SignalWatcher(loop: loop)
             do {
-                try watcher.start(signal: number) { [unowned self] signum in
+                try watcher.start(signal: number) { [weak self] signum in
+                    guard let self else { return }
                     logger.info("signal \(signum)")
                     if let group { group.requestShutdown(drainTimeout: drainTimeout) } else { shutdown(drainTimeout: drainTimeout) }
                 }
@@ -218,7 +285,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     public func reloadCertificatesOnHangUp() throws {
         let watcher = SignalWatcher(loop: loop)
         do {
-            try watcher.start(signal: SIGHUP) { [unowned self] _ in
+            try watcher.start(signal: SIGHUP) { [weak self] _ in
+                guard let self else { return }
                 do {
                     if let group { try group.reloadCertificates() } else { try reloadCertificates() }
                     logger.info("TLS certificates reloaded")
@@ -237,7 +305,13 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     /// Graceful shutdown: stop accepting, send 1001 to every open WebSocket, wait
     /// up to `drainTimeout` for the closing handshakes, then drop what is left.
     /// `run()` returns once every handle is closed. Loop thread only.
+    /// Once the server has stopped, `completion` runs at once.
     public func shutdown(drainTimeout: Duration = .seconds(5), completion: (() -> Void)? = nil) {
+        loop.checkThread("WebSocketServer.shutdown")
+        if finished {
+            completion?()
+            return
+        }
         if let completion { shutdownCompletion = completion }
         if shuttingDown { return }
         shuttingDown = true
@@ -258,13 +332,15 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         }
         let timer = Timer(loop: loop)
         drainTimer = timer
-        timer.start(timeout: drainTimeout.milliseconds) { [unowned self] in
+        timer.start(timeout: drainTimeout.milliseconds) { [weak self] in
+            guard let self else { return }
             logger.info("drain timeout: dropping the rest", metadata: ["open": "\(connections.count)"])
             for case let connection? in connections.entries { connection.abort() }
         }
     }
 
-    /// `shutdown` from any thread.
+    /// `shutdown` from any thread: before `run()` (it then stops at its first
+    /// turn), during it, or after it (nothing is left to do).
     public func requestShutdown(drainTimeout: Duration = .seconds(5)) {
         let server = LoopBound(self)
         loop.execute { server.value.shutdown(drainTimeout: drainTimeout) }
@@ -282,6 +358,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         listener = nil
         drainTimer?.close()
         drainTimer = nil
+        metricsPublisher?.close()
+        metricsPublisher = nil
         for watcher in signalWatchers { watcher.close() }
         signalWatchers.removeAll()
         // The group reads the final figures once the door is shut; records
@@ -378,6 +456,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     /// The open WebSocket connections (for broadcasts and admin pages).
     public func forEachOpenConnection(_ body: (WebSocketConnection<Handler>) -> Void) {
+        loop.checkThread("WebSocketServer.forEachOpenConnection")
         for case let connection? in connections.entries where connection.isOpen { body(connection) }
     }
 }

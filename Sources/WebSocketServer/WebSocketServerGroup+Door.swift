@@ -92,6 +92,7 @@ extension WebSocketServerGroup {
         let gathering = MetricsGathering(loops: loopCount, completion: completion)
         for index in 0..<loopCount {
             var command = LoopCommand(.report)
+            command.slot = Int32(index)
             command.object = Unmanaged.passRetained(gathering).toOpaque()
             if !inboxes[index].post(command, control: true) {
                 Unmanaged<MetricsGathering>.fromOpaque(command.object!).release()
@@ -100,10 +101,19 @@ extension WebSocketServerGroup {
         }
     }
 
-    /// `collectMetrics`, waited for. Not from a loop thread (that loop could
-    /// not answer); before `run()` it waits until the loops run.
+    /// `collectMetrics`, waited for; before `run()` it waits until the loops
+    /// run. On a loop's own thread (a handler), which must not wait for the
+    /// other loops (two handlers asking each other's loops would both wait
+    /// for ever), it answers at once: its own loop's figures as they are,
+    /// the others' as each last published them (every quarter second).
     public func metrics() -> (total: WebSocketMetrics, perLoop: [WebSocketMetrics]) {
-        precondition(currentLoop == nil, "metrics() would wait on its own loop; use collectMetrics")
+        if let here = currentLoop {
+            var perLoop = published.map { slot in slot.withLock { $0 } }
+            perLoop[here] = servers[here].metrics
+            var total = WebSocketMetrics()
+            for part in perLoop { total.add(part) }
+            return (total, perLoop)
+        }
         let answer = Lock<(WebSocketMetrics, [WebSocketMetrics])?>(nil)
         let done = DispatchSemaphore(value: 0)
         collectMetrics { total, perLoop in

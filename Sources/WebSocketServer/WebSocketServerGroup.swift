@@ -36,6 +36,9 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
         case roundRobin
     }
 
+    /// The most loops a group runs (a loop is a thread).
+    public static var maxLoops: Int { groupMaxLoops }
+
     public let loopCount: Int
     public let distribution: Distribution
     /// The loops' servers, in order. Set-up time only: once `run()` starts,
@@ -46,7 +49,10 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
     /// Which thread runs each loop, to tell a loop's own calls from foreign ones.
     private let loopThreads: [ThreadMark]
     private let stopped = Lock<[WebSocketMetrics?]>([])
-    private var started = false
+    /// Each loop's figures as it last published them, for `metrics()` on a
+    /// loop thread.
+    let published: [Lock<WebSocketMetrics>]
+    private let started = Lock(false)
 
     /// - Parameters:
     ///   - loops: how many loops (and threads); at least 1.
@@ -56,7 +62,10 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
     public init(loops: Int, options: WebSocketOptions = WebSocketOptions(), distribution: Distribution = .reusePort,
                 inboxLimit: Int = 64 << 20, logger: Logger = Logger(label: "UVWebSocket"),
                 makeHandler: (Int) throws -> Handler) throws {
-        guard loops >= 1 else { throw WebSocketServerError.invalidOption("loops must be at least 1") }
+        guard loops >= 1 && loops <= groupMaxLoops else {
+            throw WebSocketServerError.invalidOption("loops must be from 1 to \(groupMaxLoops), got \(loops)")
+        }
+        guard inboxLimit > 0 else { throw WebSocketServerError.invalidOption("inboxLimit must be positive, got \(inboxLimit)") }
         loopCount = loops
         self.distribution = distribution
         var servers: [WebSocketServer<Handler>] = []
@@ -70,7 +79,11 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
         inboxes = servers.enumerated().map { index, server in
             server.becomeLoop(index, of: loops, inboxLimit: inboxLimit, counter: counter)
         }
-        for server in servers { server.group = self }
+        published = (0..<loops).map { _ in Lock(WebSocketMetrics()) }
+        for index in 0..<loops {
+            servers[index].group = self
+            if loops > 1 { servers[index].publishMetrics(to: published[index]) }
+        }
     }
 
     /// One handler for every loop: it must be safe to call from several
@@ -132,9 +145,16 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
     /// loop 0 on this thread, the others on threads of their own, joined
     /// before this returns. Throws the first loop's failure to close cleanly
     /// (a handle left open).
+    ///
+    /// A second call throws `WebSocketServerError.notRunnable`.
     public func run() throws {
-        precondition(!started, "run() once")
-        started = true
+        let first = started.withLock { started in
+            defer { started = true }
+            return !started
+        }
+        guard first else {
+            throw WebSocketServerError.notRunnable("run() was already called; a group runs once")
+        }
         // Loops that outnumber the CPUs they may use take turns on a core:
         // as batch threads they wait for each other's time slices instead of
         // preempting each other at every wake-up (docs/architecture.md).
@@ -186,6 +206,9 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
         stopped.withLock { $0[index] }
     }
 }
+
+/// The most loops a group runs: each is a thread of its own.
+let groupMaxLoops = 1024
 
 /// Which thread runs a loop: written once by that thread, read by any.
 final class ThreadMark: Sendable {
