@@ -23,7 +23,7 @@ public final class EventLoop: @unchecked Sendable {
     /// The thread inside `run`, `runNoWait` or `close` (0: none). Loop-confined
     /// objects compare it with the caller's on every public entry point
     /// (`checkThread`); while no thread runs the loop, any thread may set it up.
-    @usableFromInline var runningThread: UInt = 0
+    @exclusivity(unchecked) @usableFromInline var runningThread: UInt = 0
     /// Free `uv_write_t`s: a queued write takes one and gives it back in its
     /// callback, so steady-state writes allocate nothing.
     var writeRequests: [UnsafeMutablePointer<uv_write_t>] = []

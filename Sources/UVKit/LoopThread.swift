@@ -36,7 +36,7 @@ public final class LoopThread: @unchecked Sendable {
     }
 
     /// The calling thread's identity, comparable with `identity`.
-    public static var currentIdentity: UInt { UInt(uvws_current_thread()) }
+    @inlinable public static var currentIdentity: UInt { UInt(uvws_current_thread()) }
     /// This thread's identity.
     public var identity: UInt { UInt(thread) }
 

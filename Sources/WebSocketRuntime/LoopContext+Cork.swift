@@ -1,3 +1,4 @@
+import UVKit
 import WebSocketCore
 
 /// The cork: one 64 KiB buffer per loop that gathers the frames a transport
@@ -36,7 +37,11 @@ extension LoopContext {
     @inline(__always)
     func corkShortFrame(for transport: Transport, opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> Bool {
         let end = corkCount &+ 2 &+ payload.count
-        guard corkDepth > 0, corkIsOwned(by: transport), end <= corkCapacity else { return false }
+        // `corkThread`: a send from a thread other than the one whose read
+        // callback holds the cork (a misuse) goes the general way, which
+        // checks the thread in full and traps.
+        guard corkDepth > 0, corkIsOwned(by: transport), end <= corkCapacity,
+              corkThread == LoopThread.currentIdentity else { return false }
         _ = FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, payload: payload)
         corkCount = end
         return true
@@ -48,7 +53,10 @@ extension LoopContext {
         corkOwner?.toOpaque() == Unmanaged.passUnretained(transport).toOpaque()
     }
 
-    @inline(__always) package func beginCork() { corkDepth &+= 1 }
+    @inline(__always) package func beginCork() {
+        corkThread = LoopThread.currentIdentity
+        corkDepth &+= 1
+    }
     @inline(__always) package func endCork() { corkDepth &-= 1 }
 
     /// Hands over what is corked for `transport` (to go first in its next

@@ -45,6 +45,10 @@ package final class LoopContext {
     /// Outside them (a timer, `execute`, a close callback) nothing would flush
     /// before the loop blocks again, so a corked frame is written at once.
     @exclusivity(unchecked) var corkDepth = 0
+    /// The thread that began the cork (the loop's): the short-frame fast
+    /// path checks it instead of the loop's running thread, which is a load
+    /// further away.
+    @exclusivity(unchecked) var corkThread: UInt = 0
 
     // Deadlines: one coarse timer sweeping a wheel of transport slots.
     @exclusivity(unchecked) package var wheel: TimingWheel

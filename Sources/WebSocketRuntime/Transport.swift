@@ -100,6 +100,7 @@ package class Transport: TCPStream {
 
     @inline(never)
     final func sendAnyFrame(_ opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer) -> SendStatus {
+        context.loop.checkThread("WebSocketConnection.send")
         if writesClosed { return .dropped }
         if outbound.isEmpty && payload.count < Transport.byReferenceThreshold {
             let corked = contextRef._withUnsafeGuaranteedRef { context in

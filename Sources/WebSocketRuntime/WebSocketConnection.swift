@@ -151,8 +151,10 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     // instructions per message, a tenth of the echo's user time.
     @discardableResult @inline(__always)
     public func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true) -> SendStatus {
+        // The thread is checked where the frame is written: the cork's
+        // fast path takes only the thread whose read callback holds the
+        // cork, and every other path checks it in full (`sendAnyFrame`).
         streamRef._withUnsafeGuaranteedRef { stream in
-            stream.contextRef._withUnsafeGuaranteedRef { $0.loop.checkThread("WebSocketConnection.send") }
             guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
             let status = machine.usesExtension
                 ? sendThroughExtension(payload, opcode: opcode, isFinal: isFinal)
@@ -264,6 +266,7 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// `bytes`: what the application sent (a compressed payload is smaller).
     package func sendPrepared(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
                               bytes: Int? = nil) -> SendStatus {
+        checkThread("WebSocketServer.broadcast")
         guard phase == .frames, machine.canSendWholeMessage else { return .dropped }
         let status = stream.sendFramed(header: header, payload: payload)
         countSent(status, bytes: bytes ?? payload.count, isFinal: true)
