@@ -61,11 +61,15 @@ public enum ServerHandshake {
     }
 
     /// The 101 response head (§4.2.2 step 5).
-    public static func switchingProtocolsResponse(key: String, subprotocol: String?, extensions: String? = nil) -> String {
+    /// `extraHeaders`: whole field lines the application adds (validated by
+    /// the caller).
+    public static func switchingProtocolsResponse(key: String, subprotocol: String?, extensions: String? = nil,
+                                                  extraHeaders: [String] = []) -> String {
         var head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         head += "Sec-WebSocket-Accept: \(AcceptKey.accept(forKey: key))\r\n"
         if let subprotocol { head += "Sec-WebSocket-Protocol: \(subprotocol)\r\n" }
         if let extensions { head += "Sec-WebSocket-Extensions: \(extensions)\r\n" }
+        for line in extraHeaders { head += line + "\r\n" }
         return head + "\r\n"
     }
 }

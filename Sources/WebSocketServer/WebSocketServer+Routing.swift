@@ -33,8 +33,8 @@ extension WebSocketServer {
         }
         let (method, target, _) = request.startLine
         let path = String(target.prefix { $0 != "?" && $0 != "#" })
-        if webSocketPaths.contains(path) {
-            upgrade(connection, request, headLength: headLength, path: path)
+        if let hook = webSocketRoutes[path] {
+            upgrade(connection, request, headLength: headLength, path: path, hook: hook)
         } else if let files = staticFiles {
             serveFile(connection, files, method: method, target: target)
         } else {
@@ -42,7 +42,8 @@ extension WebSocketServer {
         }
     }
 
-    func upgrade(_ connection: WebSocketConnection<Handler>, _ request: HTTPHead, headLength: Int, path: String) {
+    func upgrade(_ connection: WebSocketConnection<Handler>, _ request: HTTPHead, headLength: Int, path: String,
+                 hook: UpgradeHook<Handler.ConnectionData>?) {
         // The article's rule: a plain HTTP request to the WebSocket path is a 400.
         guard ServerHandshake.asksForWebSocket(request) else {
             reject(connection, 400, "this path accepts WebSocket requests only", detail: path)
@@ -63,8 +64,36 @@ extension WebSocketServer {
             reject(connection, 403, "origin not allowed", detail: "origin \(origin)")
             return
         }
-        let subprotocol = ServerHandshake.selectSubprotocol(offered: upgrade.offeredSubprotocols,
+        var subprotocol = ServerHandshake.selectSubprotocol(offered: upgrade.offeredSubprotocols,
                                                             supported: options.subprotocols)
+        var extraHeaders: [String] = []
+        if let hook {
+            switch hook(WebSocketUpgradeRequest(head: request, upgrade: upgrade, peerAddress: connection.peerAddress)) {
+            case .refuse(let status, let headers, let reason):
+                guard (400...599).contains(status), headers.allSatisfy(HTTPFieldRules.isValidFieldLine) else {
+                    logger.error("upgrade hook refused with an invalid status or header", metadata: ["status": "\(status)"])
+                    reject(connection, 500, "the upgrade hook's answer is invalid", detail: path)
+                    return
+                }
+                reject(connection, status, reason, extraHeaders: headers, detail: path)
+                return
+            case .accept(let chosen, let data, let headers):
+                // §4.2.2: the server's subprotocol is one the client offered.
+                if let chosen, !upgrade.offeredSubprotocols.contains(chosen) {
+                    logger.error("upgrade hook chose a subprotocol the client did not offer", metadata: ["subprotocol": "\(chosen)"])
+                    reject(connection, 500, "the upgrade hook's answer is invalid", detail: path)
+                    return
+                }
+                guard headers.allSatisfy(HTTPFieldRules.isValidFieldLine) else {
+                    logger.error("upgrade hook gave an invalid header line")
+                    reject(connection, 500, "the upgrade hook's answer is invalid", detail: path)
+                    return
+                }
+                if let chosen { subprotocol = chosen }
+                connection.data = data
+                extraHeaders = headers
+            }
+        }
         // §9.1: the first supported extension that accepts one of the offers;
         // a header that does not parse is ignored (no extension).
         var agreed: (response: String, extension: any MessageExtension)?
@@ -74,7 +103,8 @@ extension WebSocketServer {
         }
         connection.path = upgrade.path
         connection.writeHTTP(ServerHandshake.switchingProtocolsResponse(key: upgrade.key, subprotocol: subprotocol,
-                                                                        extensions: agreed?.response))
+                                                                        extensions: agreed?.response,
+                                                                        extraHeaders: extraHeaders))
         connection.openWebSocket(headLength: headLength, subprotocol: subprotocol, messageExtension: agreed?.extension)
     }
 

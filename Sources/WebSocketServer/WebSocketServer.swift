@@ -41,7 +41,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     /// The TLS context new connections use, when `options.tls` is set.
     let credentials: TLSCredentials?
 
-    var webSocketPaths: Set<String> = []
+    /// WebSocket routes by path, each with its upgrade hook, if any.
+    var webSocketRoutes: [String: UpgradeHook<Handler.ConnectionData>?] = [:]
     var staticFiles: StaticFiles?
     private var listener: TCPListener?
     var connections = SlotTable<WebSocketConnection<Handler>>()
@@ -159,7 +160,17 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     /// Accepts WebSocket requests on `path` (such as "/ws").
     public func route(webSocket path: String) {
         loop.checkThread("WebSocketServer.route")
-        webSocketPaths.insert(path)
+        webSocketRoutes[path] = .some(nil)
+    }
+
+    /// Accepts WebSocket requests on `path` as `upgrade` decides: it sees the
+    /// request (query, headers, cookies, peer) before the 101 and accepts,
+    /// choosing the subprotocol, the connection's `data` and extra headers,
+    /// or refuses with a status. It runs on the loop thread, after the
+    /// handshake's own checks (RFC 6455 §4.2.1) and the origin list.
+    public func route(webSocket path: String, upgrade: @escaping UpgradeHook<Handler.ConnectionData>) {
+        loop.checkThread("WebSocketServer.route")
+        webSocketRoutes[path] = .some(upgrade)
     }
 
     /// Serves files under `root` for every other path ("/" is index.html).

@@ -102,6 +102,13 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
         for server in servers { server.route(webSocket: path) }
     }
 
+    /// A route with an upgrade hook (`WebSocketServer.route(webSocket:upgrade:)`),
+    /// called on the loop that took the connection, so from several threads.
+    public func route(webSocket path: String,
+                      upgrade: @escaping @Sendable (WebSocketUpgradeRequest) -> UpgradeDecision<Handler.ConnectionData>) {
+        for server in servers { server.route(webSocket: path, upgrade: upgrade) }
+    }
+
     public func serveFiles(from root: String) throws {
         for server in servers { try server.serveFiles(from: root) }
     }

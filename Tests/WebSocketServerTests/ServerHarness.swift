@@ -12,11 +12,14 @@ final class ServerHarness<Handler: WebSocketHandler>: @unchecked Sendable {
     private var thread: Thread?
     private(set) var runError: Error?
 
-    init(options: WebSocketOptions = WebSocketOptions(), handler: Handler, staticRoot: String? = nil) throws {
+    /// - Parameter routes: false leaves the routes to the test (added with
+    ///   `onLoop`); true routes "/ws".
+    init(options: WebSocketOptions = WebSocketOptions(), handler: Handler, staticRoot: String? = nil,
+         routes: Bool = true) throws {
         var logger = Logger(label: "test-server")
         logger.logLevel = .warning
         server = try WebSocketServer(options: options, handler: handler, logger: logger)
-        server.route(webSocket: "/ws")
+        if routes { server.route(webSocket: "/ws") }
         if let staticRoot { try server.serveFiles(from: staticRoot) }
         port = try server.listen(host: "127.0.0.1", port: 0)
         let thread = Thread { [self] in
