@@ -21,6 +21,14 @@ public struct WebSocketMetrics: Sendable {
     public var tlsHandshakesDeferred = 0
     /// Closes by code: the peer's, the server's failure code, or 1006.
     public var closesByCode: [UInt16: Int] = [:]
+    /// Publications this loop delivered to its subscribers (each counted
+    /// once, however many subscribers it had).
+    public var publications = 0
+    /// Copies of publications handed to subscribers.
+    public var topicMessagesSent = 0
+    /// Copies not handed over: the subscriber's queue was at
+    /// `maxBackpressure` (it must not stall the others), or it was closing.
+    public var topicMessagesDropped = 0
 
     public init() {}
 
@@ -38,6 +46,9 @@ public struct WebSocketMetrics: Sendable {
         deadPeersClosed += other.deadPeersClosed
         tlsHandshakesDeferred += other.tlsHandshakesDeferred
         closesByCode.merge(other.closesByCode, uniquingKeysWith: +)
+        publications += other.publications
+        topicMessagesSent += other.topicMessagesSent
+        topicMessagesDropped += other.topicMessagesDropped
     }
 }
 

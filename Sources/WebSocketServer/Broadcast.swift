@@ -76,22 +76,32 @@ extension WebSocketServer {
     /// This loop's part of a broadcast, with the plain frame header made.
     func broadcastHere(_ payload: UnsafeRawBufferPointer, type: MessageType,
                        header: UnsafeRawBufferPointer) -> BroadcastResult {
+        deliver(payload, type: type, header: header, skipsFullQueues: false) { body in forEachOpenConnection(body) }
+    }
+
+    /// One message to the connections `targets` visits, framed once: the
+    /// plain frame by reference for peers without compression, compressed
+    /// once for every peer that shares the server's window and no context,
+    /// and coded alone for a peer with a context of its own (as `send`).
+    /// `skipsFullQueues`: a peer whose queue is already at `maxBackpressure`
+    /// gets nothing (a publication is dropped for it, counted, rather than
+    /// queued where it would hold memory for a peer that does not read).
+    func deliver(_ payload: UnsafeRawBufferPointer, type: MessageType, header: UnsafeRawBufferPointer,
+                 skipsFullQueues: Bool,
+                 to targets: ((WebSocketConnection<Handler>) -> Void) -> Void) -> BroadcastResult {
         var result = BroadcastResult()
         var compressedPeers = 0
         if endpoint.deflate != nil {
-            forEachOpenConnection { if $0.sharedCompressionWindow == Self.fullWindow { compressedPeers += 1 } }
+            targets { if $0.sharedCompressionWindow == Self.fullWindow { compressedPeers += 1 } }
         }
-        guard compressedPeers > 0, let compressed = endpoint.deflate?.compressOnce(payload, windowBits: Int(Self.fullWindow)) else {
-            forEachOpenConnection { connection in
-                result.count(connection.usesCompression ? connection.sendWholeMessage(payload, type: type)
-                                                         : connection.sendPrepared(header: header, payload: payload))
-            }
-            return result
-        }
+        let limit = options.maxBackpressure
+        let compressed = compressedPeers > 0 ? endpoint.deflate?.compressOnce(payload, windowBits: Int(Self.fullWindow)) : nil
         // RSV1 marks the message compressed (RFC 7692 §6).
-        FrameWriter.withHeader(opcode: type.opcode, fin: true, rsv: 0x4, payloadLength: compressed.count) { zHeader in
-            forEachOpenConnection { connection in
-                if connection.sharedCompressionWindow == Self.fullWindow {
+        FrameWriter.withHeader(opcode: type.opcode, fin: true, rsv: 0x4, payloadLength: compressed?.count ?? 0) { zHeader in
+            targets { connection in
+                if skipsFullQueues && connection.bufferedAmount >= limit {
+                    result.dropped += 1
+                } else if let compressed, connection.sharedCompressionWindow == Self.fullWindow {
                     result.count(connection.sendPrepared(header: zHeader, payload: compressed, bytes: payload.count))
                 } else if connection.usesCompression {
                     result.count(connection.sendWholeMessage(payload, type: type))

@@ -23,6 +23,12 @@ struct LoopCommand: BitwiseCopyable {
         case shutdown
         /// Report this loop's metrics to a `MetricsGathering` (object).
         case report
+        /// Deliver a `SharedMessage` (object) to the subscribers of the topic
+        /// named by the payload; `code` is its `PublicationOrigin`.
+        case publish
+        /// Loop 0: another loop's first (`code` 1) or last (0) subscriber of
+        /// the topic named by the payload.
+        case interest
     }
 
     var kind: Kind
@@ -57,14 +63,14 @@ extension LoopCommand {
     /// so that whoever waits for it is answered.
     static func discard(_ command: LoopCommand) {
         switch command.kind {
-        case .broadcast:
+        case .broadcast, .publish:
             Unmanaged<SharedMessage>.fromOpaque(command.object!).release()
         case .report:
             let gathering = Unmanaged<MetricsGathering>.fromOpaque(command.object!).takeRetainedValue()
             gathering.deliver(WebSocketMetrics(), from: Int(command.slot))
         case .adopt:
             Glibc.close(command.descriptor)
-        case .send, .close, .shutdown:
+        case .send, .close, .shutdown, .interest:
             break
         }
     }
@@ -97,6 +103,16 @@ extension WebSocketServer {
         case .report:
             let gathering = Unmanaged<MetricsGathering>.fromOpaque(command.object!).takeRetainedValue()
             gathering.deliver(metrics, from: loopIndex)
+        case .publish:
+            let message = Unmanaged<SharedMessage>.fromOpaque(command.object!).takeRetainedValue()
+            let topic = String(decoding: payload, as: UTF8.self)
+            _ = publishHere(message.payload, type: message.type, header: message.header, topic: topic)
+            // Made elsewhere in this process: loop 0 hands it to the backplane.
+            if loopIndex == 0, command.code == PublicationOrigin.local.rawValue {
+                group?.sendToBackplane(message, topic: topic)
+            }
+        case .interest:
+            group?.countInterest(String(decoding: payload, as: UTF8.self), interested: command.code == 1)
         }
     }
 

@@ -46,6 +46,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     var staticFiles: StaticFiles?
     private var listener: TCPListener?
     var connections = SlotTable<WebSocketConnection<Handler>>()
+    /// This loop's topics and their subscribers (by connection slot).
+    var topicTable = TopicTable()
     /// Each slot's serial, bumped when a connection takes the slot: with the
     /// slot and the loop, the identity other threads address a connection
     /// by, told apart from the slot's earlier and later holders. Here rather
@@ -377,6 +379,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         // still pending are carried out (sends to closed connections drop,
         // shared messages are let go, handed-over sockets closed).
         group?.loopStopped(loopIndex, metrics: metrics)
+        if loopIndex == 0 { group?.backplane?.stop() }
         inbox?.close()
         inbox = nil
         endpoint.context.release()
@@ -458,6 +461,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private func connectionDidClose(_ connection: WebSocketConnection<Handler>) {
         let slot = connection.tableSlot
         guard slot >= 0, connections[slot] === connection else { return }
+        leaveTopics(slot: slot)
         connection.tableSlot = -1
         connections.remove(at: slot)
         groupCount?.add(-1)

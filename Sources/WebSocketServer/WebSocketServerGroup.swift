@@ -52,6 +52,10 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
     /// Each loop's figures as it last published them, for `metrics()` on a
     /// loop thread.
     let published: [Lock<WebSocketMetrics>]
+    /// Carries publications to and from other servers; driven on loop 0.
+    var backplane: TopicBackplane?
+    /// Loop 0 only: how many loops hold a subscriber of each topic.
+    var loopsInterested: [String: Int] = [:]
     private let started = Lock(false)
 
     /// - Parameters:
@@ -187,6 +191,7 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
                 break
             }
         }
+        startBackplane()
         do { try servers[0].run() } catch { failures.withLock { $0.append(error) } }
         for thread in threads { thread.join() }
         // A loop that never started still holds handles: close them.
