@@ -8,10 +8,12 @@ SWIFT ?= swift
 RELEASE_FLAGS := -c release -Xswiftc -cross-module-optimization -Xcc -gdwarf-4
 ECHO_SERVER := .build/release/echo-server
 AUTOBAHN_CLIENT := .build/release/autobahn-client
+CHAT_SERVER := .build/release/chat-server
+CHAT_PORT ?= 5001
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: chat build-chat bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -41,6 +43,14 @@ build:
 build-client: build
 	$(SWIFT) build $(RELEASE_FLAGS) --product autobahn-client
 
+build-chat: build
+	$(SWIFT) build $(RELEASE_FLAGS) --product chat-server
+
+## The chat sample on http://localhost:5001/ (CHAT_PORT=, ARGS=; REDIS=1 starts a redis-server of its own on a free port and shares rooms through it, REDIS_URL=redis://... uses one already running).
+chat: deps build-chat
+	@bash scripts/install-deps.sh chat
+	@bash scripts/run-chat.sh $(abspath $(CHAT_SERVER)) $(CHAT_PORT) "$(REDIS)" "$(REDIS_URL)" $(ARGS)
+
 test-deps:
 	@bash scripts/install-deps.sh test
 	@bash scripts/setup-python.sh
@@ -48,7 +58,7 @@ test-deps:
 ## Every test (about 25 minutes): layering, Swift tests (and ThreadSanitizer), Python websockets, Chromium, nginx, Autobahn.
 # Swift unit and integration tests, then the external peers (Python
 # websockets, headless Chromium, nginx) and Autobahn|Testsuite.
-test: test-deps build build-client ws-bench
+test: test-deps build build-client build-chat ws-bench
 	bash scripts/check-layers.sh
 	$(SWIFT) test
 	$(MAKE) --no-print-directory tsan
@@ -63,7 +73,7 @@ swift-test: deps
 
 ## Only the external-peer tests (pytest; needs make test-deps and the release builds).
 interop:
-	ECHO_SERVER=$(abspath $(ECHO_SERVER)) WS_BENCH=$(abspath $(WS_BENCH)) .venv/bin/python -m pytest -q Tests/Interop
+	ECHO_SERVER=$(abspath $(ECHO_SERVER)) CHAT_SERVER=$(abspath $(CHAT_SERVER)) WS_BENCH=$(abspath $(WS_BENCH)) .venv/bin/python -m pytest -q Tests/Interop
 
 ## Builds ws-bench, the load generator (also the tests' 15,000-connection client).
 ws-bench:

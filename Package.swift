@@ -13,6 +13,8 @@ import PackageDescription
 //                     connection both roles share
 //   WebSocketServer   routes, static files, the connection table, shutdown
 //   WebSocketClient   URLs, name resolution, the client handshake
+//   WebSocketBackplane  topics across servers through Redis (hiredis' RESP
+//                     reader over UVKit's TCP streams)
 // Executables depend on the server or the client only.
 let package = Package(
     name: "UVWebSocket",
@@ -23,8 +25,10 @@ let package = Package(
         .library(name: "WebSocketCompression", targets: ["WebSocketCompression"]),
         .library(name: "WebSocketServer", targets: ["WebSocketServer"]),
         .library(name: "WebSocketClient", targets: ["WebSocketClient"]),
+        .library(name: "WebSocketBackplane", targets: ["WebSocketBackplane"]),
         .executable(name: "echo-server", targets: ["echo-server"]),
         .executable(name: "autobahn-client", targets: ["autobahn-client"]),
+        .executable(name: "chat-server", targets: ["chat-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,6 +49,11 @@ let package = Package(
             name: "CLibCrypto",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
         ),
         .systemLibrary(
             name: "CLibSSL",
@@ -72,10 +81,25 @@ let package = Package(
             name: "WebSocketClient",
             dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", "TLSKit", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(
+            name: "WebSocketBackplane",
+            dependencies: ["WebSocketServer", "UVKit", "CHiredis", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "echo-server",
             dependencies: [
                 "WebSocketServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Resources/Public")]
+        ),
+        // The chat sample: rooms on topics, across servers through Redis.
+        .executableTarget(
+            name: "chat-server",
+            dependencies: [
+                "WebSocketServer",
+                "WebSocketBackplane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

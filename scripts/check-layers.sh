@@ -22,7 +22,9 @@ forbid Sources/TLSKit Foundation CLibUV UVKit WebSocketCore WebSocketRuntime Web
 forbid Sources/WebSocketRuntime Foundation CLibUV CLibCrypto CZlib WebSocketServer WebSocketClient CMasking
 forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto CZlib WebSocketClient CMasking CLibSSL
 forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto CZlib WebSocketServer CMasking CLibSSL
-forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient CMasking CLibSSL TLSKit
+forbid Sources/WebSocketBackplane Foundation CLibUV CLibCrypto CZlib WebSocketClient CMasking CLibSSL TLSKit WebSocketCompression
+forbid Sources/chat-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient CMasking CLibSSL TLSKit CHiredis
+forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient CMasking CLibSSL TLSKit CHiredis WebSocketBackplane
 forbid Sources/autobahn-client CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketServer CMasking CLibSSL TLSKit
 # Only the state machine answers pings and closes: no other source builds a
 # pong or a close frame from a received event.
@@ -31,4 +33,4 @@ if grep -rnE "case \.ping\(|case \.close\(let" Sources --include='*.swift' | gre
     fail=1
 fi
 if [ $fail -ne 0 ]; then exit 1; fi
-echo "layering: 9 modules checked, dependencies run one way"
+echo "layering: 11 modules checked, dependencies run one way"

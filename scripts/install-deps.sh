@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a target needs, only those missing, so a warm
-# machine pays nothing. Usage: install-deps.sh run|test|bench
+# machine pays nothing. Usage: install-deps.sh run|chat|test|bench
 set -euo pipefail
 what=${1:-run}
 
-packages=(libuv1-dev libssl-dev zlib1g-dev pkg-config)
+packages=(libuv1-dev libssl-dev zlib1g-dev libhiredis-dev pkg-config)
 case "$what" in
     run) packages+=(openssl) ;;  # make tls-cert
+    chat) packages+=(redis-server) ;;  # make chat REDIS=1
     # openssl: the CLI that makes the TLS tests' certificates.
-    test) packages+=(chromium chromium-driver nginx-light python3-venv openssl) ;;
+    # redis-server: the chat sample's backplane tests start their own.
+    test) packages+=(chromium chromium-driver nginx-light python3-venv openssl redis-server) ;;
     bench) packages+=(node-ws python3-venv valgrind) ;;
-    *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
+    *) echo "usage: $0 run|chat|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()
