@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import UVKit
 import WebSocketCore
@@ -196,5 +199,34 @@ struct TopicDeliveryTests {
         let (total, perLoop) = group.metrics()
         #expect(perLoop.allSatisfy { $0.publications == 100 })
         #expect(total.topicMessagesSent == 400)
+    }
+}
+
+/// The resident memory of this process in bytes (`VmRSS`).
+func residentBytes() -> Int {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+}
+
+@Suite("Topics: memory")
+struct TopicMemoryTests {
+    /// The table's bytes per subscription at 100,000 subscriptions: 10,000
+    /// connections, each in 10 of 1,000 topics, measured as the growth of
+    /// resident memory in a fresh child process (no freed memory of other
+    /// tests to reuse). docs/benchmarks.md quotes the figure it prints.
+    @Test("100,000 subscriptions cost at most 64 bytes each in the topic table")
+    func bytesPerSubscription() async {
+        let result = await #expect(processExitsWith: .success, observing: [\.standardOutputContent]) {
+            let before = residentBytes()
+            var table = TopicTable()
+            for slot in 0..<10_000 {
+                for k in 0..<10 { _ = table.subscribe(slot: Int32(slot), to: "topic-\((slot &* 7 &+ k &* 131) % 1000)") }
+            }
+            let perSubscription = Double(residentBytes() - before) / Double(table.subscriptionCount)
+            print("topic table: \(table.subscriptionCount) subscriptions over \(table.topicCount) topics, \(Int(perSubscription.rounded())) bytes each")
+            exit(table.subscriptionCount == 100_000 && perSubscription <= 64 ? 0 : 1)
+        }
+        if let result { print(String(decoding: result.standardOutputContent, as: UTF8.self)) }
     }
 }

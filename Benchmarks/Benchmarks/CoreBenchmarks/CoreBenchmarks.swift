@@ -104,4 +104,5 @@ let benchmarks: @Sendable () -> Void = {
     registerEchoBenchmarks()
     registerCompressionBenchmarks()
     registerCrossThreadBenchmarks()
+    registerPublishBenchmarks()
 }

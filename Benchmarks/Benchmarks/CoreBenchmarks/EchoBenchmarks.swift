@@ -128,8 +128,8 @@ final class LoopbackEchoClient: @unchecked Sendable {
 final class Box: @unchecked Sendable { var port = 0 }
 
 /// A blocking socket to 127.0.0.1:`port` that has sent the opening handshake
-/// for /ws and read the 101.
-func openWebSocket(port: Int) -> Int32 {
+/// for `path` and read the 101.
+func openWebSocket(port: Int, path: String = "/ws") -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
@@ -139,7 +139,7 @@ func openWebSocket(port: Int) -> Int32 {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     precondition(rc == 0, "connect failed")
-    let head = ClientHandshake.request(host: "127.0.0.1", path: "/ws", key: AcceptKey.makeKey())
+    let head = ClientHandshake.request(host: "127.0.0.1", path: path, key: AcceptKey.makeKey())
     _ = head.withCString { send(fd, $0, strlen($0), 0) }
     var response = [UInt8](repeating: 0, count: 4096)
     var got = 0
