@@ -13,7 +13,7 @@ CHAT_PORT ?= 5001
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: chat build-chat bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: chat build-chat bench-pubsub bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -137,6 +137,11 @@ bench-loops: bench-deps
 ## TLS side by side (about 8 minutes): wss:// against ws://, node ws on https, SwiftNIO with NIOSSL; docs/benchmarks-tls.md.
 bench-tls: bench-deps
 	.venv/bin/python Benchmarks/run_tls_bench.py
+
+## Fan-out side by side (about 5 minutes; BENCH_PUBSUB_PEERS="NAME=PATH;..." adds servers built elsewhere): docs/benchmarks-pubsub.md.
+bench-pubsub: bench-deps
+	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product uv-pubsub
+	.venv/bin/python Benchmarks/run_pubsub_bench.py
 
 ## Micro benchmarks with allocation counts (ordo-one/benchmark).
 # Their table goes into docs/benchmarks.md.

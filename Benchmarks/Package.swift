@@ -35,6 +35,12 @@ let package = Package(
             name: "uv-tcp-echo",
             dependencies: [.product(name: "UVKit", package: "UVWebSocket")]
         ),
+        // This project's fan-out peer for the publish benchmark.
+        .executableTarget(
+            name: "uv-pubsub",
+            dependencies: [.product(name: "WebSocketServer", package: "UVWebSocket"),
+                           .product(name: "WebSocketBackplane", package: "UVWebSocket")]
+        ),
         // The SwiftNIO peer: NIOWebSocket's upgrader and an echo handler
         // (with NIOSSL in front for the TLS benchmark).
         .executableTarget(

@@ -153,6 +153,20 @@ open class TCPStream: UVHandle {
         throw UVError(rc)
     }
 
+    /// Writes what the kernel takes now of `count` pieces, in order, with
+    /// one `uv_try_write` (a `writev`): the bytes written, 0 when the socket
+    /// buffer is full; throws on a real error. The pieces are `IOPiece`s,
+    /// laid out as libuv's `uv_buf_t`, so they pass without a copy.
+    public func tryWrite(pieces: UnsafePointer<IOPiece>, count: Int) throws -> Int {
+        if count == 0 { return 0 }
+        let rc = UnsafeRawPointer(pieces).withMemoryRebound(to: uv_buf_t.self, capacity: count) {
+            uv_try_write(stream, $0, UInt32(count))
+        }
+        if rc >= 0 { return Int(rc) }
+        if rc == UV_EAGAIN.rawValue { return 0 }
+        throw UVError(rc)
+    }
+
     /// Queues `bytes` for writing. They must stay valid and unchanged until
     /// `didCompleteWrite` runs for this write.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -195,5 +209,25 @@ open class TCPStream: UVHandle {
     /// The connected peer's address (for logs), or nil once it is gone.
     public func peerAddress() -> SocketAddress? {
         try? SocketAddress.filled { uv_tcp_getpeername(tcp, $0, $1) }
+    }
+}
+
+/// One piece of a gathered write: where and how many bytes, laid out as
+/// libuv's `uv_buf_t` on Linux (a pointer, then a length), so that an array
+/// of them is a `writev`'s vector as it stands.
+public struct IOPiece {
+    public var base: UnsafeRawPointer?
+    public var length: Int
+
+    public init(base: UnsafeRawPointer?, length: Int) {
+        self.base = base
+        self.length = length
+    }
+
+    /// True when the layouts agree (checked by a test).
+    public static var matchesLibuv: Bool {
+        MemoryLayout<IOPiece>.size == MemoryLayout<uv_buf_t>.size
+            && MemoryLayout<uv_buf_t>.offset(of: \uv_buf_t.base) == 0
+            && MemoryLayout<uv_buf_t>.offset(of: \uv_buf_t.len) == MemoryLayout<UnsafeRawPointer?>.size
     }
 }

@@ -69,6 +69,8 @@ package final class LoopContext {
     private var pendingRingCapacity = 0
     /// TLS's per-loop BIO and buffers, once a TLS connection needs them.
     var tlsLoop: TLSLoop?
+    /// Publications staged for the end of this turn (`PublicationStaging`).
+    @exclusivity(unchecked) var staging = PublicationStaging()
 
     private init(loop: EventLoop, receiveBufferSize: Int, granularity: UInt64) {
         self.loop = loop
@@ -84,6 +86,7 @@ package final class LoopContext {
         sweepTimer.unref()
         flushCheck.start { [unowned self] in
             flushCork()
+            if !staging.isEmpty { writeStaged() }
             if pendingRingCapacity > 0 { growRing() }
         }
         flushCheck.unref()
@@ -95,6 +98,7 @@ package final class LoopContext {
         readRing.deallocate()
         maskKeys.deallocate()
         leftoverPool.deallocateAll()
+        staging.deallocate()
     }
 
     /// The loop's context, made on first use. Every `acquire` is paired with a
@@ -159,6 +163,37 @@ package final class LoopContext {
     func freeSlot(_ slot: Int32) {
         wheel.cancel(slot)
         timed.remove(at: slot)
+    }
+
+    /// Writes every transport's staged publications, one `writev` each. A
+    /// transport is alive here: a close started this turn ends in the close
+    /// callbacks, which run after this phase.
+    func writeStaged() {
+        var index = 0
+        while index < staging.slotCount {
+            timed[staging.slot(at: index)]?._withUnsafeGuaranteedRef { transport in
+                if transport.hasStaged { transport.writeStaged() }
+            }
+            index += 1
+        }
+        staging.reset()
+    }
+
+    /// Whether a read callback (or an inbox batch) is running: staged
+    /// publications are written when it ends, after the poll phase.
+    package var isInCallback: Bool { corkDepth > 0 }
+
+    /// Stages a frame for this turn; nil when it is too large to stage or the
+    /// turn's arena is full (the caller writes at once instead).
+    package func stageFrame(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> StagedFrame? {
+        guard corkDepth > 0, header.count + payload.count <= PublicationStaging.largestStaged,
+              let offset = staging.stage(header: header, payload: payload) else { return nil }
+        return StagedFrame(offset: offset, length: Int32(header.count + payload.count))
+    }
+
+    /// The bytes of a frame staged this turn.
+    func bytes(of frame: StagedFrame) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: staging.arena + Int(frame.offset), count: Int(frame.length))
     }
 
     private func sweep() {

@@ -96,15 +96,32 @@ extension WebSocketServer {
         }
         let limit = options.maxBackpressure
         let compressed = compressedPeers > 0 ? endpoint.deflate?.compressOnce(payload, windowBits: Int(Self.fullWindow)) : nil
+        // A publication made in a callback is staged once for the turn and
+        // each subscriber references it (one writev per subscriber per turn);
+        // a broadcast, or one made elsewhere, is written at once.
+        let context = endpoint.context
+        let stages = skipsFullQueues && context.isInCallback
+        var plainFrame: StagedFrame?
+        var compressedFrame: StagedFrame?
         // RSV1 marks the message compressed (RFC 7692 §6).
         FrameWriter.withHeader(opcode: type.opcode, fin: true, rsv: 0x4, payloadLength: compressed?.count ?? 0) { zHeader in
+            if stages {
+                plainFrame = context.stageFrame(header: header, payload: payload)
+                if let compressed { compressedFrame = context.stageFrame(header: zHeader, payload: compressed) }
+            }
             targets { connection in
                 if skipsFullQueues && connection.bufferedAmount >= limit {
                     result.dropped += 1
                 } else if let compressed, connection.sharedCompressionWindow == Self.fullWindow {
-                    result.count(connection.sendPrepared(header: zHeader, payload: compressed, bytes: payload.count))
+                    if let compressedFrame {
+                        result.count(connection.sendStaged(compressedFrame, bytes: payload.count))
+                    } else {
+                        result.count(connection.sendPrepared(header: zHeader, payload: compressed, bytes: payload.count))
+                    }
                 } else if connection.usesCompression {
                     result.count(connection.sendWholeMessage(payload, type: type))
+                } else if let plainFrame {
+                    result.count(connection.sendStaged(plainFrame, bytes: payload.count))
                 } else {
                     result.count(connection.sendPrepared(header: header, payload: payload))
                 }

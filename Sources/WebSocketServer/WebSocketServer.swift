@@ -48,6 +48,10 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     var connections = SlotTable<WebSocketConnection<Handler>>()
     /// This loop's topics and their subscribers (by connection slot).
     var topicTable = TopicTable()
+    /// The same connections by slot, not counted (each holds itself until its
+    /// close callback, and leaves this table first): a publication reaches
+    /// each subscriber through it without a retain and a release.
+    var unretainedBySlot: [Unmanaged<WebSocketConnection<Handler>>?] = []
     /// Each slot's serial, bumped when a connection takes the slot: with the
     /// slot and the loop, the identity other threads address a connection
     /// by, told apart from the slot's earlier and later holders. Here rather
@@ -445,6 +449,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private func insertConnection() -> WebSocketConnection<Handler> {
         let connection = WebSocketConnection(endpoint: endpoint, tls: credentials?.current)
         let slot = connections.insert(connection)
+        if Int(slot) == unretainedBySlot.count { unretainedBySlot.append(nil) }
+        unretainedBySlot[Int(slot)] = Unmanaged.passUnretained(connection)
         connection.tableSlot = slot
         if Int(slot) == serials.count { serials.append(0) }
         serials[Int(slot)] &+= 1
@@ -464,6 +470,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         leaveTopics(slot: slot)
         connection.tableSlot = -1
         connections.remove(at: slot)
+        unretainedBySlot[Int(slot)] = nil
         groupCount?.add(-1)
         endpoint.metrics.connectionsOpen = connections.count
         if shuttingDown && connections.count == 0 && !finished { finishShutdown() }

@@ -124,7 +124,14 @@ final class FuzzWorld {
     func act(on connection: WebSocketConnection<FuzzHandler>?, inside: String) {
         events += 1
         let target = connection ?? (connections.isEmpty ? nil : random.pick(connections))
-        switch random.below(20) {
+        switch random.below(23) {
+        case 20:
+            target?.subscribe("t\(random.below(3))")
+        case 21:
+            target?.unsubscribe("t\(random.below(3))")
+        case 22:
+            let bytes = payload()
+            _ = bytes.withUnsafeBytes { server?.publish($0, type: .binary, to: "t\(random.below(3))") }
         case 0, 1, 2:
             target?.send(text: String(repeating: "é", count: random.pick([0, 3, 70])))
         case 3, 4:
@@ -243,7 +250,7 @@ func fuzzGroup(seed: UInt64) throws {
         switch random.below(6) {
         case 0: if let id { group.send(text: "to one", to: id) }
         case 1: if let id { group.close(id, code: CloseCode(UInt16(truncatingIfNeeded: random.next()))) }
-        case 2: group.broadcast(text: "to all")
+        case 2: if random.oneIn(2) { group.broadcast(text: "to all") } else { group.publish(text: "to a topic", to: "t") }
         case 3: _ = group.metrics()
         case 4: group.collectMetrics { _, _ in }
         default: if random.oneIn(5) { group.requestShutdown(drainTimeout: .milliseconds(random.pick([0, 20]))) }

@@ -33,6 +33,10 @@ struct BenchConfig {
     var sendUncompressed = false
     /// wss://: TLS, with any certificate accepted (a local server's own).
     var secure = false
+    /// Fan-out: connection 0 publishes; every connection receives every message.
+    var publish = false
+    /// With `publish`: no connection here publishes.
+    var receiveOnly = false
 }
 
 /// The load generator: N connections on one libuv loop, K messages in flight
@@ -222,7 +226,7 @@ final class Bench {
             _ = timer(after: UInt64(config.duration * 1000)) { [unowned self] in finish() }
             return
         }
-        for c in connections where c.state == .running {
+        for c in connections where c.state == .running && (!config.publish || (c.id == 0 && !config.receiveOnly)) {
             if config.rate == nil {
                 for _ in 0..<config.inFlight { c.sendMessage(at: Bench.nanoseconds()) }
                 c.flush()
@@ -278,11 +282,13 @@ final class Bench {
         for t in timers { t.close() }
     }
 
-    func recordEcho(latencyNanoseconds: UInt64) {
+    /// A message came back; `latencyNanoseconds` is nil for a fan-out copy
+    /// received by a connection that did not send it.
+    func recordEcho(latencyNanoseconds: UInt64?) {
         receivedInSecond += 1
         if measuring {
             received += 1
-            histogram.record(latencyNanoseconds)
+            if let latencyNanoseconds { histogram.record(latencyNanoseconds) }
         }
     }
 

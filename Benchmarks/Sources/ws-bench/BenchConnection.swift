@@ -20,6 +20,8 @@ final class BenchConnection {
     let size: Int
     let messageType: MessageType
     let closedLoop: Bool
+    /// Fan-out: this connection only receives (another one publishes).
+    let receivesOnly: Bool
     /// An idle run's connection: one echo, then quiet.
     let idleAfterOne: Bool
     let id: Int
@@ -44,6 +46,7 @@ final class BenchConnection {
         size = bench.size
         messageType = bench.text ? .text : .binary
         closedLoop = bench.rate == nil
+        receivesOnly = bench.config.publish && (id != 0 || bench.config.receiveOnly)
         idleAfterOne = bench.config.idle && bench.config.idleMessage
         self.id = id
         sendTimesCapacity = inFlightCapacity
@@ -74,8 +77,9 @@ final class BenchConnection {
     func messageCompleted() {
         let now = Bench.nanoseconds()
         let sent = sendTimes[Int(receivedSequence % UInt64(sendTimesCapacity))]
+        let receivesOnly = receivesOnly
         let stopping = benchRef._withUnsafeGuaranteedRef { bench in
-            bench.recordEcho(latencyNanoseconds: now &- sent)
+            bench.recordEcho(latencyNanoseconds: receivesOnly ? nil : now &- sent)
             return bench.stopping
         }
         receivedSequence += 1
@@ -84,7 +88,7 @@ final class BenchConnection {
             if receivedSequence == 1 { bench.connectionReady(self) }
             return
         }
-        if closedLoop && !stopping { sendMessage(at: now) }
+        if closedLoop && !receivesOnly && !stopping { sendMessage(at: now) }
     }
 
     /// Sends the next message, stamped with `time` (the intended send time in

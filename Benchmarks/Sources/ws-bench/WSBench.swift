@@ -25,6 +25,10 @@ struct WSBench: ParsableCommand {
     @Option(help: "Seed of the payload pattern.") var seed: UInt64 = 1
     @Option(help: "Write the report as JSON to this file.") var json: String?
     @Flag(help: "Only the final report.") var quiet = false
+    @Flag(help: "Fan-out: the first connection publishes (closed loop on its own copy, --in-flight at a time) and every connection counts the copies it receives, checked byte for byte, for servers that send each message to every connection, the sender included.")
+    var publish = false
+    @Flag(help: "With --publish: no connection publishes here (another ws-bench publishes to a server these connections' server shares a backplane with); every connection counts what it receives.")
+    var receiveOnly = false
     @Flag(help: "Offer permessage-deflate as browsers do (client_max_window_bits, both contexts kept); fail if refused.")
     var compression = false
     @Flag(help: "Offer permessage-deflate with no context takeover either way.") var compressionNoContext = false
@@ -45,6 +49,7 @@ struct WSBench: ParsableCommand {
         if inFlight < 1 { throw ValidationError("--in-flight must be at least 1") }
         if !(duration > 0 && duration <= 3600) { throw ValidationError("--duration must be in (0, 3600]") }
         if raw && size == 0 { throw ValidationError("--raw needs --size > 0") }
+        if publish && (raw || idle || rate != nil) { throw ValidationError("--publish is closed-loop WebSocket load") }
     }
 
     func run() throws {
@@ -65,7 +70,7 @@ struct WSBench: ParsableCommand {
                                  seed: seed, quiet: quiet,
                                  compression: compressionNoContext ? true : (compression ? false : nil),
                                  json: jsonPayload, idleMessage: idleMessage, sendUncompressed: sendUncompressed,
-                                 secure: secure)
+                                 secure: secure, publish: publish, receiveOnly: receiveOnly)
         let bench = try Bench(config: config)
         let report = try bench.run()
         print(report.printed(idle: idle))
