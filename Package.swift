@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(name: "UVKitTests", dependencies: ["UVKit"]),
         .testTarget(
             name: "WebSocketServerTests",
-            dependencies: ["WebSocketServer", "WebSocketClient", "WebSocketCore", "UVKit", "TLSKit", "CLibCrypto",
+            dependencies: ["WebSocketServer", "WebSocketClient", "WebSocketCore", "UVKit", "TLSKit", "CLibCrypto", "WebSocketBackplane",
                            .product(name: "Logging", package: "swift-log")]
         ),
     ],

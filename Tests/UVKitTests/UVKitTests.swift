@@ -22,6 +22,11 @@ final class RecordingStream: TCPStream {
 
 @Suite("UVKit: the libuv wrapper", .serialized)
 struct UVKitTests {
+    @Test("an IOPiece is laid out as libuv's uv_buf_t (a gathered write passes the pieces as they are)")
+    func ioPieceLayout() {
+        #expect(IOPiece.matchesLibuv)
+    }
+
     @Test("a timer fires, repeats, and the loop closes cleanly after it is closed")
     func timerFires() throws {
         let loop = try EventLoop()

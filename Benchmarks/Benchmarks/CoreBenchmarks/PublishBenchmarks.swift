@@ -68,13 +68,14 @@ final class LoopbackFanOut: @unchecked Sendable {
         usleep(100_000)
         var keys = MaskKeyGenerator()
         let frameSize = FrameWriter.headerLength(payloadLength: 16, masked: true) + 16
-        request = .allocate(byteCount: frameSize * Self.batch, alignment: 16)
+        let request = UnsafeMutableRawBufferPointer.allocate(byteCount: frameSize * Self.batch, alignment: 16)
         let payload = [UInt8](repeating: 0x42, count: 16)
         payload.withUnsafeBytes { p in
             for i in 0..<Self.batch {
                 FrameWriter.writeFrame(into: request.baseAddress! + i * frameSize, opcode: .binary, fin: true, payload: p, maskKey: keys.next())
             }
         }
+        self.request = request
         keys.deallocate()
         reply = .allocate(byteCount: (2 + 16) * Self.batch, alignment: 16)
     }
