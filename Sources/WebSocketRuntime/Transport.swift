@@ -24,7 +24,7 @@ package class Transport: TCPStream {
     @exclusivity(unchecked) package var lastWrite: UInt64
     @exclusivity(unchecked) var outbound = OutboundQueue()
     /// Its deadline's slot in the context's wheel.
-    package private(set) var slot: Int32 = -1
+    @exclusivity(unchecked) package private(set) var slot: Int32 = -1
     /// 32 bits, so that it packs beside the slot (larger limits are clamped
     /// to 2 GiB, which no queue in memory reaches anyway).
     private let maxBackpressureBytes: Int32
