@@ -86,3 +86,14 @@ def certificates(tmp_path):
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
         return folder
     return make
+
+
+def headless_chromium(width=1000, height=760):
+    """Debian's Chromium, headless as root needs it, driven by its chromedriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=%d,%d" % (width, height)):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)

@@ -13,7 +13,7 @@ import time
 import pytest
 import websockets
 
-from conftest import free_port
+from conftest import free_port, headless_chromium
 
 CHAT_SERVER = os.environ.get("CHAT_SERVER", os.path.join(os.path.dirname(__file__), "..", "..", ".build", "release", "chat-server"))
 REPORTS = os.path.join(os.path.dirname(__file__), "..", "..", "reports")
@@ -346,16 +346,10 @@ def test_bad_room_is_400(chat):
 
 @pytest.fixture
 def browsers():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     made = []
 
     def make():
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=900,700"):
-            options.add_argument(arg)
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        driver = headless_chromium(900, 700)
         made.append(driver)
         return driver
 
