@@ -47,6 +47,8 @@ struct PublicationStaging {
     private var slots: UnsafeMutablePointer<Int32>
     private(set) var slotCount = 0
     private var slotCapacity: Int
+    /// Where one subscriber's small staged frames are joined for one write.
+    let gather: UnsafeMutableRawBufferPointer
     /// One subscriber's write vector, filled by `take`.
     private(set) var pieces: UnsafeMutablePointer<IOPiece>
     private(set) var pieceCount = 0
@@ -70,6 +72,7 @@ struct PublicationStaging {
         slots = .allocate(capacity: slotCapacity)
         pieceCapacity = 64
         pieces = .allocate(capacity: pieceCapacity)
+        gather = .allocate(byteCount: 64 * 1024, alignment: 16)
     }
 
     func deallocate() {
@@ -78,6 +81,7 @@ struct PublicationStaging {
         heads.deallocate()
         slots.deallocate()
         pieces.deallocate()
+        gather.deallocate()
     }
 
     var isEmpty: Bool { slotCount == 0 }

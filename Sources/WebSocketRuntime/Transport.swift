@@ -209,8 +209,9 @@ package class Transport: TCPStream {
         }
     }
 
-    /// Writes what is staged for this transport, up to 64 pieces per
-    /// `writev`; what the kernel does not take is copied to the queue.
+    /// Writes what is staged for this transport, in one write when it fits
+    /// the staging's gather buffer; what the kernel does not take is copied
+    /// to the queue.
     final func writeStaged() {
         hasStaged = false
         let (pieces, count) = contextRef._withUnsafeGuaranteedRef { context in
@@ -222,16 +223,18 @@ package class Transport: TCPStream {
         // written as one piece: the kernel copies one segment faster than many
         // short ones (measured on the fan-out benchmark).
         if count > 1 {
-            let scratch = contextRef._withUnsafeGuaranteedRef { $0.scratch }
+            // The staging's own buffer, not the loop's scratch: a caller of
+            // `writeToSocket` may be writing from the scratch.
+            let gather = contextRef._withUnsafeGuaranteedRef { $0.staging.gather }
             var total = 0
             for i in 0..<count { total &+= pieces[i].length }
-            if total <= scratch.count {
+            if total <= gather.count {
                 var offset = 0
                 for i in 0..<count {
-                    (scratch.baseAddress! + offset).copyMemory(from: pieces[i].base!, byteCount: pieces[i].length)
+                    (gather.baseAddress! + offset).copyMemory(from: pieces[i].base!, byteCount: pieces[i].length)
                     offset &+= pieces[i].length
                 }
-                pieces[0] = IOPiece(base: scratch.baseAddress, length: total)
+                pieces[0] = IOPiece(base: gather.baseAddress, length: total)
                 writeStagedPieces(pieces, count: 1)
                 return
             }
@@ -410,6 +413,8 @@ package class Transport: TCPStream {
     /// reading goes on.
     package final func finishWriting() {
         context.flushCork(ifOwner: self)
+        // FIN goes after every byte of this turn, staged publications too.
+        if hasStaged { writeStaged() }
         if encrypts { sendCloseNotify() }
         shutdown()
     }
