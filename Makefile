@@ -109,9 +109,9 @@ asan: deps
 safety-release: deps
 	$(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build-release-tests --filter 'PublicAPISafetyTests|PublicAPIFuzzTests'
 
-## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS).
+## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS, topics across loops).
 tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests'
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests'
 
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps
