@@ -226,7 +226,11 @@ public final class RedisBackplane: TopicBackplane, @unchecked Sendable {
             outageStarted = nil
             notCarriedInOutage = 0
         } else if up {
-            logger.info("Redis backplane connected", metadata: ["url": "\(url)", "sharded": "\(sharded)"])
+            // Publications made before the first connection (at start-up)
+            // were counted; the next outage gets its own warning.
+            logger.info("Redis backplane connected", metadata: ["url": "\(url)", "sharded": "\(sharded)",
+                                                                "notCarriedBefore": "\(notCarriedInOutage)"])
+            notCarriedInOutage = 0
         }
     }
 
