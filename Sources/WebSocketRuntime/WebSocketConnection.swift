@@ -273,22 +273,12 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
         return status
     }
 
-    /// One subscriber's copy of a publication staged for this turn (written
-    /// with the others staged for this connection when the turn's callbacks
-    /// end). `bytes`: what the application published.
-    package func sendStaged(_ frame: StagedFrame, bytes: Int) -> SendStatus {
-        checkThread("WebSocketServer.publish")
-        guard phase == .frames, machine.canSendWholeMessage else { return .dropped }
-        let status = stream.sendStaged(frame)
-        countSent(status, bytes: bytes, isFinal: true)
-        return status
-    }
-
     /// A subscriber's copy of a publication staged this turn, with the
     /// publication's rules: dropped when the connection is not open, is in
     /// the middle of a fragmented message of its own (§5.4), or already has
     /// `queueLimit` bytes queued (a peer that does not read must not stall
-    /// the others or hold more). The publisher checked the thread.
+    /// the others or hold more; `.max` when the caller checked already).
+    /// The publisher checked the thread.
     package func sendStagedPublication(_ frame: StagedFrame, bytes: Int, queueLimit: Int) -> SendStatus {
         guard phase == .frames, machine.isOpen, machine.canSendWholeMessage else { return .dropped }
         let status = streamRef._withUnsafeGuaranteedRef { stream -> SendStatus in

@@ -114,14 +114,14 @@ extension WebSocketServer {
                     result.dropped += 1
                 } else if let compressed, connection.sharedCompressionWindow == Self.fullWindow {
                     if let compressedFrame {
-                        result.count(connection.sendStaged(compressedFrame, bytes: payload.count))
+                        result.count(connection.sendStagedPublication(compressedFrame, bytes: payload.count, queueLimit: .max))
                     } else {
                         result.count(connection.sendPrepared(header: zHeader, payload: compressed, bytes: payload.count))
                     }
                 } else if connection.usesCompression {
                     result.count(connection.sendWholeMessage(payload, type: type))
                 } else if let plainFrame {
-                    result.count(connection.sendStaged(plainFrame, bytes: payload.count))
+                    result.count(connection.sendStagedPublication(plainFrame, bytes: payload.count, queueLimit: .max))
                 } else {
                     result.count(connection.sendPrepared(header: header, payload: payload))
                 }
