@@ -114,6 +114,13 @@ struct PublicationStaging {
     mutating func add(slot: Int32, offset: Int32, length: Int32) {
         let s = Int(slot)
         if s >= headCapacity { growHeads(to: s + 1) }
+        // A frame that follows the transport's last one in the arena (a burst
+        // to one topic) lengthens that reference: one piece, nothing to join.
+        let last = heads[s].1
+        if last >= 0, entries[Int(last)].offset &+ entries[Int(last)].length == offset {
+            entries[Int(last)].length &+= length
+            return
+        }
         if entryCount == entryCapacity { entries = Self.grow(entries, count: entryCount, capacity: &entryCapacity) }
         let index = Int32(truncatingIfNeeded: entryCount)
         entries[entryCount] = Entry(offset: offset, length: length, next: -1)

@@ -195,8 +195,11 @@ package class Transport: TCPStream {
     /// transport: referenced, written at the end of the turn with the others
     /// staged for it. A transport with a queue, or TLS, takes it at once
     /// through `sendFramed` instead.
-    package final func sendStaged(_ frame: StagedFrame) -> SendStatus {
-        if writesClosed { return .dropped }
+    /// A transport whose queue holds `queueLimit` bytes or more gets it
+    /// dropped.
+    @inline(__always)
+    package final func sendStaged(_ frame: StagedFrame, queueLimit: Int) -> SendStatus {
+        if writesClosed || outbound.count >= queueLimit { return .dropped }
         return contextRef._withUnsafeGuaranteedRef { context in
             // Corked bytes of this transport's are older: they go first.
             if context.corkIsOwned(by: self) { context.flushCork() }

@@ -280,13 +280,17 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// the others or hold more; `.max` when the caller checked already).
     /// The publisher checked the thread.
     package func sendStagedPublication(_ frame: StagedFrame, bytes: Int, queueLimit: Int) -> SendStatus {
-        guard phase == .frames, machine.isOpen, machine.canSendWholeMessage else { return .dropped }
-        let status = streamRef._withUnsafeGuaranteedRef { stream -> SendStatus in
-            if stream.queuedCount >= queueLimit { return .dropped }
-            return stream.sendStaged(frame)
-        }
+        let status = stagePublication(frame, queueLimit: queueLimit)
         countSent(status, bytes: bytes, isFinal: true)
         return status
+    }
+
+    /// The same without the counters, which a caller that stages for many
+    /// connections of one endpoint adds once (`Topics`' fan-out loop).
+    @inline(__always)
+    package func stagePublication(_ frame: StagedFrame, queueLimit: Int) -> SendStatus {
+        guard phase == .frames, machine.isOpen, machine.canSendWholeMessage else { return .dropped }
+        return streamRef._withUnsafeGuaranteedRef { $0.sendStaged(frame, queueLimit: queueLimit) }
     }
 
     /// One peer's part of a broadcast that is coded for it alone (its own

@@ -110,11 +110,15 @@ extension WebSocketServer {
                     for slot in subscribers {
                         guard let connection = table[Int(slot)] else { continue }
                         result.count(connection._withUnsafeGuaranteedRef {
-                            $0.sendStagedPublication(frame, bytes: payload.count, queueLimit: limit)
+                            $0.stagePublication(frame, queueLimit: limit)
                         })
                     }
                 }
             }
+            // The counters `sendStagedPublication` keeps per send, once for all.
+            let delivered = result.sent &+ result.backpressure
+            endpoint.metrics.messagesSent &+= delivered
+            endpoint.metrics.bytesSent &+= delivered &* payload.count
             endpoint.metrics.publications &+= 1
             endpoint.metrics.topicMessagesSent &+= result.sent &+ result.backpressure
             endpoint.metrics.topicMessagesDropped &+= result.dropped

@@ -142,6 +142,42 @@ struct TopicDeliveryTests {
         #expect(own == (0..<200).map { "own\($0)" })
     }
 
+    @Test("a burst to two topics in one read: each subscriber gets its topics' messages in order, each counted once")
+    func burstAcrossTopics() throws {
+        let harness = try ServerHarness(handler: TopicCommands())
+        defer { harness.stop() }
+        let first = try TestClient(port: harness.port), second = try TestClient(port: harness.port)
+        let both = try TestClient(port: harness.port), publisher = try TestClient(port: harness.port)
+        for (client, topics) in [(first, ["a"]), (second, ["b"]), (both, ["a", "b"])] {
+            for topic in topics {
+                try client.sendText("sub:\(topic)")
+                _ = try client.nextMessage()
+            }
+        }
+        let sentBefore = harness.metrics.messagesSent
+        // One write, so the server reads the burst in one callback and stages
+        // it in one turn: runs to one topic lengthen one reference, and a
+        // change of topic starts another.
+        let topicOf = (0..<120).map { $0 % 7 < 4 ? "a" : "b" }
+        var burst: [UInt8] = []
+        for (i, topic) in topicOf.enumerated() { burst += publisher.encodeFrame(.text, Array("pub:\(topic):\(topic)\(i)".utf8)) }
+        try publisher.send(burst)
+        func received(_ client: TestClient, count: Int) throws -> [String] {
+            try (0..<count).map { _ in
+                guard case .message(.text, let bytes) = try client.nextMessage() else { return "?" }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+        }
+        let all = topicOf.enumerated().map { "\($0.element)\($0.offset)" }
+        let inA = all.filter { $0.hasPrefix("a") }, inB = all.filter { $0.hasPrefix("b") }
+        #expect(try received(both, count: all.count) == all)
+        #expect(try received(first, count: inA.count) == inA)
+        #expect(try received(second, count: inB.count) == inB)
+        try first.sendText("topics")
+        #expect(try first.nextMessage() == .message(.text, Array("a".utf8)))
+        #expect(waitUntil { harness.metrics.messagesSent - sentBefore == 2 * all.count + 1 })
+    }
+
     @Test("a subscriber that does not read is dropped for, counted, and stalls nobody")
     func slowSubscriber() throws {
         var options = WebSocketOptions()
