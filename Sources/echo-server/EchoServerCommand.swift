@@ -53,7 +53,7 @@ struct EchoServerCommand: ParsableCommand {
     @Option(help: "Directory served for paths other than /ws (default: the bundled sample page).")
     var staticRoot: String?
 
-    @Flag(help: "Negotiate permessage-deflate (RFC 7692) with clients that offer it; the echo answers compressed.")
+    @Flag(help: "Negotiate permessage-deflate (RFC 7692) with clients that offer it; the echo answers compressed, every message however small (minimumSize 0).")
     var compression = false
 
     @Option(help: "With --compression: zlib level 0-9.")
@@ -88,6 +88,8 @@ struct EchoServerCommand: ParsableCommand {
         if port < 0 || port > 65535 { throw ValidationError("--port must be 0...65535") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level \(logLevel) is not a level") }
         if loops < 1 || loops > 1024 { throw ValidationError("--loops must be 1...1024") }
+        if !(0...9).contains(compressionLevel) { throw ValidationError("--compression-level must be 0...9") }
+        if maxConnections < 0 { throw ValidationError("--max-connections must not be negative") }
         if distribution == nil { throw ValidationError("--accept must be reuse-port or round-robin") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
     }

@@ -51,6 +51,19 @@ def test_bad_flag_still_prints_usage():
     assert "Usage: echo-server" in result.stderr
 
 
+@pytest.mark.parametrize("flags,named", [
+    (("--compression-level", "12"), "--compression-level"),
+    (("--max-connections=-1",), "--max-connections"),
+    (("--loops", "0"), "--loops"),
+    (("--receive-buffer-size", "100"), "--receive-buffer-size"),
+])
+def test_every_bad_value_is_status_64_naming_the_flag(flags, named):
+    # Checked before anything starts, whether or not the option is in use.
+    result = run_echo_server("--host", "127.0.0.1", "--port", "0", *flags)
+    assert result.returncode == 64, result
+    assert named in result.stderr, result.stderr
+
+
 def test_debug_log_names_a_refused_origin(echo_server):
     server = echo_server("--log-level", "debug", "--allowed-origin", "http://allowed.example")
 
