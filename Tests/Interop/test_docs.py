@@ -39,3 +39,9 @@ def test_no_history_or_undefined_targets_in_the_docs():
     result = subprocess.run(["bash", os.path.join(TOP, "scripts", "check-doc-phrases.sh")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_readme_figures_are_the_benchmark_json_s():
+    result = subprocess.run([sys.executable, os.path.join(TOP, "scripts", "readme_figures.py"), "--check"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout

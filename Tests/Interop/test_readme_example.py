@@ -16,7 +16,7 @@ import websockets
 from conftest import free_port
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BLOCK = re.compile(r"<!-- (readme-example|readme-example-variant): (\S+) -->\n```swift\n(.*?)```", re.S)
+BLOCK = re.compile(r"<!-- (readme-example|readme-example-variant|readme-example-quick): (\S+) -->\n```swift\n(.*?)```", re.S)
 
 
 def readme_files():
@@ -24,6 +24,8 @@ def readme_files():
         text = f.read()
     files, variants = {}, {}
     for kind, path, body in BLOCK.findall(text):
+        if kind == "readme-example-quick":
+            path = "quick:" + path  # the first screen's example, in place of the App's main.swift
         (files if kind == "readme-example" else variants)[path] = body
     return files, variants
 
@@ -105,6 +107,33 @@ def test_the_readme_server_echoes_and_its_client_connects(example):
     finally:
         output = stop_app(proc)
     assert "open: /ws" in output and "closed: 1000" in output, output
+
+
+def test_the_first_screen_echo_example_builds_and_echoes(example):
+    app, variants = example
+    body = variants["quick:Sources/App/main.swift"]
+    assert len(body.strip().splitlines()) <= 15, body
+    port = free_port()
+    # The example listens on 8080; the test gives it a free port instead.
+    assert "port: 8080" in body
+    write(app, "Sources/App/main.swift", body.replace("port: 8080", "port: %d" % port))
+    try:
+        build(app)
+        proc = start_app(app, port)
+
+        async def talk():
+            async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
+                await ws.send("quick")
+                return await ws.recv()
+
+        try:
+            assert asyncio.run(talk()) == "quick"
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        files, _ = readme_files()
+        write(app, "Sources/App/main.swift", files["Sources/App/main.swift"])
 
 
 def test_the_readme_broadcast_variant_reaches_every_peer(example):
