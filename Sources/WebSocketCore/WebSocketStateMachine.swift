@@ -90,7 +90,9 @@ public struct WebSocketStateMachine {
         }
     }
 
+    /// Where the connection is in RFC 6455's life cycle.
     @inlinable public var state: State { currentState }
+    /// Open: data frames may go both ways (no close sent or received).
     @inlinable public var isOpen: Bool { currentState == .open }
     /// A per-message extension was negotiated: sends go through it.
     @inlinable public var usesExtension: Bool { hasExtension }

@@ -3,18 +3,31 @@ import WebSocketCore
 /// Counters a server or client keeps as it runs: plain integers bumped on the
 /// loop thread, read there too (or through `EventLoop.execute`).
 public struct WebSocketMetrics: Sendable {
+    /// TCP connections accepted (a server), whatever became of them.
     public var connectionsAccepted = 0
+    /// TCP connections open now, in the HTTP phase or as WebSockets (a
+    /// server's figure, set as they come and go).
     public var connectionsOpen = 0
+    /// Handshakes completed: connections that became WebSockets.
     public var webSocketsOpened = 0
+    /// Upgrade requests refused with an HTTP status (a bad request, an origin
+    /// or a subprotocol not allowed, an upgrade hook's refusal, the connection
+    /// limit).
     public var handshakesRejected = 0
+    /// Whole data messages received (counted at their last frame).
     public var messagesReceived = 0
     /// Bytes read from the peer once frames began: headers included, and
     /// compressed payloads as they came.
     public var bytesReceived = 0
+    /// Whole data messages sent, publications' copies included (a message
+    /// dropped by a full queue is not counted).
     public var messagesSent = 0
     /// Payload bytes the application sent (before compression).
     public var bytesSent = 0
+    /// Keep-alive pings sent to quiet peers (`keepAliveInterval`).
     public var pingsSent = 0
+    /// Connections closed with 1011 because a ping went unanswered for
+    /// `keepAliveTimeout`.
     public var deadPeersClosed = 0
     /// TLS handshake steps held over to a later loop iteration by the
     /// per-iteration cap (a flood of new connections).
@@ -30,6 +43,7 @@ public struct WebSocketMetrics: Sendable {
     /// `maxBackpressure` (it must not stall the others), or it was closing.
     public var topicMessagesDropped = 0
 
+    /// All counters at zero.
     public init() {}
 
     /// Adds `other`'s counts to these: the figures of several loops summed.

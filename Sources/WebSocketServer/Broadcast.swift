@@ -143,6 +143,7 @@ extension WebSocketServer {
         return result
     }
 
+    /// `broadcast(_:type:)` for a text message.
     @discardableResult
     public func broadcast(text: String) -> BroadcastResult {
         var text = text

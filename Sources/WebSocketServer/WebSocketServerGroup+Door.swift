@@ -52,6 +52,7 @@ extension WebSocketServerGroup {
         return forward(SharedMessage(payload, type: type), except: nil)
     }
 
+    /// `broadcast(_:type:)` for a text message.
     @discardableResult
     public func broadcast(text: String) -> Int {
         var text = text
