@@ -2,7 +2,9 @@
 /// holds the leaf first, then the intermediates (the order OpenSSL's
 /// `SSL_CTX_use_certificate_chain_file` expects).
 public struct TLSCertificateFiles: Sendable, Hashable {
+    /// PEM file: the certificate, then its intermediates.
     public var chain: String
+    /// PEM file: the certificate's private key.
     public var privateKey: String
 
     public init(chain: String, privateKey: String) {
@@ -22,6 +24,7 @@ public enum TLSVersion: Sendable {
 /// name (SNI; the client's `server_name` picks it, and unknown or absent
 /// names get the default), and the minimum version.
 public struct TLSServerConfiguration: Sendable {
+    /// The files the server presents (read again by `reloadCertificates`).
     public var certificate: TLSCertificateFiles
     /// Host name (lowercase, or `*.example.com` for one label) to certificate.
     public var hostCertificates: [String: TLSCertificateFiles] = [:]
@@ -49,6 +52,7 @@ public enum TLSTrust: Sendable, Hashable {
 
 /// What a client needs to speak TLS (`wss://`).
 public struct TLSClientConfiguration: Sendable {
+    /// What the client verifies the server's certificate against.
     public var trust: TLSTrust = .system
     public var minimumVersion: TLSVersion = .tls12
 

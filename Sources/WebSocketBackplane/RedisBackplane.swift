@@ -61,8 +61,11 @@ public final class RedisBackplane: TopicBackplane, @unchecked Sendable {
         public var connected = false
     }
 
+    /// Where Redis is, with the password and database it was given.
     public let url: RedisURL
+    /// Redis 7 sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`) instead of `PUBLISH`/`SUBSCRIBE`.
     public let sharded: Bool
+    /// This server's identity in every message it publishes: its own come back and are dropped.
     public let node = NodeIdentity.random()
     private var logger: Logger
     private let channelPrefix: String
@@ -152,6 +155,8 @@ public final class RedisBackplane: TopicBackplane, @unchecked Sendable {
 
     // MARK: TopicBackplane
 
+    /// Connects its two links to Redis on `loop` (the group's first); `deliver`
+    /// hands other servers' publications to the local subscribers.
     public func start(on loop: EventLoop, deliver: @escaping (String, UnsafeRawBufferPointer, MessageType) -> Void) {
         self.loop = loop
         self.deliver = deliver
@@ -161,6 +166,8 @@ public final class RedisBackplane: TopicBackplane, @unchecked Sendable {
         subscriber?.connect()
     }
 
+    /// Sends a local publication to Redis, numbered per topic; counted as not
+    /// carried while Redis is away.
     public func publish(_ payload: UnsafeRawBufferPointer, type: MessageType, topic: String) {
         // Numbered even when it cannot be carried: the other servers then see
         // the gap and count what they missed.
@@ -180,17 +187,20 @@ public final class RedisBackplane: TopicBackplane, @unchecked Sendable {
         figures.withLock { $0.published += 1 }
     }
 
+    /// The first local subscriber of `topic` arrived: subscribe in Redis (again after every reconnect).
     public func subscribe(_ topic: String) {
         topics.insert(topic)
         if let subscriber, subscriber.isReady { subscriber.connection?.send([sharded ? "SSUBSCRIBE" : "SUBSCRIBE", channelPrefix + topic]) }
     }
 
+    /// The last local subscriber of `topic` left: unsubscribe in Redis.
     public func unsubscribe(_ topic: String) {
         topics.remove(topic)
         gaps.forget(topic: topic)
         if let subscriber, subscriber.isReady { subscriber.connection?.send([sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channelPrefix + topic]) }
     }
 
+    /// Closes both links; no reconnect follows.
     public func stop() {
         stopping = true
         publisher?.shut()

@@ -2,16 +2,20 @@
 /// (the form redis-cli and most clients take). A password with `:`, `@` or
 /// `/` is percent-encoded.
 public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
+    /// Host name or address.
     public var host: String
+    /// TCP port (6379 by default).
     public var port: Int
     /// Redis 6 ACL user; nil logs in with the password alone (`AUTH password`).
     public var user: String?
+    /// Sent with `AUTH` (with `user`, Redis 6's ACL form) before anything else.
     public var password: String?
     /// The database index (`SELECT`). Redis pub/sub is not scoped by
     /// database, so the backplane puts it in its channel names too: servers
     /// on different databases of one Redis do not hear each other.
     public var database: Int
 
+    /// Why a `redis://` URL was refused.
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case malformed(String)
         public var description: String {

@@ -21,8 +21,11 @@ import WebSocketRuntime
 /// which nobody runs after it, and get the closing handshake (1001) on a
 /// shared loop, which goes on.
 public final class WebSocketClient<Handler: WebSocketHandler> {
+    /// The loop the client runs on: its own, or a server's it shares.
     public let loop: EventLoop
+    /// The options it was made with, validated.
     public let options: WebSocketClientOptions
+    /// The handler its connections call (on the loop thread).
     public let handler: Handler
     let endpoint: Endpoint<Handler>
     private let ownsLoop: Bool

@@ -37,6 +37,7 @@ public struct WebSocketClientOptions: Sendable {
     /// the host name checked) and the minimum version.
     public var tls = TLSClientConfiguration()
 
+    /// The defaults in docs/options.md.
     public init() {}
 
     /// Why the fields a connection's request carries cannot be sent, or nil:

@@ -6,6 +6,7 @@ import WebSocketCore
 /// loop's thread only (hence the unchecked `Sendable` the seam asks for).
 public final class PermessageDeflate: ExtensionNegotiator, @unchecked Sendable {
     public var name: String { DeflateParameters.extensionName }
+    /// The options it was made with.
     public let options: CompressionOptions
     public let pool: DeflatePool
 
@@ -13,6 +14,8 @@ public final class PermessageDeflate: ExtensionNegotiator, @unchecked Sendable {
     /// sending window.
     private var shared: [Int: SharedDeflateExtension] = [:]
 
+    /// The negotiator for `options`, with a pool of its own (the endpoint
+    /// makes one per loop).
     public init(options: CompressionOptions) {
         self.options = options
         pool = DeflatePool(level: options.level, memoryLevel: options.memoryLevel)

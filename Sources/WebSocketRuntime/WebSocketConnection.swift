@@ -190,12 +190,14 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
         }
     }
 
+    /// `send(_:type:isFinal:)` for a whole text message.
     @discardableResult
     public func send(text: String) -> SendStatus {
         var text = text
         return text.withUTF8 { send(UnsafeRawBufferPointer($0), type: .text) }
     }
 
+    /// `send(_:type:isFinal:)` for a whole binary message.
     @discardableResult
     public func send(binary: [UInt8]) -> SendStatus {
         binary.withUnsafeBytes { send($0, type: .binary) }

@@ -38,6 +38,7 @@ public protocol WebSocketHandler: AnyObject {
 }
 
 extension WebSocketHandler {
+    /// Does nothing unless the handler implements it (so do the four below).
     public func didOpen(_ connection: WebSocketConnection<Self>) {}
     public func didReceivePing(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer) {}
     public func didReceivePong(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer) {}

@@ -57,6 +57,7 @@ public struct WebSocketOptions: Sendable {
     /// and again on `reloadCertificates()`.
     public var tls: TLSServerConfiguration?
 
+    /// The defaults in docs/options.md.
     public init() {}
 
     /// The largest `receiveBufferSize`: one ring per loop, allocated whole.

@@ -13,6 +13,7 @@ public struct BroadcastResult: Equatable, Sendable {
     /// between), or its queue was past the hard cap.
     public var dropped = 0
 
+    /// Counts to start from (all zero by default).
     public init(sent: Int = 0, backpressure: Int = 0, dropped: Int = 0) {
         self.sent = sent
         self.backpressure = backpressure

@@ -11,6 +11,7 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
     let slot: Int32
     let serial: UInt32
 
+    /// "loop:slot#serial", as the logs print it.
     public var description: String { "\(loop):\(slot)#\(serial)" }
 }
 

@@ -85,6 +85,7 @@ extension WebSocketServer {
         }
     }
 
+    /// `publish(_:type:to:)` for a text message.
     @discardableResult
     public func publish(text: String, to topic: String) -> PublishResult {
         var text = text

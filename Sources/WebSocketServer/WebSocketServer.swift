@@ -24,8 +24,11 @@ import Glibc
 /// after it; on a loop the caller passed in, which goes on, open ones get
 /// the closing handshake with 1001 and finish on that loop.
 public final class WebSocketServer<Handler: WebSocketHandler> {
+    /// The loop the server runs on: its own, or the one passed to `init`.
     public let loop: EventLoop
+    /// The options it was made with, validated.
     public let options: WebSocketOptions
+    /// The handler every route's connections call (on the loop thread).
     public let handler: Handler
     /// Start, listen address and shutdown at info; at debug, every refused
     /// request with its status and every connection's open and close.

@@ -22,6 +22,7 @@ extension WebSocketServerGroup {
         return inboxes[id.loop].post(command, payload: payload)
     }
 
+    /// `send(_:type:to:)` for a text message; any thread.
     @discardableResult
     public func send(text: String, to id: ConnectionID) -> Bool {
         var text = text

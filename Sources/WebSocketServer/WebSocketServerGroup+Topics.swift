@@ -43,6 +43,7 @@ extension WebSocketServerGroup {
         return forwardPublication(SharedMessage(payload, type: type), topic: topic, from: nil, origin: .local)
     }
 
+    /// `publish(_:type:to:)` for a text message; any thread.
     @discardableResult
     public func publish(text: String, to topic: String) -> Int {
         var text = text

@@ -39,7 +39,9 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
     /// The most loops a group runs (a loop is a thread).
     public static var maxLoops: Int { groupMaxLoops }
 
+    /// How many loops (threads) the group runs.
     public let loopCount: Int
+    /// How accepted connections are spread over the loops.
     public let distribution: Distribution
     /// The loops' servers, in order. Set-up time only: once `run()` starts,
     /// each belongs to its loop's thread (a handler reaches its own through
