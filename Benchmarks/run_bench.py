@@ -160,6 +160,25 @@ def bench(name, args, duration, warmup, flags=(), server_bound=False):
         os.unlink(out)
 
 
+def run_stamp():
+    """What a page says of its run: the date, the commit measured (with
+    "+changes" when the tree differed from it) and the machine."""
+    import datetime
+    import platform
+    commit = subprocess.run(["git", "-C", TOP, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", TOP, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+            "commit": commit + ("+changes" if dirty else ""),
+            "machine": "%s, %d cores" % (platform.platform(), os.cpu_count())}
+
+
+def stamp_line(data):
+    """"on DATE at commit C, on MACHINE" from a saved run (older runs saved the date only)."""
+    return "on %s at commit %s, on %s" % (data.get("date", "an unrecorded date"), data.get("commit", "(not recorded)"),
+                                         data.get("machine", "this 2-core machine"))
+
+
 def med(values):
     return statistics.median(values) if values else float("nan")
 
@@ -294,7 +313,7 @@ def write_report(path, scenarios, servers, results, idle, idle_n, args, duration
     lines += summary_table(results, summary, idle, idle_n)
     load = "\n".join(lines)
     with open(os.path.splitext(path)[0] + "-load.json", "w") as f:
-        json.dump({"results": results, "idle": idle, "summary": summary, "load_markdown": load}, f, indent=1)
+        json.dump(dict(run_stamp(), results=results, idle=idle, summary=summary, load_markdown=load), f, indent=1)
     chart(os.path.join(os.path.dirname(path), "benchmarks.png" if not args.quick else "benchmarks-quick.png"),
           scenarios, servers, summary, idle)
     render(path, load)
@@ -380,6 +399,11 @@ def render(path, load):
         page = f.read()
     micro_path = os.path.join(HERE, "micro-results.md")
     micro = open(micro_path).read().strip() if os.path.exists(micro_path) else "(run `make bench-micro`)"
+    load_json = os.path.splitext(path)[0] + "-load.json"
+    if os.path.exists(load_json):
+        with open(load_json) as f:
+            saved = json.load(f)
+        load = "Run %s.\n\n%s" % (stamp_line(saved), load.strip())
     page = page.replace("{{LOAD_RESULTS}}", load.strip()).replace("{{MICRO_RESULTS}}", micro)
     page = page.replace("{{LOOPS_RESULTS}}", loops_summary()).replace("{{TLS_RESULTS}}", tls_summary())
     with open(path, "w") as f:

@@ -76,7 +76,7 @@ def main():
         with open(args.render) as f:
             saved = json.load(f)
         args.idle_repeats = len(next(iter(saved["idle"].values())))
-        write(args, saved["speed"], saved["idle"], saved.get("elapsed", 0))
+        write(args, saved["speed"], saved["idle"], saved.get("elapsed", 0), saved)
         return
     started = time.time()
     speed = {n: [] for n in SPEED_SERVERS}
@@ -99,14 +99,14 @@ def main():
             print("[%4.0fs] idle %s: %s B per connection" % (time.time() - started, label, rep["idleBytesPerConnection"]),
                   flush=True)
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump({"speed": speed, "idle": idle, "elapsed": time.time() - started}, f, indent=1)
-    write(args, speed, idle, time.time() - started)
+        json.dump(dict(rb.run_stamp(), speed=speed, idle=idle, elapsed=time.time() - started), f, indent=1)
+    write(args, speed, idle, time.time() - started, rb.run_stamp())
 
 
-def write(args, speed, idle, elapsed):
+def write(args, speed, idle, elapsed, stamp):
     lines = ["# Benchmarks: permessage-deflate", "",
-             "<!-- Written by Benchmarks/run_compression_bench.py (make bench-compression) on %s. -->" %
-             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "",
+             "Written by Benchmarks/run_compression_bench.py (make bench-compression) from its run %s."
+             % rb.stamp_line(stamp), "",
              "Measured as in [benchmarks.md](benchmarks.md): every server on core 1, ws-bench on core 0, the servers "
              "alternated within each repeat, medians over the repeats with [min–max]. Run took %.0f s." % elapsed, "",
              "## Speed: 100 connections × 1 KiB of JSON-like text, 16 in flight, compressed both ways", "",

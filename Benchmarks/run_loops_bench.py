@@ -27,9 +27,8 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 
-from run_bench import fmt, free_port, med, stop, wait_until_listening
+from run_bench import run_stamp, stamp_line, fmt, free_port, med, stop, wait_until_listening
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -122,11 +121,11 @@ def measure(loops, scenario, duration, warmup):
 
 def render(path, data):
     lines = ["# Several loops, side by side", "",
-             "Made by `make bench-loops` (Benchmarks/run_loops_bench.py) on %s: %d repeats of %s s (after %s s of "
+             "Made by `make bench-loops` (Benchmarks/run_loops_bench.py) %s: %d repeats of %s s (after %s s of "
              "warm-up), `--loops 1` and `--loops 2` alternated within each repeat; medians, with the min-max spread. "
              "The ratio of the medians and the median of the paired ratios (each repeat's two runs, seconds apart) are "
-             "both given; a target is met only when both meet it."
-             % (data["date"], data["repeats"], data["duration"], data["warmup"]), ""]
+             "both given; we count an aim as met only when both statistics meet it."
+             % (stamp_line(data), data["repeats"], data["duration"], data["warmup"]), ""]
     for scenario in SCENARIOS:
         runs = data["results"][scenario["key"]]
         metric = scenario["metric"]
@@ -163,7 +162,7 @@ def main():
             data = json.load(f)
         render(os.path.splitext(args.render)[0] + ".md", data)
         return
-    data = {"date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "duration": args.duration,
+    data = {**run_stamp(), "repeats": args.repeats, "duration": args.duration,
             "warmup": args.warmup, "results": {s["key"]: {str(n): [] for n in LOOPS} for s in SCENARIOS}}
     for repeat in range(args.repeats):
         for scenario in SCENARIOS:

@@ -14,15 +14,13 @@ each repeat; all load goes to 127.0.0.1 and every run is bounded in time.
 Usage: run_pubsub_bench.py [--repeats N] [--duration S] [--out docs/benchmarks-pubsub.md]
 """
 import argparse
-import datetime
 import json
 import os
-import platform
 import subprocess
 import tempfile
 import time
 
-from run_bench import BIN, HERE, TOP, VENV_PY, free_port, med, stop, wait_until_listening
+from run_bench import run_stamp, BIN, HERE, TOP, VENV_PY, free_port, med, stop, wait_until_listening
 
 SUBSCRIBERS = 1000
 
@@ -144,8 +142,7 @@ def main():
             print("repeat %d %-28s %12.0f copies per server-CPU-second" % (r + 1, name, per_cpu), flush=True)
         redis_runs.append(through_redis(args.duration, args.warmup))
         print("repeat %d two servers through Redis %12.0f copies per server-CPU-second" % (r + 1, redis_runs[-1]["perServerCPUSecond"]), flush=True)
-    commit = subprocess.run(["git", "-C", TOP, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    data = {"date": datetime.date.today().isoformat(), "commit": commit, "machine": "%s, %d cores" % (platform.platform(), os.cpu_count()),
+    data = {**run_stamp(),
             "subscribers": SUBSCRIBERS, "size": 16, "inFlight": 16, "repeats": args.repeats, "duration": args.duration,
             "results": results, "throughRedis": redis_runs, "seconds": round(time.time() - started)}
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 
-from run_bench import BIN, HERE, TOP, fmt, free_port, med, stop, wait_until_listening
+from run_bench import run_stamp, stamp_line, BIN, HERE, TOP, fmt, free_port, med, stop, wait_until_listening
 
 ECHO = os.path.join(TOP, ".build", "release", "echo-server")
 WS_BENCH = os.path.join(BIN, "ws-bench")
@@ -115,13 +115,13 @@ def render(path, data):
     plain, ours = t["echo-server ws://"], t["echo-server wss://"]
     paired = lambda a, b: med([y / x for x, y in zip(a, b) if x and y])
     lines = ["# TLS, side by side", "",
-             "Made by `make bench-tls` (Benchmarks/run_tls_bench.py) on %s: %d repeats, servers alternated within each, "
+             "Made by `make bench-tls` (Benchmarks/run_tls_bench.py) %s: %d repeats, servers alternated within each, "
              "every server on core 1 and ws-bench on core 0; medians with the min-max spread. Ratios are given both as "
-             "the ratio of the medians and as the median of the paired ratios (each repeat's runs, seconds apart); a "
-             "target is met only when both meet it. One certificate (ECDSA P-256) for every TLS server; TLS 1.3 "
+             "the ratio of the medians and as the median of the paired ratios (each repeat's runs, seconds apart); we count "
+             "an aim as met only when both statistics meet it. One certificate (ECDSA P-256) for every TLS server; TLS 1.3 "
              "everywhere (ws-bench's client offers it, every server takes it). The client offers OpenSSL's default "
              "order, AES-256-GCM first: echo-server's own order picks AES-128-GCM, node and NIOSSL follow the client "
-             "(about 6%% more per byte here, by `openssl speed`)." % (data["date"], data["repeats"]), "",
+             "(about 6%% more per byte here, by `openssl speed`)." % (stamp_line(data), data["repeats"]), "",
              "![TLS throughput and idle memory](benchmarks-tls.png)", "",
              "## 100 connections x 1 KiB, 16 in flight (%s s each, after %s s of warm-up)" % (data["duration"], data["warmup"]),
              "", "| server | msg per server-CPU-second, median | min-max |", "|---|---|---|"]
@@ -203,7 +203,7 @@ def main():
     subprocess.run(["bash", os.path.join(TOP, "scripts", "make-tls-cert.sh"), folder], check=True, stdout=subprocess.DEVNULL)
     table = servers(os.path.join(folder, "server.pem"), os.path.join(folder, "server.key"))
     ours = ["echo-server ws://", "echo-server wss://"]
-    data = {"date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "duration": args.duration, "warmup": args.warmup,
+    data = {**run_stamp(), "repeats": args.repeats, "duration": args.duration, "warmup": args.warmup,
             "idleConnections": args.idle_connections, "handshakeConnections": args.handshake_connections,
             "throughput": {n: [] for n in table}, "idle": {n: [] for n in ours}, "handshakes": {n: [] for n in ours}}
     for repeat in range(args.repeats):
