@@ -81,10 +81,21 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def through_redis(duration, warmup):
-    """Two uv-pubsub servers on one redis-server; half the subscribers on
-    each; the publisher on the first. Copies delivered on both, per CPU
-    second of both servers (Redis's own CPU beside)."""
+def redis_servers():
+    """The servers that share subscribers through Redis, as a command for a
+    port and a redis:// URL: this project's backplane, and node `ws` and
+    Python `websockets` relaying every message through a Redis channel."""
+    return {
+        "uv-pubsub (this project)": lambda port, url: [os.path.join(BIN, "uv-pubsub"), str(port), url],
+        "node ws": lambda port, url: ["node", os.path.join(HERE, "peers", "ws-pubsub.js"), str(port), url],
+        "python websockets": lambda port, url: [VENV_PY, os.path.join(HERE, "peers", "websockets_pubsub.py"), str(port), url],
+    }
+
+
+def through_redis(cmd, duration, warmup):
+    """Two servers on one redis-server; half the subscribers on each; the
+    publisher on the first. Copies delivered on both, per CPU second of both
+    servers (Redis's own CPU beside)."""
     redis_port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -95,7 +106,7 @@ def through_redis(duration, warmup):
             time.sleep(0.05)
         url = "redis://127.0.0.1:%d" % redis_port
         ports = [free_port(), free_port()]
-        procs = [start([os.path.join(BIN, "uv-pubsub"), str(p), url], core="1") for p in ports]
+        procs = [start(cmd(p, url), core="1") for p in ports]
         try:
             half = SUBSCRIBERS // 2
             receiver, receiver_out = ws_bench(ports[1], procs[1].pid, duration, warmup + 2, half, ["--receive-only"], core="0")
@@ -132,7 +143,7 @@ def main():
     all_servers = servers()
     names = list(all_servers)
     results = {n: [] for n in names}
-    redis_runs = []
+    redis_runs = {}
     started = time.time()
     for r in range(args.repeats):
         order = names if r % 2 == 0 else list(reversed(names))
@@ -140,8 +151,10 @@ def main():
             per_cpu, rate, cpu = one_server(name, all_servers[name], args.duration, args.warmup)
             results[name].append({"perServerCPUSecond": per_cpu, "copiesPerSecond": rate, "serverCPUSeconds": cpu})
             print("repeat %d %-28s %12.0f copies per server-CPU-second" % (r + 1, name, per_cpu), flush=True)
-        redis_runs.append(through_redis(args.duration, args.warmup))
-        print("repeat %d two servers through Redis %12.0f copies per server-CPU-second" % (r + 1, redis_runs[-1]["perServerCPUSecond"]), flush=True)
+        for name, cmd in redis_servers().items():
+            redis_runs.setdefault(name, []).append(through_redis(cmd, args.duration, args.warmup))
+            print("repeat %d %-28s %12.0f copies per server-CPU-second, two servers through Redis"
+                  % (r + 1, name, redis_runs[name][-1]["perServerCPUSecond"]), flush=True)
     data = {**run_stamp(),
             "subscribers": SUBSCRIBERS, "size": 16, "inFlight": 16, "repeats": args.repeats, "duration": args.duration,
             "results": results, "throughRedis": redis_runs, "seconds": round(time.time() - started)}
@@ -173,18 +186,27 @@ def render(path, data):
             "–" if name == ours else "%.2f×" % (med(ours_runs) / med(values)),
             "–" if name == ours else "%.2f×" % med(paired)))
     redis = data["throughRedis"]
+    if isinstance(redis, list):  # a run that measured this project alone
+        redis = {ours: redis}
+    ours_redis = [r["perServerCPUSecond"] for r in redis[ours]]
     lines += ["", "## Across two servers through Redis", "",
-              "Two `uv-pubsub` servers on one `redis-server` (both servers on core 1, Redis and the two ws-bench",
-              "processes free), %d subscribers on each, the publisher on the first: every message goes to Redis once" % (data["subscribers"] // 2),
-              "and reaches the second server's subscribers through it. Copies delivered on both servers per CPU second",
-              "of both servers; Redis's own CPU beside.", "",
-              "| | median | min – max |", "|---|---|---|"]
-    for key, label in [("perServerCPUSecond", "copies per server-CPU-second, both servers"),
-                       ("copiesPerSecond", "copies per second, both servers"),
-                       ("redisCPUSeconds", "Redis CPU seconds in the run")]:
-        values = [r[key] for r in redis]
-        form = "{:,.2f}" if key == "redisCPUSeconds" else "{:,.0f}"
-        lines.append("| %s | %s | %s – %s |" % (label, form.format(med(values)), form.format(min(values)), form.format(max(values))))
+              "Two servers of a kind on one `redis-server` (both servers on core 1, Redis and the two ws-bench",
+              "processes free), %d subscribers on each, the publisher on the first. This project's servers deliver a" % (data["subscribers"] // 2),
+              "publication locally at once and send it to Redis once, which carries it to the other server (its own",
+              "come back and are dropped). node `ws` and Python `websockets` share clients through Redis the common",
+              "way: every message is published to a Redis channel and each server broadcasts what its subscription",
+              "receives, its own included. Copies delivered on both servers per CPU second of both servers; Redis's",
+              "own CPU beside.", "",
+              "| servers | median copies per server-CPU-second, both servers | min – max | this project ÷ it, ratio of the medians | this project ÷ it, median of the paired ratios | copies per second | Redis CPU seconds |",
+              "|---|---|---|---|---|---|---|"]
+    for name, runs in redis.items():
+        values = [r["perServerCPUSecond"] for r in runs]
+        paired = [o / v for o, v in zip(ours_redis, values) if v]
+        lines.append("| %s | %s | %s – %s | %s | %s | %s | %s |" % (
+            name, "{:,.0f}".format(med(values)), "{:,.0f}".format(min(values)), "{:,.0f}".format(max(values)),
+            "–" if name == ours else "%.2f×" % (med(ours_redis) / med(values)),
+            "–" if name == ours else "%.2f×" % med(paired),
+            "{:,.0f}".format(med([r["copiesPerSecond"] for r in runs])), "{:,.2f}".format(med([r["redisCPUSeconds"] for r in runs]))))
     lines += ["", "## What a copy costs", "",
               "We aim for at least µWebSockets' figure on the same machine; the table above says where this run",
               "stands. What was measured about the two (callgrind and strace, whole process, the same load):",

@@ -11,7 +11,8 @@ case "$what" in
     # openssl: the CLI that makes the TLS tests' certificates.
     # redis-server: the chat sample's backplane tests start their own.
     test) packages+=(chromium chromium-driver nginx-light python3-venv openssl redis-server) ;;
-    bench) packages+=(node-ws python3-venv valgrind) ;;
+    # node-redis, redis-server: the fan-out benchmark's servers through Redis.
+    bench) packages+=(node-ws node-redis redis-server python3-venv valgrind) ;;
     *) echo "usage: $0 run|chat|test|bench" >&2; exit 2 ;;
 esac
 

@@ -14,6 +14,8 @@ fi
 
 if [ "${1:-}" = bench ]; then
     .venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check 'matplotlib>=3.8'
+    # redis-py: the Python peer of the fan-out benchmark through Redis.
+    .venv/bin/python -c 'import redis' 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check 'redis==5.2.1'
     exit 0
 fi
 
