@@ -13,14 +13,17 @@ import WebSocketServer
 final class TopicCommands: WebSocketHandler, @unchecked Sendable {
     func didReceive(_ connection: WebSocketConnection<TopicCommands>, chunk: UnsafeRawBufferPointer,
                     type: MessageType, isFinal: Bool) {
-        let text = String(decoding: chunk, as: UTF8.self)
-        let parts = text.split(separator: ":", maxSplits: 2).map(String.init)
+        // A command is a whole message: a burst's frame may straddle reads
+        // and arrive in chunks.
+        guard let message = connection.wholeMessage(chunk, isFinal: isFinal) else { return }
+        let text = String(decoding: message, as: UTF8.self)
+        let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         switch parts.first {
-        case "sub":
+        case "sub" where parts.count >= 2:
             connection.send(text: connection.subscribe(parts[1]) ? "subscribed \(parts[1])" : "already \(parts[1])")
-        case "unsub":
+        case "unsub" where parts.count >= 2:
             connection.send(text: connection.unsubscribe(parts[1]) ? "left \(parts[1])" : "not in \(parts[1])")
-        case "pub":
+        case "pub" where parts.count == 3:
             if let group = connection.server?.group {
                 group.publish(text: parts[2], to: parts[1])
             } else {
@@ -29,7 +32,7 @@ final class TopicCommands: WebSocketHandler, @unchecked Sendable {
         case "topics":
             connection.send(text: connection.topics.sorted().joined(separator: ","))
         default:
-            connection.send(chunk, type: type, isFinal: isFinal)
+            connection.send(message, type: type)
         }
     }
 }
