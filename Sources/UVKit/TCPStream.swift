@@ -141,6 +141,7 @@ open class TCPStream: UVHandle {
     public func tryWrite(_ a: UnsafeRawBufferPointer,
                          _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                          _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws -> Int {
+        if b.count == 0 && c.count == 0 { return try trySend(a.baseAddress, a.count) }
         var pieces = (IOPiece(base: a.baseAddress, length: a.count), IOPiece(base: b.baseAddress, length: b.count),
                       IOPiece(base: c.baseAddress, length: c.count))
         let n = c.count > 0 ? 3 : (b.count > 0 ? 2 : 1)
@@ -162,24 +163,39 @@ open class TCPStream: UVHandle {
     /// polls it, and queued writes still go through `uv_write`.
     @inlinable
     public func tryWrite(pieces: UnsafePointer<IOPiece>, count: Int) throws -> Int {
+        if count == 1 { return try trySend(pieces.pointee.base, pieces.pointee.length) }
         if count == 0 || writesInFlight > 0 { return 0 }
+        var message = msghdr()
+        message.msg_iov = UnsafeMutablePointer(mutating: UnsafeRawPointer(pieces).assumingMemoryBound(to: iovec.self))
+        message.msg_iovlen = min(count, 1024)  // Linux's IOV_MAX
         let fd = stream.pointee.io_watcher.fd
         while true {
-            let written: Int
-            if count == 1 {
-                written = send(fd, pieces.pointee.base, pieces.pointee.length, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-            } else {
-                var message = msghdr()
-                message.msg_iov = UnsafeMutablePointer(mutating: UnsafeRawPointer(pieces).assumingMemoryBound(to: iovec.self))
-                message.msg_iovlen = min(count, 1024)  // Linux's IOV_MAX
-                written = sendmsg(fd, &message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-            }
+            let written = sendmsg(fd, &message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             if written >= 0 { return written }
-            let code = errno
-            if code == EINTR { continue }
-            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return 0 }
-            throw UVError(-code)
+            if try !Self.sendFailed() { return 0 }
         }
+    }
+
+    /// One piece: `send`, the shortest way in.
+    @inlinable
+    func trySend(_ base: UnsafeRawPointer?, _ count: Int) throws -> Int {
+        if writesInFlight > 0 { return 0 }
+        let fd = stream.pointee.io_watcher.fd
+        while true {
+            let written = send(fd, base, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if written >= 0 { return written }
+            if try !Self.sendFailed() { return 0 }
+        }
+    }
+
+    /// After a failed send: true to try again (EINTR), false when the socket
+    /// buffer is full, or throws the error.
+    @usableFromInline @inline(never)
+    static func sendFailed() throws -> Bool {
+        let code = errno
+        if code == EINTR { return true }
+        if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return false }
+        throw UVError(-code)
     }
 
     /// Queues `bytes` for writing. They must stay valid and unchanged until

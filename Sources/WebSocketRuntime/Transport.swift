@@ -278,7 +278,7 @@ package class Transport: TCPStream {
         _ = sendFramed(header: bytes, payload: UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
-    /// Writes up to three pieces with one `uv_try_write` and queues (copies) only
+    /// Writes up to three pieces with one try-write (`TCPStream.tryWrite`) and queues (copies) only
     /// what the kernel did not take. Only with nothing queued (or with TLS,
     /// whose sealed records go behind the queue).
     final func writeNow(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
