@@ -73,7 +73,7 @@ def test_chromium_loads_the_page_over_https_and_echoes_over_wss(echo_server, cer
         wait.until(lambda d: ["Server", "Client", "over TLS"] in log_rows(d))
         options_browser.find_element(By.ID, "closeButton").click()
         wait.until(lambda d: state(d) == "Closed")
-        assert log_rows(options_browser)[-1][2] == "Connection closed. Code: 1000. Reason: Closing from client"
+        assert log_rows(options_browser)[-1][2] == "Closed by the client. Code: 1000. Reason: Closing from client"
         protocol = options_browser.execute_script("return performance.getEntriesByType('navigation')[0].nextHopProtocol")
         assert protocol == "http/1.1"  # ALPN: the server chose HTTP/1.1 over h2
     finally:
