@@ -62,7 +62,6 @@ test: test-deps build build-client build-chat ws-bench
 	bash scripts/check-layers.sh
 	$(SWIFT) test
 	$(MAKE) --no-print-directory tsan
-	$(MAKE) --no-print-directory safety-release
 	SOAK_SECONDS=30 $(MAKE) --no-print-directory soak
 	$(MAKE) --no-print-directory interop
 	$(MAKE) --no-print-directory autobahn
