@@ -28,6 +28,20 @@ def log_rows(driver):
             for row in driver.find_elements(By.CSS_SELECTOR, "#commsLog tr:not(.empty)")]
 
 
+def open_connected(server, browser):
+    """The page from `server`, connected: the wait to use for what follows."""
+    wait = WebDriverWait(browser, 15)
+    browser.get("http://127.0.0.1:%d/" % server.port)
+    browser.find_element(By.ID, "connectButton").click()
+    wait.until(lambda d: state(d) == "Open")
+    return wait
+
+
+def close_socket(browser, wait):
+    browser.find_element(By.ID, "closeButton").click()
+    wait.until(lambda d: state(d) == "Closed")
+
+
 def test_connect_send_echo_close(echo_server, browser):
     server = echo_server()
     wait = WebDriverWait(browser, 15)
@@ -129,17 +143,12 @@ def test_binary_echo_keyboard_and_live_regions(echo_server, browser):
     wait.until(lambda d: ["Server", "Client", shown] in log_rows(d))
     assert ["Client", "Server", shown] in log_rows(browser)
     assert "[object" not in " ".join(r[2] for r in log_rows(browser))
-    browser.find_element(By.ID, "closeButton").click()
-    wait.until(lambda d: state(d) == "Closed")
+    close_socket(browser, wait)
 
 
 def test_reconnect_after_closing_keeps_state_and_log_right(echo_server, browser):
-    server = echo_server()
-    wait = WebDriverWait(browser, 15)
-    browser.get("http://127.0.0.1:%d/" % server.port)
+    wait = open_connected(echo_server(), browser)
     connect = browser.find_element(By.ID, "connectButton")
-    connect.click()
-    wait.until(lambda d: state(d) == "Open")
     browser.find_element(By.ID, "closeButton").click()
     # While the first socket closes, Connect waits for it.
     if state(browser) == "Closing":
@@ -158,17 +167,13 @@ def test_reconnect_after_closing_keeps_state_and_log_right(echo_server, browser)
     assert [r[2] for r in rows].count("Connection opened") == 2
     os.makedirs(os.path.dirname(SCREENSHOT), exist_ok=True)
     browser.save_screenshot(SCREENSHOT.replace("page.png", "page-reconnect.png"))
-    browser.find_element(By.ID, "closeButton").click()
-    wait.until(lambda d: state(d) == "Closed")
+    close_socket(browser, wait)
 
 
 def test_server_close_is_labelled_from_the_server(echo_server, browser):
     # SIGTERM makes the server close every socket with 1001 (going away).
     server = echo_server()
-    wait = WebDriverWait(browser, 15)
-    browser.get("http://127.0.0.1:%d/" % server.port)
-    browser.find_element(By.ID, "connectButton").click()
-    wait.until(lambda d: state(d) == "Open")
+    wait = open_connected(server, browser)
     server.stop()
     wait.until(lambda d: state(d) == "Closed")
     last = log_rows(browser)[-1]
