@@ -68,6 +68,14 @@ package final class Endpoint<Handler: WebSocketHandler> {
     }
     /// The TCP connect of a client connection ended (nil: connected).
     package var connectFinished: (WebSocketConnection<Handler>, UVError?) -> Void = { _, _ in }
+    /// A response streamed by `sendHTTP` can go on: the queue that
+    /// `notifyWhenHTTPQueueDrains` waited for is empty.
+    package var httpDrained: (WebSocketConnection<Handler>) -> Void = { _ in }
+    /// HTTP keep-alive: how long a kept-alive connection may wait for its
+    /// next request, and how long a response may go without a byte taken by
+    /// the peer (ms; 0: no limit). Set by a server that serves files.
+    package var httpIdleTimeout: UInt64 = 5_000
+    package var httpSendTimeout: UInt64 = 60_000
     /// The connection's handle has closed: forget it.
     package var connectionClosed: (WebSocketConnection<Handler>) -> Void = { _ in }
 

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The HTTP head being read (a request on a server, the 101 on a client). One
 /// pointer in the connection: its count and capacity live in the buffer's own
 /// first 16 bytes, so a connection past its handshake (with the buffer freed)
@@ -44,6 +48,15 @@ struct HeadBuffer {
     func view(from offset: Int = 0) -> UnsafeRawBufferPointer {
         guard let bytes, offset < count else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         return UnsafeRawBufferPointer(start: bytes + offset, count: count - offset)
+    }
+
+    /// Drops the first `n` bytes (a request answered), moving the rest (the
+    /// next pipelined requests) to the front.
+    func consume(_ n: Int) {
+        guard let bytes else { return }
+        let rest = count - min(n, count)
+        if rest > 0 { memmove(bytes, bytes + (count - rest), rest) }  // the two may overlap
+        count = rest
     }
 
     mutating func free() {

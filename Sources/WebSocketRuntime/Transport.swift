@@ -405,6 +405,14 @@ package class Transport: TCPStream {
         return .sent
     }
 
+    /// True if bytes are queued, and `queueDidDrain` then follows once they
+    /// are written (a streamed HTTP body waits for that before its next piece).
+    package final func notifyWhenDrained() -> Bool {
+        if outbound.isEmpty || writesClosed { return false }
+        owesDrainEvent = true
+        return true
+    }
+
     /// Reading resumes (after a pause for backpressure) for a connection that
     /// must see the peer's FIN.
     package final func resumeReading() {

@@ -59,14 +59,28 @@ extension WebSocketConnection {
         head.room(limit: endpoint.settings.headLimits.maxHeadSize)
     }
 
+    /// Hands every complete head to the endpoint, one at a time: a kept-alive
+    /// connection's pipelined requests wait in the buffer until the response
+    /// before them ends (RFC 9112 §9.3.2: responses in the order of requests).
     func headBytesArrived(scannedBefore: Int) {
-        switch HTTPHeadParser.parse(head.view(), limits: endpoint.settings.headLimits, scannedBefore: scannedBefore) {
-        case .incomplete:
-            return
-        case .failure(let error):
-            endpoint.httpPhaseEnded(self, .malformed(error))
-        case .complete(let request, let length):
-            endpoint.httpPhaseEnded(self, .head(request, length: length))
+        if httpResponding || httpDispatching { return }
+        httpDispatching = true
+        defer { httpDispatching = false }
+        var scanned = scannedBefore
+        while phase == .http && !httpResponding {
+            switch HTTPHeadParser.parse(head.view(), limits: endpoint.settings.headLimits, scannedBefore: scanned) {
+            case .incomplete:
+                return
+            case .failure(let error):
+                httpResponding = true
+                endpoint.httpPhaseEnded(self, .malformed(error))
+            case .complete(let request, let length):
+                httpResponding = true
+                endpoint.httpPhaseEnded(self, .head(request, length: length))
+            }
+            // A response that ended inside the call left the next head (if
+            // any) at the front of the buffer, not yet scanned.
+            scanned = 0
         }
     }
 
@@ -262,7 +276,11 @@ extension WebSocketConnection {
     }
 
     func queueDidDrain() {
-        if isOpen { handler.didDrain(self) }
+        if isOpen {
+            handler.didDrain(self)
+        } else if phase == .http && httpResponding {
+            endpoint.httpDrained(self)
+        }
     }
 
     // MARK: Deadlines
@@ -271,8 +289,7 @@ extension WebSocketConnection {
     func scheduleDeadline() {
         switch phase {
         case .http:
-            let timeout = endpoint.settings.handshakeTimeout
-            stream.schedule(at: timeout > 0 ? machine.lastRead + timeout : nil)
+            stream.schedule(at: httpDeadline())
         case .frames, .draining:
             machine.lastWrite = max(machine.lastWrite, stream.lastWrite)
             stream.schedule(at: machine.nextDeadline(now: context.loop.now))
@@ -284,9 +301,7 @@ extension WebSocketConnection {
     func deadlineReached(now: UInt64) {
         switch phase {
         case .http:
-            // Slowloris, or a server that never answers: the head did not come in time.
-            endpoint.httpPhaseEnded(self, .timedOut)
-            closeNow()
+            httpDeadlineReached(now: now)
             return
         case .frames, .draining:
             machine.lastWrite = max(machine.lastWrite, stream.lastWrite)

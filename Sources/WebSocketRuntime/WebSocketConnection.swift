@@ -68,6 +68,14 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// messages are compressed with (0 otherwise), so a broadcast compresses
     /// once for every connection with the same window.
     package internal(set) var sharedCompressionWindow: UInt8 = 0
+    /// HTTP keep-alive (a server's plain requests): a response is under way,
+    /// so the next request's head waits in `head` until it ends.
+    var httpResponding = false
+    /// Heads are being dispatched by `headBytesArrived`'s loop, which takes
+    /// the next pipelined one itself when a response ends inside it.
+    var httpDispatching = false
+    /// Responses finished on this connection with it kept open (saturating).
+    var httpExchanges: UInt16 = 0
     /// Its index in its server's connection table (-1: none).
     package var tableSlot: Int32 = -1
 

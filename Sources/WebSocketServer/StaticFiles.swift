@@ -2,67 +2,47 @@
 import Glibc
 #endif
 
-/// Serves files under a root directory: the fall-through for every path that is
-/// not a WebSocket route, as ASP.NET's static-file middleware is in the article.
-///
-/// Files are read when asked for, on the loop thread; this is meant for a
-/// sample page and small assets, not for a CDN.
+/// The folder a server serves files from, and how a request target maps to
+/// a path under it. No system call here: finding and opening the file is
+/// `FileLookup`'s, on the thread pool.
 struct StaticFiles {
-    /// The root, resolved (symlinks followed), without a trailing slash.
+    /// The root, resolved (symlinks followed), without a trailing slash
+    /// (except for "/" itself).
     let root: String
-    let maxFileSize = 16 * 1024 * 1024
+    let options: StaticFileOptions
 
-    init?(root: String) {
-        guard let resolved = StaticFiles.realPath(root) else { return nil }
+    /// Resolves `root` (at set-up, on the caller's thread); nil if it is not a folder.
+    init?(root: String, options: StaticFileOptions) {
+        guard let resolved = StaticFiles.realPath(root), StaticFiles.isDirectory(resolved) else { return nil }
         self.root = resolved
+        self.options = options
     }
 
-    enum Outcome: Equatable {
-        case file(path: String, contentType: String)
+    enum Mapping: Equatable {
+        /// A path under the root, without a leading slash ("" for the root).
+        case path(String)
         case error(Int)
     }
 
-    /// Maps a request target to a file under the root. Refuses every way out of
-    /// it: `..` and `.` segments (also percent-encoded, as `%2e%2e`), encoded
-    /// slashes and backslashes, NUL, and symlinks that lead outside.
-    func resolve(target: String) -> Outcome {
+    /// Maps a request target to a path under the root. Refuses every way out
+    /// of it: `..` and `.` segments (also percent-encoded, as `%2e%2e`),
+    /// encoded slashes and backslashes, NUL; and names beginning with a dot
+    /// unless `serveDotFiles`. Symlinks that lead outside are refused when
+    /// the file is looked up.
+    func map(target: String) -> Mapping {
         var path = Substring(target)
         if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
         guard path.hasPrefix("/") else { return .error(400) }
         guard let decoded = StaticFiles.percentDecode(path) else { return .error(400) }
-        var segments: [String] = []
+        var segments: [Substring] = []
         for segment in decoded.split(separator: "/", omittingEmptySubsequences: true) {
             if segment == "." || segment == ".." || segment.contains("\\") || segment.contains("\0") {
                 return .error(400)
             }
-            segments.append(String(segment))
+            if segment.hasPrefix(".") && !options.serveDotFiles { return .error(404) }
+            segments.append(segment)
         }
-        var candidate = root + "/" + segments.joined(separator: "/")
-        if StaticFiles.isDirectory(candidate) {
-            candidate += (candidate.hasSuffix("/") ? "" : "/") + "index.html"
-        }
-        // The resolved file must still be inside the root (a symlink may not
-        // lead out of it).
-        guard let resolved = StaticFiles.realPath(candidate) else { return .error(404) }
-        guard resolved.hasPrefix(root + "/") else { return .error(404) }
-        guard !StaticFiles.isDirectory(resolved) else { return .error(404) }
-        return .file(path: resolved, contentType: StaticFiles.contentType(for: resolved))
-    }
-
-    func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { return nil }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size <= maxFileSize else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, $0.count - done) }
-            if n <= 0 { return nil }
-            done += n
-        }
-        return bytes
+        return .path(segments.joined(separator: "/"))
     }
 
     static func contentType(for path: String) -> String {

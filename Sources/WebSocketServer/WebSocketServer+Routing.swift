@@ -31,12 +31,12 @@ extension WebSocketServer {
             reject(connection, 503, "too many connections", extraHeaders: ["Retry-After: 1"])
             return
         }
-        let (method, target, _) = request.startLine
+        let target = request.startLine.1
         let path = String(target.prefix { $0 != "?" && $0 != "#" })
         if let hook = webSocketRoutes[path] {
             upgrade(connection, request, headLength: headLength, path: path, hook: hook)
-        } else if let files = staticFiles {
-            serveFile(connection, files, method: method, target: target)
+        } else if let fileResponder {
+            fileResponder.respond(connection, request, headLength: headLength)
         } else {
             reject(connection, 404, "no such path", detail: path)
         }
@@ -106,25 +106,6 @@ extension WebSocketServer {
                                                                         extensions: agreed?.response,
                                                                         extraHeaders: extraHeaders))
         connection.openWebSocket(headLength: headLength, subprotocol: subprotocol, messageExtension: agreed?.extension)
-    }
-
-    func serveFile(_ connection: WebSocketConnection<Handler>, _ files: StaticFiles, method: String, target: String) {
-        guard method == "GET" || method == "HEAD" else {
-            reject(connection, 405, "only GET and HEAD", extraHeaders: ["Allow: GET, HEAD"], detail: "\(method) \(target)")
-            return
-        }
-        switch files.resolve(target: target) {
-        case .error(let status):
-            reject(connection, status, status == 404 ? "no such file" : "bad path", detail: target)
-        case .file(let filePath, let contentType):
-            guard let body = files.read(filePath) else {
-                reject(connection, 404, "no such file", detail: target)
-                return
-            }
-            connection.respondAndClose(HTTPResponse.make(status: 200, contentType: contentType, body: body,
-                                                         extraHeaders: ["Cache-Control: no-cache"],
-                                                         headOnly: method == "HEAD"))
-        }
     }
 
     /// Answers with an error status and ends the connection; at debug level

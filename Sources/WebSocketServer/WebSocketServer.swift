@@ -46,7 +46,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     /// WebSocket routes by path, each with its upgrade hook, if any.
     var webSocketRoutes: [String: UpgradeHook<Handler.ConnectionData>?] = [:]
-    var staticFiles: StaticFiles?
+    var fileResponder: FileResponder<Handler>?
     private var listener: TCPListener?
     var connections = SlotTable<WebSocketConnection<Handler>>()
     /// This loop's topics and their subscribers (by connection slot).
@@ -115,6 +115,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
             httpPhaseEnded(connection, outcome)
         }
         endpoint.connectionClosed = { [weak self] connection in self?.connectionDidClose(connection) }
+        endpoint.httpDrained = { [weak self] connection in self?.fileResponder?.drained(connection) }
     }
 
     /// Makes this server loop `index` of a group of `loops`: its inbox (the
@@ -182,11 +183,17 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         webSocketRoutes[path] = .some(upgrade)
     }
 
-    /// Serves files under `root` for every other path ("/" is index.html).
-    public func serveFiles(from root: String) throws {
+    /// Serves files under `root` for every other path ("/" is index.html),
+    /// over persistent HTTP/1.1 connections, without blocking the loop on the
+    /// disk (docs/static-files.md). Throws `.staticRootNotFound` or
+    /// `.invalidOption`.
+    public func serveFiles(from root: String, options: StaticFileOptions = StaticFileOptions()) throws {
         loop.checkThread("WebSocketServer.serveFiles")
-        guard let files = StaticFiles(root: root) else { throw WebSocketServerError.staticRootNotFound(root) }
-        staticFiles = files
+        try options.validate()
+        guard let files = StaticFiles(root: root, options: options) else { throw WebSocketServerError.staticRootNotFound(root) }
+        fileResponder = FileResponder(files: files, loop: loop, maxBackpressure: self.options.maxBackpressure)
+        endpoint.httpIdleTimeout = options.keepAliveTimeout.milliseconds
+        endpoint.httpSendTimeout = options.sendTimeout.milliseconds
     }
 
     /// Binds and listens on `host`: an address, "localhost" (127.0.0.1), or a
@@ -335,6 +342,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         if let completion { shutdownCompletion = completion }
         if shuttingDown { return }
         shuttingDown = true
+        fileResponder?.shuttingDown = true
         logger.info("shutting down", metadata: ["open": "\(connections.count)",
                                                 "drainTimeout": "\(drainTimeout)"])
         listener?.close()
@@ -468,6 +476,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     }
 
     private func connectionDidClose(_ connection: WebSocketConnection<Handler>) {
+        fileResponder?.connectionClosed(connection)
         let slot = connection.tableSlot
         guard slot >= 0, connections[slot] === connection else { return }
         leaveTopics(slot: slot)

@@ -115,8 +115,10 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
         for server in servers { server.route(webSocket: path, upgrade: upgrade) }
     }
 
-    public func serveFiles(from root: String) throws {
-        for server in servers { try server.serveFiles(from: root) }
+    /// Serves files under `root` on every loop, each loop with its own
+    /// memory cache (`WebSocketServer.serveFiles(from:options:)`).
+    public func serveFiles(from root: String, options: StaticFileOptions = StaticFileOptions()) throws {
+        for server in servers { try server.serveFiles(from: root, options: options) }
     }
 
     /// Listens on `host` and `port` (0: a free one) on every loop, with

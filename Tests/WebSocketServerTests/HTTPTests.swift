@@ -14,7 +14,8 @@ struct HTTPTests {
 
     func request(_ port: Int, _ text: String) throws -> (status: Int, head: String, body: String) {
         let client = try RawClient(port: port)
-        try client.send(text)
+        // Read to the end: the server keeps HTTP/1.1 connections open unless told.
+        try client.send(text.replacingOccurrences(of: "HTTP/1.1\r\n", with: "HTTP/1.1\r\nConnection: close\r\n"))
         let response = String(decoding: try client.receiveAll(), as: UTF8.self)
         let parts = response.components(separatedBy: "\r\n\r\n")
         let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? 0

@@ -15,12 +15,12 @@ final class ServerHarness<Handler: WebSocketHandler>: @unchecked Sendable {
     /// - Parameter routes: false leaves the routes to the test (added with
     ///   `onLoop`); true routes "/ws".
     init(options: WebSocketOptions = WebSocketOptions(), handler: Handler, staticRoot: String? = nil,
-         routes: Bool = true) throws {
+         fileOptions: StaticFileOptions = StaticFileOptions(), routes: Bool = true) throws {
         var logger = Logger(label: "test-server")
         logger.logLevel = .warning
         server = try WebSocketServer(options: options, handler: handler, logger: logger)
         if routes { server.route(webSocket: "/ws") }
-        if let staticRoot { try server.serveFiles(from: staticRoot) }
+        if let staticRoot { try server.serveFiles(from: staticRoot, options: fileOptions) }
         port = try server.listen(host: "127.0.0.1", port: 0)
         let thread = Thread { [self] in
             do { try server.run() } catch { runError = error }
