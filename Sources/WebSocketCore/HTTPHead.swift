@@ -37,15 +37,25 @@ public struct HTTPHead: Sendable {
 
     /// The first value of a field, by case-insensitive name (RFC 9110 §5.1).
     public func value(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        headers.first { HTTPHead.sameName($0.name, name) }?.value
+    }
+
+    /// ASCII case-insensitive equality, without making lowered copies (a
+    /// field name is a token: ASCII only, RFC 9110 §5.1).
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        let x = a.utf8, y = b.utf8
+        guard x.count == y.count else { return false }
+        for (c, d) in zip(x, y) where c != d {
+            guard c | 0x20 == d | 0x20, (c | 0x20) >= UInt8(ascii: "a"), (c | 0x20) <= UInt8(ascii: "z") else { return false }
+        }
+        return true
     }
 
     /// All values of a field, split as a comma-separated list (RFC 9110 §5.6.1),
     /// trimmed, with empty elements dropped.
     public func listValues(_ name: String) -> [Substring] {
-        let lowered = name.lowercased()
         var result: [Substring] = []
-        for field in headers where field.name.lowercased() == lowered {
+        for field in headers where HTTPHead.sameName(field.name, name) {
             for element in field.value.split(separator: ",") {
                 let trimmed = trimWhitespace(element)
                 if !trimmed.isEmpty { result.append(trimmed) }

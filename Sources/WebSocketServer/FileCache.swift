@@ -6,7 +6,7 @@ final class FileCache {
     struct Entry {
         var identity: FoundFile
         var gzip: FoundFile?
-        var name: String
+        var contentType: String
         var checkedAt: UInt64
         var bytes: Int { (identity.body?.count ?? 0) + (gzip?.body?.count ?? 0) }
     }
@@ -32,7 +32,7 @@ final class FileCache {
     func store(_ key: String, _ lookup: FileLookup, now: UInt64) {
         if let old = entries.removeValue(forKey: key) { total -= old.bytes }
         guard let identity = lookup.identity, identity.body != nil, lookup.gzip.map({ $0.body != nil }) ?? true else { return }
-        let entry = Entry(identity: identity, gzip: lookup.gzip, name: lookup.name, checkedAt: now)
+        let entry = Entry(identity: identity, gzip: lookup.gzip, contentType: lookup.contentType, checkedAt: now)
         guard entry.bytes <= capacity else { return }
         // Room is made by dropping entries in no particular order: a bounded
         // cache for a page's assets, not a CDN's replacement policy.

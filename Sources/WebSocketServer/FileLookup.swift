@@ -4,13 +4,24 @@ import Glibc
 
 /// A file found under the root: what a response needs of it.
 struct FoundFile {
-    var metadata: FileMetadata
+    let metadata: FileMetadata
+    let etag: String
+    /// "ETag: ...\r\nLast-Modified: ...\r\n", made once per lookup, not per response.
+    let validators: [UInt8]
     /// The whole file, when it is at most the inline limit (then there is no
     /// descriptor); nil for a larger file, read from `descriptor`.
     var body: [UInt8]?
     /// Open for reading (-1 when `body` holds the file, or when the file was
     /// only looked at). Whoever holds the `FoundFile` closes it.
     var descriptor: Int32 = -1
+
+    init(metadata: FileMetadata, body: [UInt8]? = nil, descriptor: Int32 = -1) {
+        self.metadata = metadata
+        self.body = body
+        self.descriptor = descriptor
+        etag = metadata.etag
+        validators = Array("ETag: \(etag)\r\nLast-Modified: \(metadata.lastModified)\r\n".utf8)
+    }
 }
 
 /// One request's file, found, checked and opened in one trip to libuv's
@@ -37,8 +48,9 @@ final class FileLookup {
     private(set) var identity: FoundFile?
     /// Its precompressed sibling, if it has one.
     private(set) var gzip: FoundFile?
-    /// The name asked for, for the content type (`index.html` for a folder).
+    /// The name asked for (`index.html` for a folder), and its content type.
     private(set) var name = ""
+    var contentType: String { StaticFiles.contentType(for: name) }
 
     init(root: String, relative: String, lookForGzip: Bool, prefersGzip: Bool, inlineLimit: Int) {
         self.root = root

@@ -22,7 +22,9 @@ final class FileResponder<Handler: WebSocketHandler> {
     private var streams: [ObjectIdentifier: FileStream<Handler>] = [:]
     /// The `Date` header, made once per second.
     private var dateSecond = -1
-    private var dateLine = ""
+    private var dateLine: [UInt8] = []
+    /// "Cache-Control: ...\r\n" as the options say (empty for none).
+    private let cacheControlLine: [UInt8]
     /// Set by the server's shutdown: responses from then on close their connection.
     var shuttingDown = false
 
@@ -30,6 +32,7 @@ final class FileResponder<Handler: WebSocketHandler> {
         self.files = files
         self.loop = loop
         self.maxBackpressure = maxBackpressure
+        cacheControlLine = files.options.cacheControl.map { Array("Cache-Control: \($0)\r\n".utf8) } ?? []
         cache = FileCache(capacity: files.options.memoryCacheSize,
                           revalidateAfter: files.options.revalidateAfter.milliseconds)
     }
@@ -55,7 +58,7 @@ final class FileResponder<Handler: WebSocketHandler> {
         let options = files.options
         let acceptsGzip = options.precompressed && Self.acceptsGzip(request)
         if let entry = cache.fresh(relative, now: loop.now) {
-            return answer(exchange, request, identity: entry.identity, gzip: entry.gzip, name: entry.name,
+            return answer(exchange, request, identity: entry.identity, gzip: entry.gzip, contentType: entry.contentType,
                           acceptsGzip: acceptsGzip)
         }
         let lookup = FileLookup(root: files.root, relative: relative, lookForGzip: options.precompressed,
@@ -68,7 +71,8 @@ final class FileResponder<Handler: WebSocketHandler> {
             guard let identity = lookup.identity else {
                 return sendError(exchange, lookup.status, lookup.status == 403 ? "not readable" : "no such file")
             }
-            answer(exchange, request, identity: identity, gzip: lookup.gzip, name: lookup.name, acceptsGzip: acceptsGzip)
+            answer(exchange, request, identity: identity, gzip: lookup.gzip, contentType: lookup.contentType,
+                   acceptsGzip: acceptsGzip)
         })
     }
 
@@ -99,41 +103,39 @@ final class FileResponder<Handler: WebSocketHandler> {
     }
 
     private func answer(_ exchange: HTTPExchange<Handler>, _ request: HTTPHead, identity: FoundFile, gzip: FoundFile?,
-                        name: String, acceptsGzip: Bool) {
+                        contentType: String, acceptsGzip: Bool) {
         let useGzip = acceptsGzip && gzip != nil
         let file = useGzip ? gzip! : identity
         // Only the file sent is kept open.
         let other = useGzip ? identity : gzip
         if let fd = other?.descriptor, fd >= 0 { close(fd) }
-        let options = files.options
-        let etag = file.metadata.etag
-        var headers = ["ETag: " + etag, "Last-Modified: " + file.metadata.lastModified]
-        if let cacheControl = options.cacheControl { headers.append("Cache-Control: " + cacheControl) }
-        // §12.5.5: the response depends on Accept-Encoding when a sibling exists.
-        if gzip != nil { headers.append("Vary: Accept-Encoding") }
         let size = file.metadata.size
         let range: Range<Int>
         var status = 200
-        switch FileAnswer.evaluate(request, method: request.startLine.0, file: file.metadata, etag: etag) {
+        switch FileAnswer.evaluate(request, method: request.startLine.0, file: file.metadata, etag: file.etag) {
         case .notModified:
             // §15.4.5: the validators and caching headers, no body or length.
             if file.descriptor >= 0 { close(file.descriptor) }
-            sendHead(exchange, status: 304, contentType: nil, contentLength: nil, headers: headers)
+            headBytes(exchange, status: 304, contentType: nil, contentLength: nil, file: file, varies: gzip != nil)
+                .withUnsafeBytes { exchange.connection.sendHTTP($0) }
             return complete(exchange)
         case .unsatisfiable:
             if file.descriptor >= 0 { close(file.descriptor) }
-            return sendError(exchange, 416, "range not satisfiable", extraHeaders: headers + ["Content-Range: bytes */\(size)"])
+            return sendError(exchange, 416, "range not satisfiable", extraHeaders: ["Content-Range: bytes */\(size)"])
         case .whole:
             range = 0..<size
         case .partial(let bytes):
             range = bytes
             status = 206
-            headers.append("Content-Range: bytes \(bytes.lowerBound)-\(bytes.upperBound - 1)/\(size)")
         }
-        headers.append("Accept-Ranges: bytes")
-        if useGzip { headers.append("Content-Encoding: gzip") }
-        let head = headBytes(exchange, status: status, contentType: StaticFiles.contentType(for: name),
-                             contentLength: range.count, headers: headers)
+        let head = headBytes(exchange, status: status, contentType: contentType, contentLength: range.count, file: file,
+                             varies: gzip != nil) { head in
+            head.append(contentsOf: "Accept-Ranges: bytes\r\n".utf8)
+            if useGzip { head.append(contentsOf: "Content-Encoding: gzip\r\n".utf8) }
+            if status == 206 {
+                head.append(contentsOf: "Content-Range: bytes \(range.lowerBound)-\(range.upperBound - 1)/\(size)\r\n".utf8)
+            }
+        }
         if exchange.headOnly || range.isEmpty {
             if file.descriptor >= 0 { close(file.descriptor) }
             head.withUnsafeBytes { exchange.connection.sendHTTP($0) }
@@ -153,40 +155,57 @@ final class FileResponder<Handler: WebSocketHandler> {
     private func sendError(_ exchange: HTTPExchange<Handler>, _ status: Int, _ reason: String, extraHeaders: [String] = []) {
         let body = Array("\(status) \(HTTPResponse.reasonPhrase(status)): \(reason)\n".utf8)
         var bytes = headBytes(exchange, status: status, contentType: "text/plain; charset=utf-8",
-                              contentLength: body.count, headers: extraHeaders)
+                              contentLength: body.count, file: nil, varies: false) { head in
+            for header in extraHeaders { head.append(contentsOf: (header + "\r\n").utf8) }
+        }
         if !exchange.headOnly { bytes += body }
         bytes.withUnsafeBytes { exchange.connection.sendHTTP($0) }
         complete(exchange)
     }
 
-    private func sendHead(_ exchange: HTTPExchange<Handler>, status: Int, contentType: String?, contentLength: Int?,
-                          headers: [String]) {
-        headBytes(exchange, status: status, contentType: contentType, contentLength: contentLength, headers: headers)
-            .withUnsafeBytes { exchange.connection.sendHTTP($0) }
-    }
-
+    /// A response head, written as bytes (no string is joined per request):
+    /// status, Date, type and length, the file's validators and caching
+    /// headers, what `more` adds, and the connection's fate.
     private func headBytes(_ exchange: HTTPExchange<Handler>, status: Int, contentType: String?, contentLength: Int?,
-                           headers: [String]) -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(HTTPResponse.reasonPhrase(status))\r\n" + date() + "Server: UVWebSocket\r\n"
-        if let contentType { head += "Content-Type: " + contentType + "\r\n" }
-        if let contentLength { head += "Content-Length: \(contentLength)\r\n" }
-        for header in headers { head += header + "\r\n" }
-        head += "X-Content-Type-Options: nosniff\r\n"
-        if !exchange.keepAlive {
-            head += "Connection: close\r\n"
-        } else if exchange.isHTTP10 {
-            head += "Connection: keep-alive\r\n"
+                           file: FoundFile?, varies: Bool, _ more: (inout [UInt8]) -> Void = { _ in }) -> [UInt8] {
+        var head: [UInt8] = []
+        head.reserveCapacity(384)
+        if status == 200 {
+            head.append(contentsOf: "HTTP/1.1 200 OK\r\n".utf8)
+        } else {
+            head.append(contentsOf: "HTTP/1.1 \(status) \(HTTPResponse.reasonPhrase(status))\r\n".utf8)
         }
-        head += "\r\n"
-        return Array(head.utf8)
+        head.append(contentsOf: date())
+        head.append(contentsOf: "Server: UVWebSocket\r\n".utf8)
+        if let contentType {
+            head.append(contentsOf: "Content-Type: ".utf8)
+            head.append(contentsOf: contentType.utf8)
+            head.append(contentsOf: "\r\n".utf8)
+        }
+        if let contentLength { head.append(contentsOf: "Content-Length: \(contentLength)\r\n".utf8) }
+        if let file {
+            head.append(contentsOf: file.validators)
+            head.append(contentsOf: cacheControlLine)
+            // §12.5.5: the response depends on Accept-Encoding when a sibling exists.
+            if varies { head.append(contentsOf: "Vary: Accept-Encoding\r\n".utf8) }
+        }
+        more(&head)
+        head.append(contentsOf: "X-Content-Type-Options: nosniff\r\n".utf8)
+        if !exchange.keepAlive {
+            head.append(contentsOf: "Connection: close\r\n".utf8)
+        } else if exchange.isHTTP10 {
+            head.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+        }
+        head.append(contentsOf: "\r\n".utf8)
+        return head
     }
 
     /// RFC 9110 §6.6.1: an origin server with a clock sends `Date`.
-    private func date() -> String {
+    private func date() -> [UInt8] {
         let now = time(nil)
         if now != dateSecond {
             dateSecond = now
-            dateLine = "Date: " + HTTPDate.format(now) + "\r\n"
+            dateLine = Array(("Date: " + HTTPDate.format(now) + "\r\n").utf8)
         }
         return dateLine
     }

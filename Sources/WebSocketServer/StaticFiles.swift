@@ -33,6 +33,7 @@ struct StaticFiles {
         var path = Substring(target)
         if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
         guard path.hasPrefix("/") else { return .error(400) }
+        if let plain = plainPath(path) { return plain }
         guard let decoded = StaticFiles.percentDecode(path) else { return .error(400) }
         var segments: [Substring] = []
         for segment in decoded.split(separator: "/", omittingEmptySubsequences: true) {
@@ -43,6 +44,31 @@ struct StaticFiles {
             segments.append(segment)
         }
         return .path(segments.joined(separator: "/"))
+    }
+
+    /// The usual target ("/app.js", "/img/logo.png") in one pass over its
+    /// bytes, with no copy but the result: nil when it needs `map`'s general
+    /// path (an escape, a backslash, NUL, an empty or dot segment, a
+    /// trailing slash).
+    private func plainPath(_ path: Substring) -> Mapping? {
+        var previous = UInt8(ascii: "/")
+        var count = 0
+        for c in path.utf8 {
+            switch c {
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"), 0:
+                return nil
+            case UInt8(ascii: "/"):
+                if previous == UInt8(ascii: "/") && count > 0 { return nil }
+            case UInt8(ascii: "."):
+                if previous == UInt8(ascii: "/") { return nil }
+            default:
+                break
+            }
+            previous = c
+            count += 1
+        }
+        if count > 1 && previous == UInt8(ascii: "/") { return nil }
+        return .path(String(path.dropFirst()))
     }
 
     static func contentType(for path: String) -> String {
