@@ -13,7 +13,7 @@ CHAT_PORT ?= 5001
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: chat build-chat bench-pubsub bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: chat build-chat bench-pubsub bench-files bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -55,7 +55,7 @@ test-deps:
 	@bash scripts/install-deps.sh test
 	@bash scripts/setup-python.sh
 
-## Every test (about 25 minutes): layering, Swift tests (and ThreadSanitizer), Python websockets, Chromium, nginx, Autobahn.
+## Every test (about 40 minutes): layering, Swift tests (and ThreadSanitizer), Python websockets, Chromium, nginx, Autobahn.
 # Swift unit and integration tests, then the external peers (Python
 # websockets, headless Chromium, nginx) and Autobahn|Testsuite.
 test: test-deps build build-client build-chat ws-bench
@@ -108,9 +108,9 @@ asan: deps
 safety-release: deps
 	$(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build-release-tests --filter PublicAPISafetyTests
 
-## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS, topics across loops).
+## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS, topics across loops, static files on the thread pool).
 tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests'
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests|StaticFileTests'
 
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps
@@ -141,6 +141,10 @@ bench-tls: bench-deps
 bench-pubsub: bench-deps
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product uv-pubsub
 	.venv/bin/python Benchmarks/run_pubsub_bench.py
+
+## Static files against nginx, side by side (about 2 minutes; STALL_BASELINE=path/to/old/echo-server adds the slow-reader comparison): docs/benchmarks-files.md.
+bench-files: bench-deps
+	.venv/bin/python Benchmarks/run_files_bench.py $(if $(STALL_BASELINE),--stall-baseline $(STALL_BASELINE))
 
 ## Micro benchmarks with allocation counts (ordo-one/benchmark).
 # Their table goes into docs/benchmarks.md.

@@ -406,6 +406,7 @@ def render(path, load):
         load = "Run %s.\n\n%s" % (stamp_line(saved), load.strip())
     page = page.replace("{{LOAD_RESULTS}}", load.strip()).replace("{{MICRO_RESULTS}}", micro)
     page = page.replace("{{LOOPS_RESULTS}}", loops_summary()).replace("{{TLS_RESULTS}}", tls_summary())
+    page = page.replace("{{FILES_RESULTS}}", files_summary())
     with open(path, "w") as f:
         f.write(page)
     print("wrote %s" % path)
@@ -430,6 +431,25 @@ def loops_summary():
         rows.append("| %s | %s | %s | %s | %s | %s |" % (title, unit, fmt(med(one)), fmt(med(two)),
                                                         fmt(med(two) / med(one), 3), fmt(med(paired), 3)))
     return "From %s, %d repeats alternated:\n\n%s" % (data["date"], data["repeats"], "\n".join(rows))
+
+
+def files_summary():
+    """The table of docs/benchmarks-files.json (`make bench-files`)."""
+    path = os.path.join(TOP, "docs", "benchmarks-files.json")
+    if not os.path.exists(path):
+        return "(run `make bench-files`)"
+    with open(path) as f:
+        data = json.load(f)
+    runs = data["results"]
+    ours = [r["requestsPerServerCPUSecond"] for r in runs["echo-server"]]
+    rows = ["| server | requests per server-CPU-second, median | echo-server ÷ this, ratio of the medians | "
+            "median of the paired ratios |", "|---|---|---|---|"]
+    for name, values in runs.items():
+        values = [r["requestsPerServerCPUSecond"] for r in values]
+        paired = [a / b for a, b in zip(ours, values) if a and b]
+        cells = ("–", "–") if name == "echo-server" else (fmt(med(ours) / med(values), 2), fmt(med(paired), 2))
+        rows.append("| %s | %s | %s | %s |" % (name, fmt(med(values)), *cells))
+    return "Run %s, %d repeats alternated:\n\n%s" % (stamp_line(data), data["repeats"], "\n".join(rows))
 
 
 def tls_summary():

@@ -12,7 +12,8 @@ case "$what" in
     # redis-server: the chat sample's backplane tests start their own.
     test) packages+=(chromium chromium-driver nginx-light python3-venv openssl redis-server) ;;
     # node-redis, redis-server: the fan-out benchmark's servers through Redis.
-    bench) packages+=(node-ws node-redis redis-server python3-venv valgrind) ;;
+    # nginx-light, wrk: the static-file benchmark against nginx.
+    bench) packages+=(node-ws node-redis redis-server python3-venv valgrind nginx-light wrk) ;;
     *) echo "usage: $0 run|chat|test|bench" >&2; exit 2 ;;
 esac
 
