@@ -78,6 +78,9 @@ extension WebSocketConnection {
                 httpResponding = true
                 endpoint.httpPhaseEnded(self, .head(request, length: length))
             }
+            // A response still under way is timed by `httpSendTimeout` from
+            // now on, not by the head's deadline.
+            if phase == .http && httpResponding { scheduleDeadline() }
             // A response that ended inside the call left the next head (if
             // any) at the front of the buffer, not yet scanned.
             scanned = 0

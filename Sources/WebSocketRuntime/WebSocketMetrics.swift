@@ -43,6 +43,12 @@ public struct WebSocketMetrics: Sendable {
     /// `maxBackpressure` (it must not stall the others), or it was closing.
     public var topicMessagesDropped = 0
 
+    /// Responses of the static files (`serveFiles`), whatever their status.
+    public var fileResponses = 0
+    /// Of those, the responses after which the connection stayed open for
+    /// another request (HTTP keep-alive).
+    public var fileResponsesKeptAlive = 0
+
     /// All counters at zero.
     public init() {}
 
@@ -63,6 +69,8 @@ public struct WebSocketMetrics: Sendable {
         publications += other.publications
         topicMessagesSent += other.topicMessagesSent
         topicMessagesDropped += other.topicMessagesDropped
+        fileResponses += other.fileResponses
+        fileResponsesKeptAlive += other.fileResponsesKeptAlive
     }
 }
 

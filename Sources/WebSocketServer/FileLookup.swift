@@ -41,8 +41,11 @@ final class FileLookup {
     /// The `.gz` sibling is the one to open (the client accepts gzip).
     let prefersGzip: Bool
     let inlineLimit: Int
+    /// The request named a folder (its path ends with "/", or is the root).
+    let asFolder: Bool
 
-    /// 404 or 403 when no file is found.
+    /// 404 or 403 when no file is found; 301 for a folder named without its
+    /// trailing slash.
     private(set) var status = 404
     /// The file asked for (`index.html` for a folder).
     private(set) var identity: FoundFile?
@@ -52,8 +55,9 @@ final class FileLookup {
     private(set) var name = ""
     var contentType: String { StaticFiles.contentType(for: name) }
 
-    init(root: String, relative: String, lookForGzip: Bool, prefersGzip: Bool, inlineLimit: Int) {
+    init(root: String, relative: String, asFolder: Bool, lookForGzip: Bool, prefersGzip: Bool, inlineLimit: Int) {
         self.root = root
+        self.asFolder = asFolder || relative.isEmpty
         self.relative = relative
         self.lookForGzip = lookForGzip
         self.prefersGzip = prefersGzip
@@ -67,6 +71,11 @@ final class FileLookup {
         switch probe(candidate, keepOpen: !(lookForGzip && prefersGzip)) {
         case .found(let file):
             identity = file
+        case .directory where !asFolder:
+            // A folder named without its trailing slash: the client is sent
+            // to the name with one, so that the page's relative links resolve
+            // inside the folder (as web servers do).
+            status = 301
         case .directory:
             candidate += "/index.html"
             name = candidate

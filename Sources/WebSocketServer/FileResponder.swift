@@ -16,6 +16,8 @@ import WebSocketRuntime
 final class FileResponder<Handler: WebSocketHandler> {
     let files: StaticFiles
     let loop: EventLoop
+    /// For its counters (`fileResponses`, `fileResponsesKeptAlive`).
+    private let endpoint: Endpoint<Handler>
     private let cache: FileCache
     private let maxBackpressure: Int
     /// Responses waiting for their connection's queue, by connection.
@@ -28,9 +30,10 @@ final class FileResponder<Handler: WebSocketHandler> {
     /// Set by the server's shutdown: responses from then on close their connection.
     var shuttingDown = false
 
-    init(files: StaticFiles, loop: EventLoop, maxBackpressure: Int) {
+    init(files: StaticFiles, endpoint: Endpoint<Handler>, maxBackpressure: Int) {
         self.files = files
-        self.loop = loop
+        self.endpoint = endpoint
+        loop = endpoint.context.loop
         self.maxBackpressure = maxBackpressure
         cacheControlLine = files.options.cacheControl.map { Array("Cache-Control: \($0)\r\n".utf8) } ?? []
         cache = FileCache(capacity: files.options.memoryCacheSize,
@@ -57,17 +60,30 @@ final class FileResponder<Handler: WebSocketHandler> {
         }
         let options = files.options
         let acceptsGzip = options.precompressed && Self.acceptsGzip(request)
-        if let entry = cache.fresh(relative, now: loop.now) {
+        let path = target.prefix { $0 != "?" && $0 != "#" }
+        let asFolder = path.hasSuffix("/")
+        // A folder's page and the same name without the slash (a redirect)
+        // are cached apart.
+        let key = asFolder && !relative.isEmpty ? relative + "/" : relative
+        if let entry = cache.fresh(key, now: loop.now) {
             return answer(exchange, request, identity: entry.identity, gzip: entry.gzip, contentType: entry.contentType,
                           acceptsGzip: acceptsGzip)
         }
-        let lookup = FileLookup(root: files.root, relative: relative, lookForGzip: options.precompressed,
+        let lookup = FileLookup(root: files.root, relative: relative, asFolder: asFolder, lookForGzip: options.precompressed,
                                 prefersGzip: acceptsGzip,
                                 inlineLimit: options.memoryCacheSize > 0 ? options.memoryCacheFileLimit : 0)
         ThreadPoolWork.run(on: loop, { lookup.run() }, then: { [self] in
             // The connection may have gone while the pool worked.
             guard connection.isInHTTPPhase else { return lookup.closeDescriptors() }
-            cache.store(relative, lookup, now: loop.now)
+            cache.store(key, lookup, now: loop.now)
+            if lookup.status == 301 {
+                // RFC 9110 §15.4.2. The location is made from the mapped
+                // path, not echoed from the request ("//host" would send the
+                // client to another site); the query goes along.
+                let query = target.dropFirst(path.count)
+                let location = "/" + StaticFiles.percentEncode(relative) + "/" + query
+                return sendError(exchange, 301, "a folder", extraHeaders: ["Location: \(location)"])
+            }
             guard let identity = lookup.identity else {
                 return sendError(exchange, lookup.status, lookup.status == 403 ? "not readable" : "no such file")
             }
@@ -168,6 +184,9 @@ final class FileResponder<Handler: WebSocketHandler> {
     /// headers, what `more` adds, and the connection's fate.
     private func headBytes(_ exchange: HTTPExchange<Handler>, status: Int, contentType: String?, contentLength: Int?,
                            file: FoundFile?, varies: Bool, _ more: (inout [UInt8]) -> Void = { _ in }) -> [UInt8] {
+        // One head per response: counted here.
+        endpoint.metrics.fileResponses &+= 1
+        if exchange.keepAlive { endpoint.metrics.fileResponsesKeptAlive &+= 1 }
         var head: [UInt8] = []
         head.reserveCapacity(384)
         if status == 200 {

@@ -5,6 +5,9 @@ enum HTTPResponse {
     static func reasonPhrase(_ status: Int) -> String {
         switch status {
         case 200: return "OK"
+        case 206: return "Partial Content"
+        case 301: return "Moved Permanently"
+        case 304: return "Not Modified"
         case 400: return "Bad Request"
         case 401: return "Unauthorized"
         case 402: return "Payment Required"
@@ -14,6 +17,7 @@ enum HTTPResponse {
         case 408: return "Request Timeout"
         case 409: return "Conflict"
         case 410: return "Gone"
+        case 416: return "Range Not Satisfiable"
         case 413: return "Content Too Large"
         case 422: return "Unprocessable Content"
         case 429: return "Too Many Requests"

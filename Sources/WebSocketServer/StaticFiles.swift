@@ -110,6 +110,24 @@ struct StaticFiles {
         return String(validating: bytes, as: UTF8.self)
     }
 
+    /// A mapped path as a URL path again: "/" and RFC 3986's unreserved
+    /// characters as they are, every other byte as %XX.
+    static func percentEncode(_ path: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes: [UInt8] = []
+        for c in path.utf8 {
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                 UInt8(ascii: "~"), UInt8(ascii: "/"):
+                bytes.append(c)
+            default:
+                bytes += [UInt8(ascii: "%"), hex[Int(c >> 4)], hex[Int(c & 15)]]
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     static func hexValue(_ c: UInt8) -> UInt8? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")

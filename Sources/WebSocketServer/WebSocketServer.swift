@@ -191,7 +191,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         loop.checkThread("WebSocketServer.serveFiles")
         try options.validate()
         guard let files = StaticFiles(root: root, options: options) else { throw WebSocketServerError.staticRootNotFound(root) }
-        fileResponder = FileResponder(files: files, loop: loop, maxBackpressure: self.options.maxBackpressure)
+        fileResponder = FileResponder(files: files, endpoint: endpoint, maxBackpressure: self.options.maxBackpressure)
         endpoint.httpIdleTimeout = options.keepAliveTimeout.milliseconds
         endpoint.httpSendTimeout = options.sendTimeout.milliseconds
     }

@@ -91,7 +91,74 @@ struct StaticFileTests {
         #expect(try reader.get("/missing").status == 404)
         // Still the same connection after a 404.
         #expect(try reader.get("/").status == 200)
-        #expect(harness.metrics.connectionsOpen == 1)
+        let metrics = harness.metrics
+        #expect(metrics.connectionsOpen == 1 && metrics.connectionsAccepted == 1)
+        #expect(metrics.fileResponses == 11 && metrics.fileResponsesKeptAlive == 11)
+    }
+
+    /// This process's descriptors open on `path` (the server runs in it).
+    static func descriptors(on path: String) -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)) == path }.count
+    }
+
+    @Test("a reader that leaves in the middle of a streamed file, or a stalled one dropped at sendTimeout, lets go of the file")
+    func abandonedDownloads() throws {
+        let root = try Self.root()
+        // 32 MB (sparse): more than the kernel's socket buffers take, so a
+        // reader that stops reading stalls the response.
+        let big = (root as NSString).resolvingSymlinksInPath + "/huge.bin"
+        #expect(truncate(big, 32 << 20) == 0 || (FileManager.default.createFile(atPath: big, contents: nil) && truncate(big, 32 << 20) == 0))
+        var options = StaticFileOptions()
+        options.sendTimeout = .milliseconds(400)
+        let harness = try ServerHarness(handler: EchoHandler(), staticRoot: root, fileOptions: options)
+        defer { harness.stop() }
+        var stalled: [RawClient] = []
+        for _ in 0..<3 {
+            let client = try RawClient(port: harness.port)
+            try client.send("GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try !client.receive().isEmpty)
+            stalled.append(client)
+        }
+        // Three readers that read one chunk and stop, still connected: each
+        // holds the file open until dropped for taking nothing.
+        usleep(100_000)
+        #expect(Self.descriptors(on: big) == 3)
+        let deadline = Date().addingTimeInterval(5)
+        while harness.metrics.connectionsOpen > 0 && Date() < deadline { usleep(50_000) }
+        #expect(Self.descriptors(on: big) == 0)
+        #expect(harness.metrics.connectionsOpen == 0)
+        stalled.removeAll()
+        for _ in 0..<5 {
+            let client = try RawClient(port: harness.port)
+            try client.send("GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try !client.receive().isEmpty)
+        }
+        // Those five closed (their RawClients are gone): no file stays open.
+        let again = Date().addingTimeInterval(5)
+        while Self.descriptors(on: big) > 0 && Date() < again { usleep(50_000) }
+        #expect(Self.descriptors(on: big) == 0)
+        #expect(try HTTPReader(port: harness.port).get("/big.bin").body.count == 300_000)
+    }
+
+    @Test("a folder named without its slash is redirected to it; with it, its index.html; status lines name their status")
+    func folders() throws {
+        let root = try Self.root()
+        try FileManager.default.createDirectory(atPath: root + "/my docs", withIntermediateDirectories: true)
+        try "docs".write(toFile: root + "/my docs/index.html", atomically: true, encoding: .utf8)
+        let harness = try ServerHarness(handler: EchoHandler(), staticRoot: root)
+        defer { harness.stop() }
+        let reader = try HTTPReader(port: harness.port)
+        let moved = try reader.get("/my%20docs?x=1")
+        #expect(moved.status == 301 && moved.header("Location") == "/my%20docs/?x=1")
+        #expect(moved.head.hasPrefix("HTTP/1.1 301 Moved Permanently\r\n"))
+        #expect(try reader.get("/my%20docs/").text == "docs")
+        // Never an absolute location taken from the request.
+        #expect(try reader.get("//sub").header("Location") == "/sub/")
+        #expect(try reader.get("/index.html", ["Range: bytes=0-0"]).head.hasPrefix("HTTP/1.1 206 Partial Content\r\n"))
+        #expect(try reader.get("/index.html", ["Range: bytes=99-"]).head.hasPrefix("HTTP/1.1 416 Range Not Satisfiable\r\n"))
+        let etag = try #require(try reader.get("/").header("ETag"))
+        #expect(try reader.get("/", ["If-None-Match: \(etag)"]).head.hasPrefix("HTTP/1.1 304 Not Modified\r\n"))
     }
 
     @Test("pipelined requests are answered in order")
