@@ -7,6 +7,7 @@ public struct TLSCertificateFiles: Sendable, Hashable {
     /// PEM file: the certificate's private key.
     public var privateKey: String
 
+    /// PEM file paths: the certificate chain (leaf first) and its private key.
     public init(chain: String, privateKey: String) {
         self.chain = chain
         self.privateKey = privateKey
@@ -28,11 +29,13 @@ public struct TLSServerConfiguration: Sendable {
     public var certificate: TLSCertificateFiles
     /// Host name (lowercase, or `*.example.com` for one label) to certificate.
     public var hostCertificates: [String: TLSCertificateFiles] = [:]
+    /// The oldest TLS version accepted (TLS 1.2 by default; 1.3 is always offered).
     public var minimumVersion: TLSVersion = .tls12
     /// Session tickets issued per handshake (TLS 1.3 resumption). The server
     /// keeps no session cache either way.
     public var sessionTickets: Int = 1
 
+    /// A server's configuration from its certificate and key files.
     public init(certificate: TLSCertificateFiles) {
         self.certificate = certificate
     }
@@ -54,8 +57,10 @@ public enum TLSTrust: Sendable, Hashable {
 public struct TLSClientConfiguration: Sendable {
     /// What the client verifies the server's certificate against.
     public var trust: TLSTrust = .system
+    /// The oldest TLS version the client offers (TLS 1.2 by default).
     public var minimumVersion: TLSVersion = .tls12
 
+    /// A client's configuration: which certificates it trusts (the system store by default).
     public init(trust: TLSTrust = .system) {
         self.trust = trust
     }

@@ -9,6 +9,7 @@ public enum TLSError: Error, Equatable, Sendable, CustomStringConvertible {
     /// OpenSSL refused a setting (out of memory, an unsupported version).
     case setupFailed(String)
 
+    /// One line naming the cause, fit to print as it is.
     public var description: String {
         switch self {
         case .cannotLoad(let file, let reason): return "cannot load \(file): \(reason)"
@@ -30,6 +31,7 @@ public enum TLSFailure: Error, Equatable, Sendable, CustomStringConvertible {
     /// version or cipher, a protocol error.
     case handshakeFailed(String)
 
+    /// One line naming the cause, fit to print as it is.
     public var description: String {
         switch self {
         case .untrustedCertificate(let why): return "untrusted certificate: \(why)"
@@ -55,6 +57,8 @@ public enum TLSFailure: Error, Equatable, Sendable, CustomStringConvertible {
 /// OpenSSL keeps errors in a per-thread queue; every failure here reads and
 /// empties it, so a stale error never leaks into the next connection's report.
 public enum OpenSSLErrors {
+    /// Empties OpenSSL's error queue of this thread and returns its entries, joined: the reason
+    /// behind a failed call.
     public static func drain() -> String {
         var parts: [String] = []
         while true {

@@ -12,6 +12,8 @@ public enum AddressResolver {
         init(_ callback: @escaping (Result<[SocketAddress], UVError>) -> Void) { self.callback = callback }
     }
 
+    /// Resolves `host` (`getaddrinfo` on libuv's thread pool) and calls `callback` on the loop
+    /// thread with its addresses, or the error.
     public static func resolve(_ host: String, port: Int, on loop: EventLoop,
                                _ callback: @escaping (Result<[SocketAddress], UVError>) -> Void) {
         let request = UnsafeMutablePointer<uv_getaddrinfo_t>.allocate(capacity: 1)

@@ -32,6 +32,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Loop thread only.
     package var runtimeContext: AnyObject?
 
+    /// A new libuv loop and its wake-up handle; run it on one thread (`run()`).
     public init() throws {
         // A write to a socket the peer has reset raises SIGPIPE, which would end
         // the process; libuv leaves that to the application. We want EPIPE.
@@ -91,6 +92,7 @@ public final class EventLoop: @unchecked Sendable {
     /// The loop's cached clock in milliseconds, updated once per iteration.
     @inlinable public var now: UInt64 { uv_now(raw) }
 
+    /// Refreshes `now` from the clock (libuv caches it once per iteration).
     public func updateTime() { uv_update_time(raw) }
 
     /// Traps, naming the rule, when called on a thread other than the one
@@ -168,6 +170,8 @@ public final class EventLoop: @unchecked Sendable {
 /// Carries a loop-confined value through `EventLoop.execute` to the loop thread.
 /// It is unchecked: only the closure that runs on the loop may use `value`.
 public struct LoopBound<Value>: @unchecked Sendable {
+    /// The value; use it only on the loop it was made for.
     public let value: Value
+    /// Wraps `value` to carry it to its loop's thread.
     public init(_ value: Value) { self.value = value }
 }

@@ -9,6 +9,7 @@ import CLibUV
 ///   resumes here is in the very next poll (TLS handshakes held back by the
 ///   per-iteration cap start again here).
 public final class IterationHook: UVHandle {
+    /// When in the loop's iteration the hook runs.
     public enum Phase {
         case beforePoll
         case afterPoll
@@ -17,6 +18,7 @@ public final class IterationHook: UVHandle {
     private let phase: Phase
     private var callback: (() -> Void)?
 
+    /// A hook on `loop`, not yet started.
     public init(loop: EventLoop, phase: Phase) {
         self.phase = phase
         switch phase {
@@ -31,6 +33,7 @@ public final class IterationHook: UVHandle {
         }
     }
 
+    /// Runs `callback` in every iteration at this hook's phase until stopped or closed.
     public func start(_ callback: @escaping () -> Void) {
         self.callback = callback
         switch phase {
@@ -45,5 +48,6 @@ public final class IterationHook: UVHandle {
         }
     }
 
+    /// Lets go of the callback (and what it captured) once the handle is closed.
     public override func didClose() { callback = nil }
 }

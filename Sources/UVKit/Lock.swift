@@ -11,6 +11,7 @@ public final class Lock<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value
 
+    /// A lock guarding `value`.
     public init(_ value: Value) {
         self.value = value
         mutex = .allocate(capacity: 1)
@@ -22,6 +23,7 @@ public final class Lock<Value>: @unchecked Sendable {
         mutex.deallocate()
     }
 
+    /// Runs `body` with the value, the lock held; keep `body` short and never call back into the lock.
     @inline(__always)
     public func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
         pthread_mutex_lock(mutex)

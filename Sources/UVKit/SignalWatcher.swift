@@ -4,6 +4,7 @@ import CLibUV
 public final class SignalWatcher: UVHandle {
     private var callback: ((Int32) -> Void)?
 
+    /// A signal watcher on `loop`, not yet started.
     public init(loop: EventLoop) {
         let memory = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
         uv_signal_init(loop.raw, memory)
@@ -14,6 +15,7 @@ public final class SignalWatcher: UVHandle {
         UnsafeMutableRawPointer(rawHandle).assumingMemoryBound(to: uv_signal_t.self)
     }
 
+    /// Calls `callback` on the loop thread each time signal `number` arrives.
     public func start(signal number: Int32, _ callback: @escaping (Int32) -> Void) throws {
         self.callback = callback
         try UVError.check(uv_signal_start(signal, { handle, signum in
@@ -22,7 +24,9 @@ public final class SignalWatcher: UVHandle {
         }, number))
     }
 
+    /// Stops watching (the handle stays open until `close()`).
     public func stop() { uv_signal_stop(signal) }
 
+    /// Lets go of the callback once the handle is closed.
     public override func didClose() { callback = nil }
 }

@@ -5,6 +5,7 @@ import Glibc
 
 /// An IPv4 or IPv6 address and port, as libuv takes them.
 public struct SocketAddress: Sendable, CustomStringConvertible {
+    /// The address as the kernel takes it (IPv4 or IPv6).
     public private(set) var storage = sockaddr_storage()
 
     /// Parses a numeric address ("127.0.0.1", "::1"); "localhost" means 127.0.0.1.
@@ -41,6 +42,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         return SocketAddress(storage: storage)
     }
 
+    /// The port, in host byte order.
     public var port: Int {
         withUnsafeBytes(of: storage) { raw in
             let family = raw.load(as: sa_family_t.self)

@@ -8,6 +8,7 @@ import Glibc
 public final class TCPListener: UVHandle {
     private var onConnection: ((UVError?) -> Void)?
 
+    /// A TCP listener on `loop`, not yet bound.
     public init(loop: EventLoop) {
         let memory = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
         uv_tcp_init(loop.raw, memory)
@@ -42,6 +43,8 @@ public final class TCPListener: UVHandle {
         try UVError.check(address.withSockaddr { uv_tcp_bind(tcp, $0, 0) })
     }
 
+    /// Starts listening; `onConnection` runs on the loop thread for each pending connection (accept
+    /// it with `TCPStream.accept(from:)`).
     public func listen(backlog: Int32 = 1024, _ onConnection: @escaping (UVError?) -> Void) throws {
         self.onConnection = onConnection
         let stream = UnsafeMutableRawPointer(tcp).assumingMemoryBound(to: uv_stream_t.self)
@@ -56,5 +59,6 @@ public final class TCPListener: UVHandle {
         try SocketAddress.filled { uv_tcp_getsockname(tcp, $0, $1) }
     }
 
+    /// Lets go of the callback once the handle is closed.
     public override func didClose() { onConnection = nil }
 }

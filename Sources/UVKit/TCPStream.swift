@@ -13,11 +13,13 @@ import Glibc
 /// queued write, with `UVError.cancelled` if the handle closes first, and always
 /// before `didClose()`.
 open class TCPStream: UVHandle {
+    /// Whether reads are started (`startReading`) and not stopped.
     @exclusivity(unchecked) public private(set) var isReading = false
     /// Queued writes whose callbacks have not run yet. 32 bits, so that it
     /// packs beside the flags in every stream.
     @exclusivity(unchecked) public private(set) var writesInFlight: Int32 = 0
 
+    /// A TCP handle on `loop`, not yet connected or accepted.
     public init(loop: EventLoop) {
         let memory = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
         uv_tcp_init(loop.raw, memory)
@@ -87,6 +89,7 @@ open class TCPStream: UVHandle {
 
     // MARK: Reading
 
+    /// Starts reading: `readBuffer()` then `didRead` for each read, until `stopReading` or the end.
     public func startReading() throws {
         if isReading || isClosing { return }
         // The owner is lent to these callbacks without a retain: whoever holds it
@@ -111,6 +114,7 @@ open class TCPStream: UVHandle {
         isReading = true
     }
 
+    /// Stops reading; bytes wait in the kernel until reading starts again.
     public func stopReading() {
         if !isReading { return }
         uv_read_stop(stream)
@@ -130,6 +134,7 @@ open class TCPStream: UVHandle {
     /// The peer closed its side (nil) or the connection failed.
     open func didReachEnd(_ error: UVError?) {}
 
+    /// The connect started by `connect(to:from:)` ended (nil: connected). For subclasses.
     open func didConnect(_ error: UVError?) {}
 
     // MARK: Writing
@@ -219,6 +224,7 @@ open class TCPStream: UVHandle {
         writesInFlight += 1
     }
 
+    /// A queued write (`write`) completed, or failed with `error`. For subclasses.
     open func didCompleteWrite(_ error: UVError?) {}
 
     /// Sends FIN once queued writes are out (`uv_shutdown`); reading goes on.
@@ -235,6 +241,7 @@ open class TCPStream: UVHandle {
         }
     }
 
+    /// The shutdown of the write side (FIN) completed. For subclasses.
     open func didShutdown(_ error: UVError?) {}
 
     /// The connected peer's address (for logs), or nil once it is gone.
@@ -247,9 +254,12 @@ open class TCPStream: UVHandle {
 /// libuv's `uv_buf_t` on Linux (a pointer, then a length), so that an array
 /// of them is a `writev`'s vector as it stands.
 public struct IOPiece {
+    /// Where the piece begins (valid until the write that takes it returns).
     public var base: UnsafeRawPointer?
+    /// Its length in bytes.
     public var length: Int
 
+    /// A piece of a gathered write.
     public init(base: UnsafeRawPointer?, length: Int) {
         self.base = base
         self.length = length

@@ -4,6 +4,7 @@ import CLibUV
 public final class Timer: UVHandle {
     private var callback: (() -> Void)?
 
+    /// A timer on `loop`, not yet started.
     public init(loop: EventLoop) {
         let memory = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
         uv_timer_init(loop.raw, memory)
@@ -23,7 +24,9 @@ public final class Timer: UVHandle {
         }, timeout, `repeat`)
     }
 
+    /// Stops the timer (start it again with `start`).
     public func stop() { uv_timer_stop(timer) }
 
+    /// Lets go of the callback once the handle is closed.
     public override func didClose() { callback = nil }
 }

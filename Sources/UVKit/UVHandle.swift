@@ -11,8 +11,10 @@ import CLibUV
 ///   the memory, calls `didClose()` and releases the object. `deinit` frees
 ///   nothing and only checks that this happened.
 open class UVHandle {
+    /// The loop the handle belongs to.
     public let loop: EventLoop
     package let rawHandle: UnsafeMutablePointer<uv_handle_t>
+    /// `close()` was called; the close callback may not have run yet.
     public private(set) var isClosing = false
 
     /// `memory` must come from `allocate` and already be initialised by the
@@ -65,6 +67,7 @@ open class UVHandle {
 
     /// A handle that is not referenced does not keep `EventLoop.run()` going.
     public func unref() { uv_unref(rawHandle) }
+    /// Makes the handle keep the loop running again (after `unref`).
     public func ref() { uv_ref(rawHandle) }
 }
 

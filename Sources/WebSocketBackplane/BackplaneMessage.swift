@@ -4,19 +4,24 @@ import WebSocketCore
 /// drop its own publications when Redis hands them back, and receivers can
 /// keep one sequence per publisher.
 public struct NodeIdentity: Hashable, Sendable, CustomStringConvertible {
+    /// The identity's first 8 bytes.
     public let high: UInt64
+    /// Its last 8 bytes.
     public let low: UInt64
 
+    /// An identity from its two halves (as decoded from a message).
     public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
     }
 
+    /// A fresh identity from the system's random generator.
     public static func random() -> NodeIdentity {
         var generator = SystemRandomNumberGenerator()
         return NodeIdentity(high: generator.next(), low: generator.next())
     }
 
+    /// Its first 8 hex digits, for logs.
     public var description: String {
         let hex = String(high, radix: 16) + String(low, radix: 16)
         return String(hex.prefix(8))
@@ -32,11 +37,15 @@ public struct NodeIdentity: Hashable, Sendable, CustomStringConvertible {
 ///     28  type                      1 byte: 1 text, 2 binary
 ///     29  payload
 public struct BackplaneMessage {
+    /// The bytes before the payload.
     public static let headLength = 29
     static let magic: [UInt8] = Array("UVW1".utf8)
 
+    /// The publishing server.
     public var node: NodeIdentity
+    /// Its sequence number, per topic and publisher, from 1.
     public var sequence: UInt64
+    /// Text or binary, as published.
     public var type: MessageType
     /// A view into the bytes it was decoded from.
     public var payload: UnsafeRawBufferPointer
@@ -78,6 +87,7 @@ public struct GapTracker {
     }
     private var last: [Key: UInt64] = [:]
 
+    /// A tracker that has seen nothing.
     public init() {}
 
     /// Records `sequence` from `node` on `topic`; returns how many messages

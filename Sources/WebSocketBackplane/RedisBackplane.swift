@@ -16,6 +16,7 @@ public enum RedisBackplaneError: Error, CustomStringConvertible, Equatable {
     /// Redis refused the URL's database index.
     case databaseRefused(url: String, reason: String)
 
+    /// One line naming the cause, fit to print as it is.
     public var description: String {
         switch self {
         case .unreachable(let url, let reason): return "cannot reach Redis at \(url): \(reason)"

@@ -18,6 +18,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     /// Why a `redis://` URL was refused.
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case malformed(String)
+        /// The URL again, with the password left out (for logs).
         public var description: String {
             switch self {
             case .malformed(let why): return "invalid Redis URL: \(why)"
@@ -25,6 +26,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// A Redis server by its parts.
     public init(host: String, port: Int = 6379, user: String? = nil, password: String? = nil, database: Int = 0) {
         self.host = host
         self.port = port
@@ -33,6 +35,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         self.database = database
     }
 
+    /// Parses `redis://[[user]:password@]host[:port][/database]`; throws `ParseError` naming what is wrong.
     public init(parsing text: String) throws(ParseError) {
         guard text.hasPrefix("redis://") else { throw .malformed("\(text) does not start with redis://") }
         var rest = Substring(text.dropFirst("redis://".count))

@@ -40,6 +40,7 @@ public enum WebSocketClientError: Error, Equatable, Sendable, CustomStringConver
     /// `wss://`: the TLS options could not be applied (an unreadable CA file).
     case tlsConfiguration(String)
 
+    /// One line naming the cause, fit to print as it is.
     public var description: String {
         switch self {
         case .invalidURL(let s): return "invalid WebSocket URL: \(s)"

@@ -24,6 +24,7 @@ public final class DeflateExtension: MessageExtension, DeflateSending {
     /// start of the `00 00 ff ff` that §7.2.1 removes (up to 4).
     private var heldTail: UInt32 = 0
     let receiveWindowBits: UInt8
+    /// The window this end compresses with (its LZ77 window, 8 to 15 bits).
     public let sendWindowBits: UInt8
     let level: UInt8
     let memoryLevel: UInt8
@@ -57,6 +58,8 @@ public final class DeflateExtension: MessageExtension, DeflateSending {
 
     // MARK: Receiving (§7.2.2)
 
+    /// Takes a received message's compressed bytes (RFC 7692 §7.2.2); `nextDecoded()` gives the
+    /// plaintext out.
     public func decode(_ input: UnsafeRawBufferPointer, isFinal: Bool) {
         if inflater == nil {
             inflater = receivesWithoutContext ? pool.borrowInflater() : Inflater(windowBits: Int(receiveWindowBits))
@@ -71,6 +74,7 @@ public final class DeflateExtension: MessageExtension, DeflateSending {
         inputFinal = isFinal
     }
 
+    /// The next piece of plaintext of the message being decoded, or what is needed next.
     public func nextDecoded() -> ExtensionStep {
         guard let inflater else { return .failure(.internalError) }
         let stream = inflater.stream
@@ -134,11 +138,14 @@ public final class DeflateExtension: MessageExtension, DeflateSending {
 
     // MARK: Sending (§7.2.1)
 
+    /// Whether a message of `size` bytes (nil: unknown) is compressed: not below `minimumSize`.
     public func shouldEncode(size: Int?) -> Bool {
         guard let size else { return true }
         return size >= Int(minimumSize)
     }
 
+    /// Takes plaintext of a message being sent; `nextEncoded()` gives the compressed bytes out (RFC
+    /// 7692 §7.2.1).
     public func encode(_ input: UnsafeRawBufferPointer, isFinal: Bool) {
         if deflater == nil {
             deflater = sendsWithoutContext
@@ -152,6 +159,7 @@ public final class DeflateExtension: MessageExtension, DeflateSending {
         encodeFinal = isFinal
     }
 
+    /// The next piece of compressed output, or what is needed next.
     public func nextEncoded() -> ExtensionStep {
         guard let deflater else { return .failure(.internalError) }
         let stream = deflater.stream
@@ -205,6 +213,7 @@ public final class DeflateExtension: MessageExtension, DeflateSending {
 
     // MARK: Ending
 
+    /// Drops the contexts (returning them to the pool) after a failure or at close.
     public func reset() {
         if let inflater {
             if receivesWithoutContext { pool.giveBack(inflater) }

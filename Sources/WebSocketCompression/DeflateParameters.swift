@@ -13,14 +13,19 @@ public struct DeflateParameters: Equatable, Sendable {
         case value(Int)
     }
 
+    /// RFC 7692 §7.1.1.1: the server compresses each message with a fresh context.
     public var serverNoContextTakeover = false
+    /// RFC 7692 §7.1.1.2: the client compresses each message with a fresh context.
     public var clientNoContextTakeover = false
     /// nil when absent; always has a value when present (§7.1.2.1).
     public var serverMaxWindowBits: Int?
+    /// RFC 7692 §7.1.2.2: the client's window, absent, offered without a value, or 8 to 15.
     public var clientMaxWindowBits = WindowBits.absent
 
+    /// The extension's token in `Sec-WebSocket-Extensions`.
     public static let extensionName = "permessage-deflate"
 
+    /// No parameter: both contexts kept, 15-bit windows.
     public init() {}
 
     /// Checks an offer (`isResponse` false) or a response entry. Nil when the

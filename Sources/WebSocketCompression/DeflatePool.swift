@@ -26,6 +26,7 @@ public final class DeflatePool {
     /// the largest one and stays.
     private var wholeStorage: UnsafeMutableRawBufferPointer?
 
+    /// A pool for one loop whose deflaters compress at `level` (0-9) with `memoryLevel` (1-9).
     public init(level: Int, memoryLevel: Int) {
         self.level = level
         self.memoryLevel = memoryLevel

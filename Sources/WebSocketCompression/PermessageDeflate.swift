@@ -5,9 +5,11 @@ import WebSocketCore
 /// loop's `DeflatePool`. It is not put in options, and it is used on its
 /// loop's thread only (hence the unchecked `Sendable` the seam asks for).
 public final class PermessageDeflate: ExtensionNegotiator, @unchecked Sendable {
+    /// "permessage-deflate".
     public var name: String { DeflateParameters.extensionName }
     /// The options it was made with.
     public let options: CompressionOptions
+    /// The loop's zlib streams, lent to connections between messages.
     public let pool: DeflatePool
 
     /// The extensions shared by connections with no context either way, by

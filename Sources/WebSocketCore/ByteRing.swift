@@ -21,13 +21,16 @@ public struct ByteRing {
     /// control frame with the largest header.
     public static let minimumCapacity = 256
 
+    /// Its size in bytes (a power of two).
     public let capacity: Int
     @usableFromInline let mask: Int
+    /// The bytes; owned by the ring until `deallocate()`.
     public let storage: UnsafeMutableRawPointer
     /// Offset of the first readable byte.
     @usableFromInline var head: Int = 0
     /// Readable bytes.
     @usableFromInline var readable: Int = 0
+    /// Bytes to read.
     @inlinable public var count: Int { readable }
 
     /// The smallest valid capacity that holds `n` bytes.
@@ -46,6 +49,7 @@ public struct ByteRing {
         self.storage = UnsafeMutableRawPointer.allocate(byteCount: capacity + ByteRing.spillCapacity, alignment: 16)
     }
 
+    /// Frees the storage; the ring must not be used after.
     public func deallocate() { storage.deallocate() }
 
     /// Drops every readable byte.
@@ -55,8 +59,11 @@ public struct ByteRing {
         readable = 0
     }
 
+    /// No byte to read.
     @inlinable public var isEmpty: Bool { count == 0 }
+    /// No room to write.
     @inlinable public var isFull: Bool { count == capacity }
+    /// Bytes that can still be written.
     @inlinable public var freeCount: Int { capacity &- count }
 
     /// The largest contiguous free region, where the next read may land.

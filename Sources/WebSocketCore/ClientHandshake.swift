@@ -16,6 +16,7 @@ public enum ClientHandshake {
         return head + "\r\n"
     }
 
+    /// Why a server's answer to the opening handshake is refused (RFC 6455 §4.1).
     public enum ResponseError: Error, Equatable, Sendable {
         /// The server answered with another status than 101 (its status code).
         case notSwitchingProtocols(status: Int)
@@ -27,7 +28,9 @@ public enum ClientHandshake {
 
     /// What a valid response agreed.
     public struct Agreement {
+        /// The subprotocol the server chose, if any.
         public var subprotocol: String?
+        /// The extension agreed for the connection's messages, if any.
         public var messageExtension: (any MessageExtension)?
     }
 

@@ -1,6 +1,8 @@
 /// Why a close frame's payload was refused, and the code to fail with.
 public struct ClosePayloadError: Error, Sendable {
+    /// The code the payload carries.
     public let code: CloseCode
+    /// A close body with `code` and no reason.
     @inlinable public init(code: CloseCode) { self.code = code }
 }
 

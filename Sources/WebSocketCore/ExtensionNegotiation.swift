@@ -1,19 +1,25 @@
 /// One entry of a `Sec-WebSocket-Extensions` header (RFC 6455 §9.1): an
 /// extension's name and its parameters, in order.
 public struct ExtensionOffer: Sendable, Equatable {
+    /// The extension's token ("permessage-deflate").
     public var name: String
+    /// Its parameters, in the order given.
     public var parameters: [Parameter]
 
+    /// One `name[=value]` parameter of an offer.
     public struct Parameter: Sendable, Equatable {
+        /// The parameter's name.
         public var name: String
         /// Nil for a bare parameter (`client_max_window_bits`).
         public var value: String?
+        /// A parameter, with a value or without.
         public init(_ name: String, _ value: String? = nil) {
             self.name = name
             self.value = value
         }
     }
 
+    /// An offer or answer of one extension.
     public init(name: String, parameters: [Parameter] = []) {
         self.name = name
         self.parameters = parameters
@@ -83,6 +89,7 @@ public protocol ExtensionNegotiator: Sendable {
     func confirm(_ response: ExtensionOffer) -> (any MessageExtension)?
 }
 
+/// Picks the extension a server agrees to from a client's offers (RFC 6455 §9.1).
 public enum ExtensionNegotiation {
     /// Server side (§9.1): the first supported extension that accepts one of
     /// the client's offers. One extension at most, since each claims RSV bits.

@@ -1,17 +1,21 @@
 /// A decoded frame header (RFC 6455 §5.2).
 public struct FrameHeader: Sendable, Equatable {
+    /// The frame ends its message.
     public var fin: Bool
     /// RSV1–RSV3 as the three low bits.
     public var rsv: UInt8
     /// The raw opcode; reserved values are kept so the rules can reject them.
     public var opcode: UInt8
+    /// The payload is masked (every client frame, RFC 6455 §5.3).
     public var masked: Bool
     /// The masking key in wire order, loaded little-endian (see `Masking`).
     public var maskKey: UInt32
+    /// The payload's length in bytes.
     public var payloadLength: UInt64
     /// Bytes the header took on the wire: 2 to 14.
     public var headerLength: Int
 
+    /// A header as parsed or as to be written.
     @inlinable
     public init(fin: Bool, rsv: UInt8, opcode: UInt8, masked: Bool, maskKey: UInt32, payloadLength: UInt64, headerLength: Int) {
         self.fin = fin; self.rsv = rsv; self.opcode = opcode; self.masked = masked

@@ -41,6 +41,7 @@ public struct FrameParser {
     @usableFromInline var maskPhase = 0
     @usableFromInline var messageSize: UInt64 = 0
     @usableFromInline var maskKey: UInt32 = 0
+    /// The end that receives the frames (a server expects them masked).
     public let role: Role
     /// RSV bits that a negotiated extension defines (none: 0). Set once, when
     /// the handshake has negotiated the extension.
@@ -60,9 +61,12 @@ public struct FrameParser {
     @usableFromInline var terminated = false
     @usableFromInline var utf8 = UTF8Validator()
 
+    /// The RSV bits of the open message's first frame (RSV1: compressed, RFC 7692).
     @inlinable public var messageRSV: UInt8 { messageRSVBits }
+    /// A close or a failure was reported: the parser reports nothing more.
     @inlinable public var isTerminated: Bool { terminated }
 
+    /// A parser for frames sent to `role`, failing messages over `maxMessageSize` with 1009.
     public init(role: Role, maxMessageSize: UInt64 = .max) {
         self.role = role
         self.maxMessageSize = maxMessageSize
@@ -71,6 +75,8 @@ public struct FrameParser {
     /// True while a fragmented message has started and not ended.
     @inlinable public var isInsideMessage: Bool { messageType != nil }
 
+    /// The next event from the ring's bytes: a payload piece, a control frame, a failure, or the
+    /// need for more bytes.
     @inlinable @inline(__always)
     public mutating func next(_ ring: inout ByteRing) -> FrameEvent {
         if pendingConsume != 0 {

@@ -5,6 +5,7 @@ public struct HTTPHeadLimits: Sendable {
     public var maxHeadSize: Int = 8 * 1024
     /// Header fields. Past it: 431.
     public var maxHeaderCount: Int = 64
+    /// Limits for one head: its size in bytes and its number of header fields.
     public init(maxHeadSize: Int = 8 * 1024, maxHeaderCount: Int = 64) {
         self.maxHeadSize = maxHeadSize
         self.maxHeaderCount = maxHeaderCount
@@ -33,6 +34,7 @@ public enum HTTPHeadError: Error, Sendable, Equatable {
 public struct HTTPHead: Sendable {
     /// Request: method, target, version. Response: version, status, reason.
     public var startLine: (String, String, String)
+    /// The header fields in order, names as sent.
     public var headers: [(name: String, value: String)]
 
     /// The first value of a field, by case-insensitive name (RFC 9110 §5.1).
@@ -78,6 +80,7 @@ public struct HTTPHead: Sendable {
     }
 }
 
+/// What `HTTPHeadParser.parse` made of the bytes so far.
 public enum HTTPHeadParseResult: Sendable {
     case incomplete
     /// The head and the number of bytes it took, blank line included. Any bytes
@@ -86,6 +89,7 @@ public enum HTTPHeadParseResult: Sendable {
     case failure(HTTPHeadError)
 }
 
+/// Parses an HTTP/1.1 request or response head (RFC 9112 §2-§5), within `HTTPHeadLimits`.
 public enum HTTPHeadParser {
     /// Looks for a complete head in `bytes`. `scannedBefore` is how many bytes an
     /// earlier call already searched for the blank line (so a head dripped in

@@ -13,11 +13,14 @@ public struct KeepAlivePolicy: Sendable {
     /// 0 waits for pongs forever.
     public var timeout: UInt64
 
+    /// Pings after `interval` ms without a frame; a peer silent for `timeout` ms after a ping is
+    /// dead (0: off).
     public init(interval: UInt64, timeout: UInt64) {
         self.interval = interval
         self.timeout = timeout
     }
 
+    /// What a deadline calls for.
     public enum Decision: Equatable, Sendable {
         case nothing
         case sendPing

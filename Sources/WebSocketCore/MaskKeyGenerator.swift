@@ -10,13 +10,16 @@ public struct MaskKeyGenerator {
     @usableFromInline let buffer: UnsafeMutableRawPointer
     @usableFromInline var offset: Int
 
+    /// A generator with its 1 KiB buffer (free it with `deallocate()`).
     public init() {
         buffer = UnsafeMutableRawPointer.allocate(byteCount: MaskKeyGenerator.batch, alignment: 8)
         offset = MaskKeyGenerator.batch
     }
 
+    /// Frees the buffer; the generator must not be used after.
     public func deallocate() { buffer.deallocate() }
 
+    /// The next masking key, unpredictable (RFC 6455 §10.3).
     @inlinable
     public mutating func next() -> UInt32 {
         if offset == MaskKeyGenerator.batch { refill() }

@@ -14,12 +14,14 @@
 /// Ownership: the caller calls `deallocate()` once. A returned view is valid
 /// until the next `append` or `deallocate`.
 public struct MessageAssembler {
+    /// A buffer up to this size is kept between messages; a larger one is freed.
     public static let retainedCapacity = 64 * 1024
     @usableFromInline static let header = 16
 
     /// [count: Int][capacity: Int][bytes...], or nil.
     @usableFromInline var base: UnsafeMutableRawPointer?
 
+    /// An assembler holding no memory.
     public init() {}
 
     /// Bytes of an unfinished message held so far.
@@ -77,6 +79,7 @@ public struct MessageAssembler {
         base = nil
     }
 
+    /// Frees what it holds.
     public mutating func deallocate() {
         release()
     }

@@ -60,6 +60,7 @@ public final class ExtensionLender {
     private var free: [NegotiatedExtension] = []
     private unowned let shared: any SharedMessageExtension
 
+    /// A lender of `shared`'s per-connection state.
     public init(_ shared: any SharedMessageExtension) {
         self.shared = shared
     }

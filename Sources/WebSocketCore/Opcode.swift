@@ -19,6 +19,7 @@ public enum MessageType: UInt8, Sendable {
     case text = 0x1
     case binary = 0x2
 
+    /// The opcode of a message of this type's first frame.
     @inlinable public var opcode: Opcode { self == .text ? .text : .binary }
 }
 

@@ -1,10 +1,14 @@
 /// Why an upgrade request was refused: the HTTP status, and any header the
 /// client needs to retry (426 names the versions this server speaks).
 public struct HandshakeRejection: Error, Sendable, Equatable {
+    /// The HTTP status to answer with.
     public var status: Int
+    /// Why, for the body and the log.
     public var reason: String
+    /// Header lines to add (`Sec-WebSocket-Version: 13` with a 426).
     public var extraHeaders: [String]
 
+    /// A refusal with `status`, `reason` and extra header lines.
     public init(status: Int, reason: String, extraHeaders: [String] = []) {
         self.status = status
         self.reason = reason
@@ -14,8 +18,11 @@ public struct HandshakeRejection: Error, Sendable, Equatable {
 
 /// A request that passed every check of RFC 6455 §4.2.1.
 public struct UpgradeRequest: Sendable {
+    /// The client's `Sec-WebSocket-Key`.
     public var key: String
+    /// The request target (path and query).
     public var path: String
+    /// The `Origin` header, if sent (browsers always send it).
     public var origin: String?
     /// The protocols the client offers, in its order of preference.
     public var offeredSubprotocols: [String]

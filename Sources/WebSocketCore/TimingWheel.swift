@@ -10,6 +10,7 @@
 /// Time is whatever unit the caller passes (the server uses milliseconds from
 /// `uv_now`); the wheel never reads a clock.
 public struct TimingWheel {
+    /// The width of one slot of the wheel, in ms.
     public let granularity: UInt64
     @usableFromInline let bucketMask: Int
     @usableFromInline var bucketHeads: [Int32]
@@ -20,6 +21,7 @@ public struct TimingWheel {
     @usableFromInline var bucketOf: [Int32] = []
     /// The last tick already swept.
     @usableFromInline var sweptTick: UInt64
+    /// Slots with a deadline on the wheel.
     public private(set) var count = 0
 
     /// `bucketCount` is rounded up to a power of two.
@@ -43,10 +45,12 @@ public struct TimingWheel {
         bucketOf.append(contentsOf: repeatElement(-1, count: extra))
     }
 
+    /// Whether `slot` has a deadline on the wheel.
     public func isScheduled(_ slot: Int32) -> Bool {
         Int(slot) < bucketOf.count && bucketOf[Int(slot)] >= 0
     }
 
+    /// The deadline of `slot`, if it has one.
     public func deadline(of slot: Int32) -> UInt64? {
         isScheduled(slot) ? due[Int(slot)] : nil
     }
@@ -70,6 +74,7 @@ public struct TimingWheel {
         count += 1
     }
 
+    /// Takes `slot`'s deadline off the wheel.
     public mutating func cancel(_ slot: Int32) {
         let s = Int(slot)
         guard s < bucketOf.count, bucketOf[s] >= 0 else { return }

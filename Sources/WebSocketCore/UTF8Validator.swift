@@ -11,11 +11,13 @@ public struct UTF8Validator: Sendable {
     @usableFromInline var low: UInt8 = 0x80
     @usableFromInline var high: UInt8 = 0xBF
 
+    /// A validator at the start of a text.
     @inlinable public init() {}
 
     /// True when the bytes seen so far end on a code point boundary.
     @inlinable public var isComplete: Bool { pending == 0 }
 
+    /// Back to the start of a text.
     @inlinable public mutating func reset() { self = UTF8Validator() }
 
     /// Feeds the next bytes. Returns false at the first invalid byte; the state is
@@ -26,6 +28,8 @@ public struct UTF8Validator: Sendable {
         return validate(base, count: bytes.count)
     }
 
+    /// Validates `count` more bytes; false at the first byte that cannot continue valid UTF-8 (RFC
+    /// 3629); a sequence cut at the end continues in the next call.
     @inlinable
     public mutating func validate(_ base: UnsafeRawPointer, count: Int) -> Bool {
         var i = 0

@@ -1,6 +1,7 @@
 /// Keep-alive and the close timeout: what a connection's deadline means when it
 /// comes, decided from the stamps the runtime keeps and the `now` it passes.
 extension WebSocketStateMachine {
+    /// What the connection must do when its deadline is reached.
     public enum DeadlineAction: Sendable, Equatable {
         /// Nothing yet; look again at `nextDeadline`.
         case none

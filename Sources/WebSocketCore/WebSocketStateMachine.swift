@@ -13,6 +13,7 @@
 /// the TCP connection). `closed` is entered once, and that moment is the one
 /// time the application is told how the connection ended.
 public struct WebSocketStateMachine {
+    /// Where the connection is in RFC 6455 §7's life.
     public enum State: Sendable, Equatable {
         case open
         case closeSent
@@ -41,6 +42,7 @@ public struct WebSocketStateMachine {
     @usableFromInline let keepAliveInterval: UInt32
     @usableFromInline let keepAliveTimeout: UInt32
     @usableFromInline let closeTimeoutMilliseconds: UInt32
+    /// Which end this machine plays.
     public let role: Role
     @usableFromInline var currentState = State.open
     /// The last data frame we sent had FIN clear: the next one is a continuation.

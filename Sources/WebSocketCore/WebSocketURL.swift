@@ -1,13 +1,16 @@
 /// A `ws://` or `wss://` URL taken apart for connecting (RFC 6455 §3): host,
 /// port, and the request target (path and query; the fragment is not allowed).
 public struct WebSocketURL: Sendable, Equatable {
+    /// `wss://` (TLS) rather than `ws://`.
     public var secure: Bool
     /// A name or an address; an IPv6 address without its brackets.
     public var host: String
+    /// The port (80 or 443 unless given).
     public var port: Int
     /// Path and query, as the request line carries them ("/" at least).
     public var target: String
 
+    /// Why a text is not a `ws://` or `wss://` URL (RFC 6455 §3).
     public enum ParseError: Error, Sendable, Equatable {
         /// Not a URL of the form scheme://host[:port][/path][?query].
         case malformed(String)
@@ -15,6 +18,7 @@ public struct WebSocketURL: Sendable, Equatable {
         case unsupportedScheme(String)
     }
 
+    /// A URL by its parts.
     public init(secure: Bool, host: String, port: Int, target: String) {
         self.secure = secure
         self.host = host
@@ -22,6 +26,7 @@ public struct WebSocketURL: Sendable, Equatable {
         self.target = target
     }
 
+    /// Parses a `ws://` or `wss://` URL; throws `ParseError` naming what is wrong.
     public init(parsing text: String) throws(ParseError) {
         guard let colon = text.firstIndex(of: ":"), text[colon...].hasPrefix("://") else {
             throw .malformed("no scheme in \(text)")

@@ -40,9 +40,13 @@ public protocol WebSocketHandler: AnyObject {
 extension WebSocketHandler {
     /// Does nothing unless the handler implements it (so do the four below).
     public func didOpen(_ connection: WebSocketConnection<Self>) {}
+    /// Does nothing: the state machine has answered the ping already.
     public func didReceivePing(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer) {}
+    /// Does nothing.
     public func didReceivePong(_ connection: WebSocketConnection<Self>, payload: UnsafeRawBufferPointer) {}
+    /// Does nothing.
     public func didDrain(_ connection: WebSocketConnection<Self>) {}
+    /// Does nothing.
     public func didClose(_ connection: WebSocketConnection<Self>, code: CloseCode, reason: String) {}
 }
 

@@ -110,6 +110,7 @@ public enum WebSocketServerError: Error, CustomStringConvertible {
     /// `listen` after shutdown.
     case notRunnable(String)
 
+    /// One line naming the cause, fit to print as it is.
     public var description: String {
         switch self {
         case .tls(let error):

@@ -32,6 +32,7 @@ public struct StaticFileOptions: Sendable {
     /// changed) when this much time has passed since it was read.
     public var revalidateAfter: Duration = .seconds(1)
 
+    /// The defaults listed with each option.
     public init() {}
 
     func validate() throws {

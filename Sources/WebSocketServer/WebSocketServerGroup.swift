@@ -104,6 +104,7 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
 
     // MARK: Set-up (before `run`)
 
+    /// Accepts WebSocket requests on `path` on every loop (a plain HTTP request there gets 400).
     public func route(webSocket path: String) {
         for server in servers { server.route(webSocket: path) }
     }

@@ -41,6 +41,12 @@ def test_no_history_or_undefined_targets_in_the_docs():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_every_public_declaration_has_a_doc_comment():
+    result = subprocess.run([sys.executable, os.path.join(TOP, "scripts", "check-doc-comments.py")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_readme_figures_are_the_benchmark_json_s():
     result = subprocess.run([sys.executable, os.path.join(TOP, "scripts", "readme_figures.py"), "--check"],
                             capture_output=True, text=True, timeout=60)
