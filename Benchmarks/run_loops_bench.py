@@ -82,7 +82,7 @@ adds a core's worth.
 
 **From other threads.** The micro benchmark "Cross-thread sends" in
 [benchmarks.md](benchmarks.md) posts from 4 threads into one loop through
-`WebSocketServerGroup.send(_:type:to:)`: 5.2 M messages per second, with 0
+`WebSocketServerGroup.send(_:type:to:)` (its rate is in the micro table there), with 0
 allocations per message (`make bench-check` holds it to that)."""
 
 
