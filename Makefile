@@ -158,7 +158,8 @@ bench-micro: deps
 # Repeatable where wall-clock figures are not; compare before and after.
 bench-instructions: deps build ws-bench
 	@bash scripts/install-deps.sh bench
-	python3 Benchmarks/instructions.py
+	python3 Benchmarks/instructions.py --json docs/benchmarks-instructions.json
+	@if [ -f docs/benchmarks-load.json ]; then $(if $(wildcard .venv/bin/python),.venv/bin/python,python3) Benchmarks/run_bench.py --render docs/benchmarks-load.json; fi
 
 ## Fails when a per-message allocation count passes its threshold.
 bench-check: deps

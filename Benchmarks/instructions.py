@@ -10,7 +10,11 @@ the inclusive count of the connection's read callback, ConnectionStream.didRead
 (parse, unmask, the handler, framing into the cork, the leftover stash) divided
 by the messages the handler saw.
 
-Usage: instructions.py [--server PATH] [--seconds S]
+With --json PATH the figures are also written there with the run's date,
+commit and machine (`make bench-instructions` writes
+docs/benchmarks-instructions.json, which docs/benchmarks.md quotes).
+
+Usage: instructions.py [--server PATH] [--seconds S] [--json PATH]
 """
 import argparse
 import os
@@ -40,6 +44,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", default=os.path.join(TOP, ".build", "release", "echo-server"))
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--json", help="also write the figures here, with the run's stamp")
     args = ap.parse_args()
     port = free_port()
     out = tempfile.NamedTemporaryFile(suffix=".callgrind", delete=False).name
@@ -102,6 +107,13 @@ def main():
     if "readFrames" in figures:
         extra = " (readFrames alone: %.0f)" % (figures["readFrames"] / messages)
     print("%d messages; read path: %.0f instructions per message%s" % (messages, read_path / messages, extra))
+    if args.json:
+        import json
+        sys.path.insert(0, HERE)
+        from run_bench import run_stamp
+        with open(args.json, "w") as f:
+            json.dump(dict(run_stamp(), messages=messages, readCallback=read_path / messages,
+                           readFrames=figures["readFrames"] / messages if "readFrames" in figures else None), f, indent=1)
     return 0
 
 

@@ -406,7 +406,7 @@ def render(path, load):
         load = "Run %s.\n\n%s" % (stamp_line(saved), load.strip())
     page = page.replace("{{LOAD_RESULTS}}", load.strip()).replace("{{MICRO_RESULTS}}", micro)
     page = page.replace("{{LOOPS_RESULTS}}", loops_summary()).replace("{{TLS_RESULTS}}", tls_summary())
-    page = page.replace("{{FILES_RESULTS}}", files_summary())
+    page = page.replace("{{FILES_RESULTS}}", files_summary()).replace("{{INSTRUCTIONS_RESULTS}}", instructions_summary())
     with open(path, "w") as f:
         f.write(page)
     print("wrote %s" % path)
@@ -431,6 +431,18 @@ def loops_summary():
         rows.append("| %s | %s | %s | %s | %s | %s |" % (title, unit, fmt(med(one)), fmt(med(two)),
                                                         fmt(med(two) / med(one), 3), fmt(med(paired), 3)))
     return "From %s, %d repeats alternated:\n\n%s" % (data["date"], data["repeats"], "\n".join(rows))
+
+
+def instructions_summary():
+    """The count of docs/benchmarks-instructions.json (`make bench-instructions`)."""
+    path = os.path.join(TOP, "docs", "benchmarks-instructions.json")
+    if not os.path.exists(path):
+        return "(run `make bench-instructions`)"
+    with open(path) as f:
+        data = json.load(f)
+    return ("The count %s: **%s** instructions per 16 B message for the read callback, **%s** for `readFrames` "
+            "(%s messages counted)." % (stamp_line(data), fmt(data["readCallback"]), fmt(data["readFrames"]),
+                                        fmt(data["messages"])))
 
 
 def files_summary():

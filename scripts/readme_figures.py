@@ -36,7 +36,10 @@ def rows():
     pubsub = load("benchmarks-pubsub.json")
     fan = {name: statistics.median(r["perServerCPUSecond"] for r in runs) for name, runs in pubsub["results"].items()}
     ours_fan = fan["uv-pubsub (this project)"]
-    load_page = "[benchmarks.md](docs/benchmarks.md), run of 2026-11-26"
+    load_page = "[benchmarks.md](docs/benchmarks.md), run of %s at %s" % (load_run.get("date", "?"), load_run.get("commit", "?"))
+    files = load("benchmarks-files.json")
+    per_cpu = {name: statistics.median(r["requestsPerServerCPUSecond"] for r in runs)
+               for name, runs in files["results"].items()}
     return [
         ("Echo, 100 connections × 16 B, 16 in flight", "%s msg per server-CPU-second" % format(round(small["echo-server"]), ","),
          "%s µWebSockets (epoll), %s SwiftNIO, %s node `ws`" % (
@@ -57,6 +60,11 @@ def rows():
          "%s µWebSockets (libuv), %s node `ws`, %s Python `websockets`" % (
              x(ours_fan, fan["µWebSockets libuv"]), x(ours_fan, fan["node ws"]), x(ours_fan, fan["python websockets"])),
          "[benchmarks-pubsub.md](docs/benchmarks-pubsub.md), run of %s at %s" % (pubsub["date"], pubsub["commit"])),
+        ("Static files, 1 KiB over 32 keep-alive connections", "%s requests per server-CPU-second" % format(
+            round(per_cpu["echo-server"]), ","),
+         "%s nginx (one worker), %s nginx with `open_file_cache`" % (
+             x(per_cpu["echo-server"], per_cpu["nginx"]), x(per_cpu["echo-server"], per_cpu["nginx open_file_cache"])),
+         "[benchmarks-files.md](docs/benchmarks-files.md), run of %s at %s" % (files["date"], files["commit"])),
     ]
 
 
