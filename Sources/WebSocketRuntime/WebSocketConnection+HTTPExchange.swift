@@ -74,8 +74,10 @@ extension WebSocketConnection {
 
     func httpDeadlineReached(now: UInt64) {
         if httpResponding {
-            // The peer took a byte since the deadline was set: not stalled.
-            if let deadline = httpDeadline(), deadline > now {
+            // No send timeout (0), or the peer took a byte since the deadline
+            // was set: not stalled.
+            guard let deadline = httpDeadline() else { return }
+            if deadline > now {
                 stream.schedule(at: deadline)
                 return
             }
