@@ -55,6 +55,9 @@ extension WebSocketConnection {
         if !httpDispatching && head.count > 0 { headBytesArrived(scannedBefore: 0) }
     }
 
+    /// A plain HTTP response is under way (a graceful shutdown lets it end).
+    package var isRespondingHTTP: Bool { phase == .http && httpResponding }
+
     /// How many responses this connection has finished and kept going.
     package var httpExchangeCount: Int { Int(httpExchanges) }
 
