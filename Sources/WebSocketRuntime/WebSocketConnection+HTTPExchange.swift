@@ -55,6 +55,9 @@ extension WebSocketConnection {
         if !httpDispatching && head.count > 0 { headBytesArrived(scannedBefore: 0) }
     }
 
+    /// A plain HTTP response is under way (a graceful shutdown lets it end).
+    package var isRespondingHTTP: Bool { phase == .http && httpResponding }
+
     /// How many responses this connection has finished and kept going.
     package var httpExchangeCount: Int { Int(httpExchanges) }
 
@@ -74,8 +77,10 @@ extension WebSocketConnection {
 
     func httpDeadlineReached(now: UInt64) {
         if httpResponding {
-            // The peer took a byte since the deadline was set: not stalled.
-            if let deadline = httpDeadline(), deadline > now {
+            // No send timeout (0), or the peer took a byte since the deadline
+            // was set: not stalled.
+            guard let deadline = httpDeadline() else { return }
+            if deadline > now {
                 stream.schedule(at: deadline)
                 return
             }

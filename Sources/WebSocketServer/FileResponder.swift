@@ -236,7 +236,7 @@ final class FileResponder<Handler: WebSocketHandler> {
         if exchange.connection.queuedByteCount > maxBackpressure {
             return startStream(FileStream(exchange, descriptor: -1, range: 0..<0, responder: self))
         }
-        exchange.finish()
+        exchange.finish(shuttingDown: shuttingDown)
     }
 
     private func startStream(_ stream: FileStream<Handler>) {

@@ -16,9 +16,11 @@ struct HTTPExchange<Handler: WebSocketHandler> {
     let headOnly: Bool
 
     /// The response is out (or queued): the connection takes its next
-    /// request, or closes.
-    func finish() {
-        connection.finishHTTPResponse(headLength: headLength, keepAlive: keepAlive)
+    /// request, or closes (as it does once a shutdown began, whatever the
+    /// response's head said: the client then sees the close and retries
+    /// elsewhere, RFC 9112 §9.6).
+    func finish(shuttingDown: Bool) {
+        connection.finishHTTPResponse(headLength: headLength, keepAlive: keepAlive && !shuttingDown)
     }
 }
 
@@ -110,7 +112,7 @@ final class FileStream<Handler: WebSocketHandler> {
         ended = true
         release()
         responder.streamEnded(self)
-        if finishing { exchange.finish() }
+        if finishing { exchange.finish(shuttingDown: responder.shuttingDown) }
     }
 
     private func release() {

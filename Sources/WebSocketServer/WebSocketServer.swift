@@ -350,6 +350,10 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         for case let connection? in connections.entries {
             if connection.isOpen {
                 connection.close(code: .goingAway, reason: "server shutting down")
+            } else if connection.isRespondingHTTP && fileResponder != nil {
+                // A file on its way ends, then the connection closes (the
+                // drain timeout bounds it like a closing handshake).
+                continue
             } else if connection.isInHTTPPhase {
                 connection.abortHTTP()
             }

@@ -161,6 +161,38 @@ struct StaticFileTests {
         #expect(try reader.get("/", ["If-None-Match: \(etag)"]).head.hasPrefix("HTTP/1.1 304 Not Modified\r\n"))
     }
 
+    @Test("a graceful shutdown lets a file on its way end, then closes; idle kept-alive connections close at once")
+    func shutdownLetsResponsesEnd() throws {
+        let root = try Self.root()
+        let big = (root as NSString).resolvingSymlinksInPath + "/huge.bin"
+        #expect(FileManager.default.createFile(atPath: big, contents: nil) && truncate(big, 8 << 20) == 0)
+        let harness = try ServerHarness(handler: EchoHandler(), staticRoot: root)
+        let idle = try HTTPReader(port: harness.port)
+        #expect(try idle.get("/").status == 200)
+        let downloading = try RawClient(port: harness.port)
+        try downloading.send("GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        var received = try downloading.receive()
+        #expect(!received.isEmpty)
+        // Shutdown from another thread while the file is on its way.
+        let stopped = DispatchSemaphore(value: 0)
+        let stopper = Thread {
+            harness.stop(drainTimeout: .seconds(10))
+            stopped.signal()
+        }
+        stopper.start()
+        #expect(idle.client.waitForClose(timeout: 5))
+        while true {
+            let chunk = try downloading.receive()
+            if chunk.isEmpty { break }
+            received += chunk
+        }
+        let text = String(decoding: received.prefix(512), as: UTF8.self)
+        let headLength = (text.range(of: "\r\n\r\n").map { text.utf8.distance(from: text.startIndex, to: $0.upperBound) }) ?? 0
+        #expect(text.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(received.count - headLength == 8 << 20)
+        #expect(stopped.wait(timeout: .now() + 15) == .success)
+    }
+
     @Test("pipelined requests are answered in order")
     func pipelining() throws {
         let harness = try ServerHarness(handler: EchoHandler(), staticRoot: try Self.root())
