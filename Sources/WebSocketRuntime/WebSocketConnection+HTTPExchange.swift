@@ -40,7 +40,6 @@ extension WebSocketConnection {
         guard phase == .http else { return }
         guard keepAlive else {
             freeHead()
-            phase = .draining
             beginDraining()
             return
         }

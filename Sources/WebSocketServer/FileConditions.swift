@@ -81,7 +81,7 @@ enum FileAnswer: Equatable {
 
     static func evaluate(_ request: HTTPHead, method: String, file: FileMetadata, etag: String) -> FileAnswer {
         if let noneMatch = request.value("If-None-Match") {
-            if matchesAny(noneMatch, etag: etag, weak: true) { return .notModified }
+            if matchesAny(noneMatch, etag: etag) { return .notModified }
         } else if let since = request.value("If-Modified-Since").flatMap(HTTPDate.parse), file.modifiedSeconds <= since {
             return .notModified
         }
@@ -99,16 +99,15 @@ enum FileAnswer: Equatable {
         return byteRange(range, size: file.size)
     }
 
-    /// §13.1.2: `*`, or a list of entity tags, compared weakly for
-    /// If-None-Match (a `W/` prefix on either side is ignored).
-    static func matchesAny(_ header: String, etag: String, weak: Bool) -> Bool {
+    /// §13.1.2: `*`, or a list of entity tags, compared weakly as
+    /// If-None-Match asks (a `W/` prefix is ignored; ours is strong).
+    static func matchesAny(_ header: String, etag: String) -> Bool {
         let trimmed = header.trimmingSpaces
         if trimmed == "*" { return true }
-        let ours = weak && etag.hasPrefix("W/") ? String(etag.dropFirst(2)) : etag
         for item in trimmed.split(separator: ",") {
             var tag = Substring(item.trimmingSpaces)
-            if weak && tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
-            if tag == ours { return true }
+            if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
+            if tag == etag { return true }
         }
         return false
     }

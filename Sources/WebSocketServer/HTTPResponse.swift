@@ -1,6 +1,6 @@
-/// Plain HTTP/1.1 responses: the errors of the upgrade path and the static files.
-/// Every response closes the connection (`Connection: close`); persistent HTTP
-/// connections are out of scope for a WebSocket server's side door.
+/// The reason phrases, and the upgrade path's error responses, each of which
+/// closes its connection (`Connection: close`). The static files build their
+/// own heads (`FileResponder`), on connections kept alive.
 enum HTTPResponse {
     static func reasonPhrase(_ status: Int) -> String {
         switch status {
@@ -32,16 +32,14 @@ enum HTTPResponse {
         }
     }
 
-    /// A head plus body. With `headOnly` (a HEAD request) the body is left out but
-    /// its length still announced (RFC 9110 §9.3.2).
-    static func make(status: Int, contentType: String, body: [UInt8], extraHeaders: [String] = [],
-                     headOnly: Bool = false) -> [UInt8] {
+    /// A head plus body.
+    static func make(status: Int, contentType: String, body: [UInt8], extraHeaders: [String] = []) -> [UInt8] {
         var head = "HTTP/1.1 \(status) \(reasonPhrase(status))\r\n"
         head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
         head += "X-Content-Type-Options: nosniff\r\n"
         for header in extraHeaders { head += header + "\r\n" }
         head += "\r\n"
-        return Array(head.utf8) + (headOnly ? [] : body)
+        return Array(head.utf8) + body
     }
 
     static func error(_ status: Int, _ message: String, extraHeaders: [String] = []) -> [UInt8] {
