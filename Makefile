@@ -61,6 +61,7 @@ test-deps:
 test: test-deps build build-client build-chat ws-bench
 	bash scripts/check-layers.sh
 	$(SWIFT) test
+	$(MAKE) --no-print-directory bench-check
 	$(MAKE) --no-print-directory tsan
 	SOAK_SECONDS=30 $(MAKE) --no-print-directory soak
 	$(MAKE) --no-print-directory interop
