@@ -55,7 +55,7 @@ test-deps:
 	@bash scripts/install-deps.sh test
 	@bash scripts/setup-python.sh
 
-## Every test (about 40 minutes): layering, Swift tests (and ThreadSanitizer), Python websockets, Chromium, nginx, Autobahn.
+## Every test (about 42 minutes): layering, Swift tests (and ThreadSanitizer), Python websockets, Chromium, nginx, Autobahn.
 # Swift unit and integration tests, then the external peers (Python
 # websockets, headless Chromium, nginx) and Autobahn|Testsuite.
 test: test-deps build build-client build-chat ws-bench
@@ -117,7 +117,7 @@ tsan: deps
 fuzz: deps
 	bash Tests/Fuzz/run.sh $${FUZZ_SECONDS:-60}
 
-## The load benchmarks side by side (about 14 minutes; BENCH_PEERS="NAME=PATH;..." adds echo servers built elsewhere): docs/benchmarks.md and .png.
+## The load benchmarks side by side (about 14 minutes; BENCH_PEERS="NAME=PATH;..." adds other echo servers, such as µWebSockets built from its source as docs/benchmarks.md describes): docs/benchmarks.md and .png.
 # 5 repeats, servers alternated; the micro table goes into the same page.
 bench: bench-deps
 	.venv/bin/python Benchmarks/run_bench.py
@@ -138,7 +138,7 @@ bench-loops: bench-deps
 bench-tls: bench-deps
 	.venv/bin/python Benchmarks/run_tls_bench.py
 
-## Fan-out side by side (about 5 minutes; BENCH_PUBSUB_PEERS="NAME=PATH;..." adds servers built elsewhere): docs/benchmarks-pubsub.md.
+## Fan-out side by side (about 5 minutes; BENCH_PUBSUB_PEERS="NAME=PATH;..." adds other pub/sub servers, as docs/benchmarks-pubsub.md describes): docs/benchmarks-pubsub.md.
 bench-pubsub: bench-deps
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product uv-pubsub
 	.venv/bin/python Benchmarks/run_pubsub_bench.py

@@ -162,8 +162,8 @@ def stall_comparison(baseline, repeats=3):
 def render_stall(rows):
     lines = ["## The loop while files stream to slow readers", "",
              "`--stall-baseline`: the echo's latency (open loop, 2,000 messages/s over 100 connections) while 4 slow "
-             "readers take a 16 MB file, against the binary before this design, which read each file whole on the "
-             "loop thread and queued it whole. Medians of 3 runs.", "",
+             "readers take a 16 MB file, against a blocking baseline (a build of this project that reads each file "
+             "whole on the loop thread and queues it whole: what the thread pool and streaming avoid). Medians of 3 runs.", "",
              "| readers | server | echo p99 | echo max | server peak RSS |", "|---|---|---|---|---|"]
     for key, runs in rows.items():
         load, server = key.split("|")

@@ -59,11 +59,11 @@ as many ready connections, and the two threads take turns on the core. The
 group's own machinery (the inbox, the identities, the shared connection
 count) costs nothing per message: it is touched per connection or per
 cross-thread call only. What two loops on one core can cost is scheduling:
-measured with this script before the change, two loops as ordinary threads
-reached 0.926 of one loop (ratio of the medians; 0.927 median of the paired
-ratios), because a loop woken by its peer's data preempted the other
+measured with this script, two loops as ordinary threads reach 0.926 of one
+loop (ratio of the medians; 0.927 median of the paired
+ratios), because a loop woken by its peer's data preempts the other
 mid-batch, trading a batch for a smaller one at the price of a context
-switch. Loops that outnumber the CPUs their process may use now run as
+switch. Loops that outnumber the CPUs their process may use therefore run as
 `SCHED_BATCH` threads, which wait for each other's time slice instead; the
 tables above are with that.
 
