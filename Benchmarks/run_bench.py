@@ -356,13 +356,14 @@ def summary_table(results, summary, idle, idle_n):
     add("the same: echo-server ÷ node `ws`", ratio_cells("16B-16", node, False))
     add("the same: echo-server as a share of the raw libuv TCP echo (no framing at all)", ratio_cells("16B-16", raw, True))
     add("the same with both servers saturated (server-bound)", ratio_cells("16B-16-bound", raw, True))
-    add("large messages (10 × 64 KiB): share of the raw libuv echo", ratio_cells("64KiB-4", raw, True))
+    add("large messages (10 × 64 KiB, 4 in flight): share of the raw libuv echo", ratio_cells("64KiB-4", raw, True))
     for peer in [n for n in results.get("16B-16", {}) if n not in MAIN_SERVERS and not n.startswith("echo-server")]:
         add("small messages: echo-server ÷ %s" % peer, ratio_cells("16B-16", peer, False))
         add("the same: %s as a share of the raw libuv echo" % peer, ratio_cells("16B-16", raw, True, ours=peer))
         add("server-bound: echo-server ÷ %s" % peer, ratio_cells("16B-16-bound", peer, False))
         add("the same: %s as a share of the raw libuv echo" % peer, ratio_cells("16B-16-bound", raw, True, ours=peer))
-        add("large messages: echo-server ÷ %s" % peer, ratio_cells("64KiB-4", peer, False))
+        add("large messages, one in flight: echo-server ÷ %s" % peer, ratio_cells("64KiB-1", peer, False))
+        add("large messages, four in flight: echo-server ÷ %s" % peer, ratio_cells("64KiB-4", peer, False))
         add("the same: %s as a share of the raw libuv echo" % peer, ratio_cells("64KiB-4", raw, True, ours=peer))
     if "64KiB-4" in results and results["64KiB-4"].get("echo-server, 4 KiB reads"):
         add("the same with 4 KiB reads (`--receive-buffer-size 4096`)", "– | %.0f%% | –" % (

@@ -29,8 +29,6 @@ public struct Opcode: RawRepresentable, Hashable, Sendable {
     @inlinable public var isControl: Bool { rawValue & 0x8 != 0 }
     /// Text or binary: the opcodes that begin a message.
     @inlinable public var beginsMessage: Bool { rawValue &- 1 < 2 }
-    /// One of the six opcodes RFC 6455 defines.
-    @inlinable public var isDefined: Bool { rawValue < 3 || (rawValue >= 8 && rawValue <= 0xA) }
 }
 
 /// The type of a data message, as ASP.NET's `WebSocketMessageType` names it.
