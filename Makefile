@@ -55,12 +55,13 @@ test-deps:
 	@bash scripts/install-deps.sh test
 	@bash scripts/setup-python.sh
 
-## Every test (about 42 minutes): layering, Swift tests (and ThreadSanitizer), Python websockets, Chromium, nginx, Autobahn.
+## Every test (about 45 minutes): layering, Swift tests (and ThreadSanitizer), the allocation budgets (bench-check), Python websockets, Chromium, nginx, Autobahn.
 # Swift unit and integration tests, then the external peers (Python
 # websockets, headless Chromium, nginx) and Autobahn|Testsuite.
 test: test-deps build build-client build-chat ws-bench
 	bash scripts/check-layers.sh
 	$(SWIFT) test
+	$(MAKE) --no-print-directory bench-check
 	$(MAKE) --no-print-directory tsan
 	SOAK_SECONDS=30 $(MAKE) --no-print-directory soak
 	$(MAKE) --no-print-directory interop

@@ -37,36 +37,41 @@ let package = Package(
     targets: [
         .systemLibrary(
             name: "CLibUV",
+            path: "Sources/CShims/CLibUV",
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
         .systemLibrary(
             name: "CZlib",
+            path: "Sources/CShims/CZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
         .systemLibrary(
             name: "CLibCrypto",
+            path: "Sources/CShims/CLibCrypto",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(
             name: "CHiredis",
+            path: "Sources/CShims/CHiredis",
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
         .systemLibrary(
             name: "CLibSSL",
+            path: "Sources/CShims/CLibSSL",
             pkgConfig: "libssl",
             providers: [.apt(["libssl-dev"])]
         ),
         // Payload unmasking with AVX2 where the CPU has it (chosen at run time).
-        .target(name: "CMasking"),
+        .target(name: "CMasking", path: "Sources/CShims/CMasking"),
         .target(name: "WebSocketCore", dependencies: ["CLibCrypto", "CMasking"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
         // OpenSSL's record buffers and small per-record blocks kept in lists
         // per thread (loop) instead of freed and allocated around every record.
-        .target(name: "CTLSBuffers", dependencies: ["CLibSSL"]),
+        .target(name: "CTLSBuffers", dependencies: ["CLibSSL"], path: "Sources/CShims/CTLSBuffers"),
         .target(name: "TLSKit", dependencies: ["CLibSSL", "CTLSBuffers"]),
         .target(name: "WebSocketCompression", dependencies: ["WebSocketCore", "CZlib"]),
         .target(

@@ -14,9 +14,17 @@ With --json PATH the figures are also written there with the run's date,
 commit and machine (`make bench-instructions` writes
 docs/benchmarks-instructions.json, which docs/benchmarks.md quotes).
 
-Usage: instructions.py [--server PATH] [--seconds S] [--json PATH]
+With --cache-sim the whole server process is counted instead (user space,
+instrumentation switched on once it listens), with callgrind's cache and
+branch simulation: instructions, first-level data-cache read misses and
+mispredicted conditional and indirect branches, each per echoed message.
+`--peer PATH` measures another echo server that way (µWebSockets' echo, say,
+taking the port as its one argument), so the two can be put side by side.
+
+Usage: instructions.py [--server PATH | --peer PATH] [--seconds S] [--json PATH] [--cache-sim]
 """
 import argparse
+import json
 import os
 import re
 import signal
@@ -45,12 +53,18 @@ def main():
     ap.add_argument("--server", default=os.path.join(TOP, ".build", "release", "echo-server"))
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--json", help="also write the figures here, with the run's stamp")
+    ap.add_argument("--cache-sim", action="store_true", help="whole process, with cache and branch simulation")
+    ap.add_argument("--peer", help="another echo server taking its port as its one argument (with --cache-sim)")
     args = ap.parse_args()
+    if args.peer and not args.cache_sim:
+        ap.error("--peer needs --cache-sim: only whole-process counts compare across servers")
     port = free_port()
     out = tempfile.NamedTemporaryFile(suffix=".callgrind", delete=False).name
-    server = subprocess.Popen(["taskset", "-c", "1", "valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                               args.server, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [args.peer, str(port)] if args.peer else \
+        [args.server, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    simulation = ["--cache-sim=yes", "--branch-sim=yes", "--instr-atstart=no"] if args.cache_sim else []
+    server = subprocess.Popen(["taskset", "-c", "1", "valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
+                              + simulation + command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
         while True:
@@ -61,14 +75,25 @@ def main():
                 if server.poll() is not None or time.time() > deadline:
                     raise RuntimeError("echo-server did not start under valgrind")
                 time.sleep(0.2)
+        if args.cache_sim:
+            subprocess.run(["callgrind_control", "-i", "on", str(server.pid)], check=True, stdout=subprocess.DEVNULL)
+        # With the whole process counted from the first message, so is every
+        # message: no warm-up, and the report's count is the divisor.
+        report = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
         subprocess.run(["taskset", "-c", "0", os.path.join(HERE, ".build", "release", "ws-bench"),
                         "--url", "ws://127.0.0.1:%d/ws" % port, "--connections", "100", "--size", "16",
-                        "--in-flight", "16", "--duration", str(args.seconds), "--warmup", "0.5", "--quiet"],
+                        "--in-flight", "16", "--duration", str(args.seconds),
+                        "--warmup", "0" if args.cache_sim else "0.5", "--quiet", "--json", report],
                        check=True, stdout=subprocess.DEVNULL, timeout=args.seconds + 120)
+        with open(report) as f:
+            sent = json.load(f)["messages"]
+        os.unlink(report)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
 
+    if args.cache_sim:
+        return report_whole_process(out, sent, args)
     inclusive = annotate(out, "--inclusive=yes")
     # Two figures, each found in both code structures (the connection as a
     # TCPStream subclass before the runtime split, the connection with a
@@ -108,12 +133,40 @@ def main():
         extra = " (readFrames alone: %.0f)" % (figures["readFrames"] / messages)
     print("%d messages; read path: %.0f instructions per message%s" % (messages, read_path / messages, extra))
     if args.json:
-        import json
         sys.path.insert(0, HERE)
         from run_bench import run_stamp
         with open(args.json, "w") as f:
             json.dump(dict(run_stamp(), messages=messages, readCallback=read_path / messages,
                            readFrames=figures["readFrames"] / messages if "readFrames" in figures else None), f, indent=1)
+    return 0
+
+
+def report_whole_process(out, messages, args):
+    """Per-message figures of the whole process from callgrind's totals,
+    divided by the messages ws-bench counted (a peer's handler has no symbol
+    this script could count calls of)."""
+    events = totals = None
+    for line in annotate(out).splitlines():
+        if line.startswith("Events shown:"):
+            events = line.split(":", 1)[1].split()
+        elif "PROGRAM TOTALS" in line:
+            totals = [int(x.replace(",", "")) for x in re.findall(r"[\d,]+(?= |$)", line.split("PROGRAM TOTALS")[0])]
+    if not events or not totals or not messages:
+        print("no totals in the profile (kept: %s)" % out, file=sys.stderr)
+        return 1
+    os.unlink(out)
+    per = {name: total / messages for name, total in zip(events, totals)}
+    # Ir instructions, D1mr first-level data-cache read misses, Bcm and Bim
+    # mispredicted conditional and indirect branches (callgrind's names).
+    print("%d messages; per message: %.0f instructions, %.3f D1 read misses, %.3f mispredicted conditional "
+          "branches, %.3f mispredicted indirect calls" % (messages, per.get("Ir", 0), per.get("D1mr", 0),
+                                                           per.get("Bcm", 0), per.get("Bim", 0)))
+    if args.json:
+        sys.path.insert(0, HERE)
+        from run_bench import run_stamp
+        with open(args.json, "w") as f:
+            json.dump(dict(run_stamp(), messages=messages, server=args.peer or "echo-server",
+                           perMessage={k: per[k] for k in ("Ir", "D1mr", "Bcm", "Bim") if k in per}), f, indent=1)
     return 0
 
 

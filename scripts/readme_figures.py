@@ -45,7 +45,7 @@ def rows():
          "%s µWebSockets (epoll), %s SwiftNIO, %s node `ws`" % (
              x(small["echo-server"], small["µWebSockets (epoll)"]), x(small["echo-server"], small["SwiftNIO NIOWebSocket"]),
              x(small["echo-server"], small["node ws"])), load_page),
-        ("Echo, 100 connections × 64 KiB, 4 in flight", "%s msg per server-CPU-second" % format(round(large["echo-server"]), ","),
+        ("Echo, 10 connections × 64 KiB, 4 in flight", "%s msg per server-CPU-second" % format(round(large["echo-server"]), ","),
          "%s µWebSockets (epoll), %s SwiftNIO" % (
              x(large["echo-server"], large["µWebSockets (epoll)"]), x(large["echo-server"], large["SwiftNIO NIOWebSocket"])),
          load_page),

@@ -6,19 +6,16 @@ import Glibc
 /// One libuv loop. Everything but `execute` must be called on the thread that
 /// runs the loop; handlers and callbacks all run there.
 ///
-/// `@unchecked Sendable` only so that other threads can reach `execute`, the one
-/// door across threads (a `uv_async_t` plus a locked queue), and the thread
-/// check that names the rule when it is broken.
+/// `@unchecked Sendable` only so that other threads can reach `execute` and
+/// the thread check that names the rule when it is broken. `execute` goes
+/// through a `LoopInbox`, the one door into a loop from other threads that a
+/// server group's commands use too: a record per closure, batched per wake-up.
 public final class EventLoop: @unchecked Sendable {
     @usableFromInline package let raw: UnsafeMutablePointer<uv_loop_t>
-    private let wakeup: UnsafeMutablePointer<uv_async_t>
-    /// Work posted by other threads; `open` turns false when the loop closes,
-    /// under the same lock, so a late `execute` cannot reach the freed handle.
-    private let queue = Lock(Queue())
-    private struct Queue {
-        var work: [() -> Void] = []
-        var open = true
-    }
+    /// Closures posted by `execute`, each a retained `PostedWork` whose
+    /// address is the record. Set once in `init`, before any other thread can
+    /// see the loop; closed (pending work run first) by `close()`.
+    private var inbox: LoopInbox<UnsafeMutableRawPointer>!
     private var closed = false
     /// The thread inside `run`, `runNoWait` or `close` (0: none). Loop-confined
     /// objects compare it with the caller's on every public entry point
@@ -43,21 +40,18 @@ public final class EventLoop: @unchecked Sendable {
             raw.deallocate()
             throw UVError(rc)
         }
-        wakeup = .allocate(capacity: 1)
-        uv_async_init(raw, wakeup) { handle in
-            let loop = Unmanaged<EventLoop>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
-            loop.drainQueue()
+        // Its wake-up handle alone must not keep `run()` from returning.
+        inbox = LoopInbox(raw: raw, limit: .max, keepsLoopAlive: false) { work, _ in
+            Unmanaged<PostedWork>.fromOpaque(work).takeRetainedValue().run()
         }
-        wakeup.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        // The wake-up handle alone must not keep `run()` from returning.
-        uv_unref(UnsafeMutableRawPointer(wakeup).assumingMemoryBound(to: uv_handle_t.self))
     }
 
     /// A loop released without `close()` closes itself if nothing is open on
     /// it; one with handles still open is left allocated (a leak, never a
     /// use of freed memory by the handles' owners).
     deinit {
-        if !closed { try? close() }
+        // No inbox: `init` failed before the loop existed, and freed it.
+        if !closed && inbox != nil { try? close() }
     }
 
     /// Whether `close()` has run: the loop can no longer be run.
@@ -114,23 +108,10 @@ public final class EventLoop: @unchecked Sendable {
     /// false, dropping `work`, once the loop has closed.
     @discardableResult
     public func execute(_ work: @escaping @Sendable () -> Void) -> Bool {
-        queue.withLock { q in
-            guard q.open else { return false }
-            q.work.append(work)
-            // Under the lock, so that `close` cannot free the handle between
-            // the check of `open` and the wake-up.
-            uv_async_send(wakeup)
-            return true
-        }
-    }
-
-    private func drainQueue() {
-        let work = queue.withLock { q -> [() -> Void] in
-            let taken = q.work
-            q.work.removeAll()
-            return taken
-        }
-        for item in work { item() }
+        let posted = Unmanaged.passRetained(PostedWork(work))
+        if inbox.post(posted.toOpaque(), control: true) { return true }
+        posted.release()
+        return false
     }
 
     /// Closes the wake-up handle, runs the loop until every close callback has
@@ -139,16 +120,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Later calls after a successful one do nothing.
     public func close() throws {
         if closed { return }
-        let wasOpen = queue.withLock { q in
-            defer { q.open = false }
-            return q.open
-        }
-        if wasOpen {
-            drainQueue()
-            uv_close(UnsafeMutableRawPointer(wakeup).assumingMemoryBound(to: uv_handle_t.self)) { handle in
-                UnsafeMutableRawPointer(handle!).deallocate()
-            }
-        }
+        // Runs what is still posted, refuses more, and closes its handle.
+        inbox.close()
         withRunningThread { _ = uv_run(raw, UV_RUN_DEFAULT) }
         let rc = uv_loop_close(raw)
         if rc < 0 { throw UVError(rc) }
@@ -165,6 +138,12 @@ public final class EventLoop: @unchecked Sendable {
     func returnWriteRequest(_ request: UnsafeMutablePointer<uv_write_t>) {
         if writeRequests.count < 1024 { writeRequests.append(request) } else { request.deallocate() }
     }
+}
+
+/// A closure on its way through the loop's inbox.
+private final class PostedWork {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
 }
 
 /// Carries a loop-confined value through `EventLoop.execute` to the loop thread.

@@ -48,15 +48,23 @@ public final class LoopInbox<Header: BitwiseCopyable>: LoopWakeTarget, @unchecke
     ///     valid only during the call.
     ///   - batchEnded: called after the last record of a batch (to write what
     ///     the batch corked).
-    public init(loop: EventLoop, limit: Int, keepsLoopAlive: Bool,
-                receive: @escaping (Header, UnsafeRawBufferPointer) -> Void,
-                batchEnded: @escaping () -> Void = {}) {
+    public convenience init(loop: EventLoop, limit: Int, keepsLoopAlive: Bool,
+                            receive: @escaping (Header, UnsafeRawBufferPointer) -> Void,
+                            batchEnded: @escaping () -> Void = {}) {
+        self.init(raw: loop.raw, limit: limit, keepsLoopAlive: keepsLoopAlive, receive: receive, batchEnded: batchEnded)
+    }
+
+    /// On a loop by its libuv handle: the loop's own inbox is made inside
+    /// `EventLoop.init`, before the loop object is whole.
+    init(raw: UnsafeMutablePointer<uv_loop_t>, limit: Int, keepsLoopAlive: Bool,
+         receive: @escaping (Header, UnsafeRawBufferPointer) -> Void,
+         batchEnded: @escaping () -> Void = {}) {
         self.limit = limit
         self.receive = receive
         self.batchEnded = batchEnded
         async = .allocate(capacity: 1)
         super.init()
-        uv_async_init(loop.raw, async) { handle in
+        uv_async_init(raw, async) { handle in
             Unmanaged<LoopWakeTarget>.fromOpaque(handle!.pointee.data).takeUnretainedValue().wake()
         }
         async.pointee.data = Unmanaged.passUnretained(self as LoopWakeTarget).toOpaque()

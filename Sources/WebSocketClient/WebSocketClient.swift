@@ -66,18 +66,16 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     public init(handler: Handler, options: WebSocketClientOptions = WebSocketClientOptions(),
                 loop: EventLoop? = nil,
                 logger: Logger = Logger(label: "UVWebSocket.client")) throws(WebSocketClientError) {
-        let connectionOptions = options.connectionOptions
-        do { try connectionOptions.validate() } catch { throw .invalidOptions("\(error)") }
         if let problem = options.validationError() { throw .invalidOptions(problem) }
         self.options = options
         self.handler = handler
         ownsLoop = loop == nil
         do { self.loop = try loop ?? EventLoop() } catch { throw .invalidOptions("cannot create a loop: \(error)") }
-        let settings = ConnectionSettings(role: .client, options: connectionOptions)
+        let settings = options.connectionSettings
         let context = LoopContext.acquire(on: self.loop, receiveBufferSize: options.receiveBufferSize,
                                           granularity: settings.wheelGranularity)
         endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger,
-                            options: connectionOptions)
+                            compression: options.compression, extensions: options.extensions)
         endpoint.owner = self
         // Weak: a connection can outlive its client (see the type's notes).
         endpoint.connectFinished = { [weak self] connection, error in self?.connectFinished(connection, error) }

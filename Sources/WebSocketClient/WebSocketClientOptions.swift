@@ -40,10 +40,19 @@ public struct WebSocketClientOptions: Sendable {
     /// The defaults in docs/options.md.
     public init() {}
 
-    /// Why the fields a connection's request carries cannot be sent, or nil:
-    /// each must keep to the head's grammar, so that none can break the
+    /// Why these options cannot run, or nil: the limits and durations both
+    /// roles share, then the fields a connection's request carries, each of
+    /// which must keep to the head's grammar, so that none can break the
     /// request or add a field of its own.
     func validationError() -> String? {
+        if let problem = ConnectionSettings.problem(
+            receiveBufferSize: receiveBufferSize, maxMessageSize: maxMessageSize, maxBackpressure: maxBackpressure,
+            compression: compression,
+            durations: ["keepAliveInterval": keepAliveInterval, "keepAliveTimeout": keepAliveTimeout,
+                        "handshakeTimeout": handshakeTimeout, "closeTimeout": closeTimeout],
+            headLimits: HTTPHeadLimits(maxHeadSize: maxResponseHeadSize)) {
+            return problem
+        }
         for name in subprotocols where !HTTPFieldRules.isToken(name) {
             return "subprotocols: \(name.debugDescription) is not a token (RFC 6455 §4.1)"
         }
@@ -56,19 +65,11 @@ public struct WebSocketClientOptions: Sendable {
         return nil
     }
 
-    /// The connection settings, through the options the runtime shares with servers.
-    var connectionOptions: WebSocketOptions {
-        var o = WebSocketOptions()
-        o.maxMessageSize = maxMessageSize
-        o.keepAliveInterval = keepAliveInterval
-        o.keepAliveTimeout = keepAliveTimeout
-        o.handshakeTimeout = handshakeTimeout
-        o.closeTimeout = closeTimeout
-        o.maxBackpressure = maxBackpressure
-        o.receiveBufferSize = receiveBufferSize
-        o.requestHeadLimits = HTTPHeadLimits(maxHeadSize: maxResponseHeadSize)
-        o.compression = compression
-        o.extensions = extensions
-        return o
+    /// What the runtime applies to every connection of the client.
+    var connectionSettings: ConnectionSettings {
+        ConnectionSettings(role: .client, maxMessageSize: maxMessageSize, maxBackpressure: maxBackpressure,
+                           keepAliveInterval: keepAliveInterval, keepAliveTimeout: keepAliveTimeout,
+                           handshakeTimeout: handshakeTimeout, closeTimeout: closeTimeout,
+                           headLimits: HTTPHeadLimits(maxHeadSize: maxResponseHeadSize))
     }
 }

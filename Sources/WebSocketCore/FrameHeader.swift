@@ -4,8 +4,8 @@ public struct FrameHeader: Sendable, Equatable {
     public var fin: Bool
     /// RSV1–RSV3 as the three low bits.
     public var rsv: UInt8
-    /// The raw opcode; reserved values are kept so the rules can reject them.
-    public var opcode: UInt8
+    /// The opcode as sent; reserved values are kept so the rules can reject them.
+    public var opcode: Opcode
     /// The payload is masked (every client frame, RFC 6455 §5.3).
     public var masked: Bool
     /// The masking key in wire order, loaded little-endian (see `Masking`).
@@ -17,7 +17,7 @@ public struct FrameHeader: Sendable, Equatable {
 
     /// A header as parsed or as to be written.
     @inlinable
-    public init(fin: Bool, rsv: UInt8, opcode: UInt8, masked: Bool, maskKey: UInt32, payloadLength: UInt64, headerLength: Int) {
+    public init(fin: Bool, rsv: UInt8, opcode: Opcode, masked: Bool, maskKey: UInt32, payloadLength: UInt64, headerLength: Int) {
         self.fin = fin; self.rsv = rsv; self.opcode = opcode; self.masked = masked
         self.maskKey = maskKey; self.payloadLength = payloadLength; self.headerLength = headerLength
     }
@@ -57,7 +57,7 @@ public struct FrameHeader: Sendable, Equatable {
             key = p.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
             offset &+= 4
         }
-        return FrameHeader(fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 0x7, opcode: b0 & 0x0F, masked: masked,
+        return FrameHeader(fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 0x7, opcode: Opcode(rawValue: b0), masked: masked,
                            maskKey: key, payloadLength: length, headerLength: offset)
     }
 }

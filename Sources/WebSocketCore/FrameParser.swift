@@ -60,6 +60,11 @@ public struct FrameParser {
     /// Set after a close or a failure: the parser reports nothing more.
     @usableFromInline var terminated = false
     @usableFromInline var utf8 = UTF8Validator()
+    #if DEBUG
+    /// Messages the one-pass path (`wholeShortMessage`) delivered: debug
+    /// builds count them, so tests can tell which path a frame took.
+    public var onePassMessages = 0
+    #endif
 
     /// The RSV bits of the open message's first frame (RSV1: compressed, RFC 7692).
     @inlinable public var messageRSV: UInt8 { messageRSVBits }
@@ -100,13 +105,12 @@ public struct FrameParser {
                                            messageInProgress: messageType != nil) {
             return fail(code)
         }
-        // The rules admitted only the six defined opcodes; they are compared
-        // as wire values here, which costs no conversion per frame.
-        if Opcode.isControl(header.opcode) {
+        // The rules admitted only the six defined opcodes.
+        if header.opcode.isControl {
             return controlFrame(header, &ring)
         }
-        if header.opcode != Opcode.continuation.rawValue {
-            messageType = header.opcode == Opcode.text.rawValue ? .text : .binary
+        if header.opcode != .continuation {
+            messageType = header.opcode == .text ? .text : .binary
             messageRSVBits = header.rsv
             messageSize = 0
             utf8.reset()
@@ -130,33 +134,41 @@ public struct FrameParser {
     }
 
     /// The common frame, handled in one pass: a whole message in one frame
-    /// (FIN, no RSV bit, text or binary, outside a fragmented message) whose
-    /// payload is under 126 bytes and lies in one piece in the ring, masked
-    /// as the role requires (§5.1). Every rule of the general path holds for
-    /// such a frame by these tests alone, so none of the per-frame state is
+    /// (FIN, text or binary, outside a fragmented message) whose payload is
+    /// under 126 bytes and lies in one piece in the ring. Which frames those
+    /// are is the only test of its own: whether such a frame is valid is
+    /// `FrameRules`, the same rules the general path applies, evaluated on
+    /// its first two bytes with no RSV bit allowed (a frame an extension
+    /// transformed, or one that breaks a rule, takes the general path, which
+    /// decides with the real settings). None of the per-frame state is
     /// written: the next header starts from the same state either way. Any
-    /// other frame, or a short one not all here yet, returns nil and takes
-    /// the general path (callgrind, a 16-byte message as in chat, tickers and
-    /// games: about 210 instructions a frame there, 125 here with the unmasking).
+    /// other frame, or a short one not all here yet, returns nil (callgrind,
+    /// a 16-byte message as in chat, tickers and games: about 210
+    /// instructions a frame on the general path, 125 here with the unmasking).
     @inlinable @inline(__always)
     mutating func wholeShortMessage(_ ring: ByteRing) -> FrameEvent? {
         let (p, available) = ring.contiguousReadable(from: 0)
         if available < 2 { return nil }
         let b0 = p.load(as: UInt8.self)
         let b1 = p.load(fromByteOffset: 1, as: UInt8.self)
-        let opcode = b0 & 0x0F
-        let masked = role == .server
-        let headerLength = masked ? 6 : 2
         let length = Int(b1 & 0x7F)
-        guard b0 & 0xF0 == 0x80, opcode == Opcode.text.rawValue || opcode == Opcode.binary.rawValue,
-              (b1 & 0x80 != 0) == masked, length < 126, available >= headerLength &+ length,
-              messageType == nil, UInt64(length) <= maxMessageSize else { return nil }
+        let masked = b1 & 0x80 != 0
+        let headerLength = masked ? 6 : 2
+        let header = FrameHeader(fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 0x7, opcode: Opcode(rawValue: b0),
+                                 masked: masked, maskKey: 0, payloadLength: UInt64(length), headerLength: headerLength)
+        guard header.fin, header.opcode.beginsMessage, length < 126, available >= headerLength &+ length,
+              messageType == nil, UInt64(length) <= maxMessageSize,
+              FrameRules.violation(of: header, role: role, allowedRSV: 0, messageInProgress: false) == nil
+        else { return nil }
+        #if DEBUG
+        onePassMessages &+= 1
+        #endif
         let payload = p + headerLength
         if masked {
             Masking.apply(key: p.loadUnaligned(fromByteOffset: 2, as: UInt32.self), phase: 0, to: payload, count: length)
         }
         let type: MessageType
-        if opcode == Opcode.text.rawValue {
+        if header.opcode == .text {
             // §8.1: the whole message is here, so it is valid or not now.
             utf8.reset()
             if !utf8.validate(payload, count: length) || !utf8.isComplete { return fail(.invalidPayloadData) }
@@ -214,8 +226,8 @@ public struct FrameParser {
         pendingConsume = total
         let view = UnsafeRawBufferPointer(start: payload, count: length)
         switch header.opcode {
-        case Opcode.ping.rawValue: return .ping(view)
-        case Opcode.pong.rawValue: return .pong(view)
+        case .ping: return .ping(view)
+        case .pong: return .pong(view)
         default: return closeFrame(view)
         }
     }

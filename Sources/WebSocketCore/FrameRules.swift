@@ -4,7 +4,7 @@ public enum FrameRules {
     /// - Parameters:
     ///   - allowedRSV: the RSV bits a negotiated extension defines (none: 0).
     ///   - messageInProgress: a fragmented data message has begun and not ended.
-    @inlinable
+    @inlinable @inline(__always)
     public static func violation(of header: FrameHeader, role: Role, allowedRSV: UInt8,
                                  messageInProgress: Bool) -> CloseCode? {
         // §5.2: RSV bits must be 0 unless an extension defining them was negotiated.
@@ -13,19 +13,17 @@ public enum FrameRules {
         if header.masked != (role == .server) { return .protocolError }
         // §5.2: a 64-bit length must have its most significant bit clear.
         if header.payloadLength & (1 << 63) != 0 { return .protocolError }
-        // Compared as wire values (the `Opcode` constants): converting with
-        // `Opcode(rawValue:)` is a call per frame on the read path.
         switch header.opcode {
-        case Opcode.continuation.rawValue:
+        case .continuation:
             // §5.4: a continuation needs a message to continue.
             if !messageInProgress { return .protocolError }
             // Extensions here are per message (RFC 7692 §6.1): their bits mark the
             // first frame only, never a continuation.
             if header.rsv != 0 { return .protocolError }
-        case Opcode.text.rawValue, Opcode.binary.rawValue:
+        case .text, .binary:
             // §5.4: a new data frame may not interleave with an open fragmented message.
             if messageInProgress { return .protocolError }
-        case Opcode.close.rawValue, Opcode.ping.rawValue, Opcode.pong.rawValue:
+        case .close, .ping, .pong:
             // §5.5: control frames are at most 125 bytes and never fragmented.
             if header.payloadLength > 125 || !header.fin { return .protocolError }
             // RFC 7692 §6.1: a per-message extension never marks a control frame.

@@ -204,6 +204,18 @@ public struct WebSocketStateMachine {
     /// Whether a ping (or an unsolicited pong) may be sent now.
     @inlinable public var canSendControl: Bool { currentState == .open }
 
+    /// The application sends a ping (§5.5.2). True when it may go (the
+    /// connection is open). Its pong sets `roundTripTime` as a keep-alive
+    /// ping's does; while one ping is unanswered the first one's time counts,
+    /// so a later pong is never measured against a later ping it may not
+    /// answer.
+    public mutating func pingSent(now: UInt64) -> Bool {
+        guard canSendControl else { return false }
+        if pingSentAt == WebSocketStateMachine.none { pingSentAt = now }
+        lastWrite = now
+        return true
+    }
+
     /// The application starts the closing handshake (§7.1.2). True when a close
     /// frame is to be sent now; the peer's close, or the close timeout, ends it.
     public mutating func startClosing(now: UInt64) -> Bool {

@@ -104,10 +104,15 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         self.ownsLoop = loop == nil
         let loop = try loop ?? EventLoop()
         self.loop = loop
-        let settings = ConnectionSettings(role: .server, options: options)
+        let settings = ConnectionSettings(
+            role: .server, maxMessageSize: options.maxMessageSize, maxBackpressure: options.maxBackpressure,
+            keepAliveInterval: options.keepAliveInterval, keepAliveTimeout: options.keepAliveTimeout,
+            handshakeTimeout: options.handshakeTimeout, closeTimeout: options.closeTimeout,
+            headLimits: options.requestHeadLimits)
         let context = LoopContext.acquire(on: loop, receiveBufferSize: options.receiveBufferSize,
                                           granularity: settings.wheelGranularity)
-        endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger, options: options)
+        endpoint = Endpoint(handler: handler, context: context, settings: settings, logger: logger,
+                            compression: options.compression, extensions: options.extensions)
         endpoint.owner = self
         // Weak: a connection can outlive its server (see the type's notes).
         endpoint.httpPhaseEnded = { [weak self] connection, outcome in

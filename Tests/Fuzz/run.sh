@@ -16,11 +16,11 @@ printf '\x01GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upg
 
 inc=$(pkg-config --cflags-only-I libcrypto | sed 's/-I//g')
 # The core's C part (unmasking), built with the same sanitizers.
-clang -O2 -fsanitize=fuzzer-no-link,address -I "$top/Sources/CMasking/include" \
-    -c "$top/Sources/CMasking/masking.c" -o "$out/masking.o"
-masking=(-I "$top/Sources/CMasking/include" "$out/masking.o")
+clang -O2 -fsanitize=fuzzer-no-link,address -I "$top/Sources/CShims/CMasking/include" \
+    -c "$top/Sources/CShims/CMasking/masking.c" -o "$out/masking.o"
+masking=(-I "$top/Sources/CShims/CMasking/include" "$out/masking.o")
 swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name FuzzParsers \
-    -I "$top/Sources/CLibCrypto" -Xcc -fmodule-map-file="$top/Sources/CLibCrypto/module.modulemap" "${masking[@]}" \
+    -I "$top/Sources/CShims/CLibCrypto" -Xcc -fmodule-map-file="$top/Sources/CShims/CLibCrypto/module.modulemap" "${masking[@]}" \
     "$top"/Sources/WebSocketCore/*.swift "$here/FuzzParsers.swift" -lcrypto -o "$out/fuzz-parsers"
 timeout -s KILL $((seconds + 60)) "$out/fuzz-parsers" -max_total_time="$seconds" -max_len=4096 \
     -artifact_prefix="$out/" "$out/corpus"
@@ -37,8 +37,8 @@ for f in "$top"/Sources/WebSocketCompression/*.swift; do
     sed '/^import WebSocketCore$/d' "$f" > "$out/deflate-src/$(basename "$f")"
 done
 swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name FuzzDeflate \
-    -I "$top/Sources/CLibCrypto" -Xcc -fmodule-map-file="$top/Sources/CLibCrypto/module.modulemap" \
-    -I "$top/Sources/CZlib" -Xcc -fmodule-map-file="$top/Sources/CZlib/module.modulemap" "${masking[@]}" \
+    -I "$top/Sources/CShims/CLibCrypto" -Xcc -fmodule-map-file="$top/Sources/CShims/CLibCrypto/module.modulemap" \
+    -I "$top/Sources/CShims/CZlib" -Xcc -fmodule-map-file="$top/Sources/CShims/CZlib/module.modulemap" "${masking[@]}" \
     "$top"/Sources/WebSocketCore/*.swift "$out"/deflate-src/*.swift "$here/FuzzDeflate.swift" \
     -lcrypto -lz -o "$out/fuzz-deflate"
 timeout -s KILL $((seconds + 60)) "$out/fuzz-deflate" -max_total_time="$seconds" -max_len=8192 \

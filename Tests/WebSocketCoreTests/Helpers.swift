@@ -63,6 +63,14 @@ func drain(_ parser: inout FrameParser, _ ring: inout ByteRing, into events: ino
 /// arrive), through a ring of `ringCapacity`, and returns every event.
 func parse(_ bytes: [UInt8], role: Role = .server, piece: Int = .max, ringCapacity: Int = 4096,
            maxMessageSize: UInt64 = .max, startOffset: Int = 0) -> [Owned] {
+    parseCountingOnePass(bytes, role: role, piece: piece, ringCapacity: ringCapacity,
+                         maxMessageSize: maxMessageSize, startOffset: startOffset).events
+}
+
+/// `parse`, and how many messages the parser's one-pass path delivered
+/// (counted in debug builds only: 0 in release).
+func parseCountingOnePass(_ bytes: [UInt8], role: Role = .server, piece: Int = .max, ringCapacity: Int = 4096,
+                          maxMessageSize: UInt64 = .max, startOffset: Int = 0) -> (events: [Owned], onePass: Int) {
     var ring = ByteRing(capacity: ringCapacity)
     defer { ring.deallocate() }
     var parser = FrameParser(role: role, maxMessageSize: maxMessageSize)
@@ -83,7 +91,11 @@ func parse(_ bytes: [UInt8], role: Role = .server, piece: Int = .max, ringCapaci
         drain(&parser, &ring, into: &events)
         if parser.isTerminated { break }
     }
-    return events
+    #if DEBUG
+    return (events, parser.onePassMessages)
+    #else
+    return (events, 0)
+    #endif
 }
 
 /// Builds a frame byte by byte from RFC 6455 §5.2, independently of FrameWriter.

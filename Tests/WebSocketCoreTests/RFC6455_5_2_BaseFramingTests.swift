@@ -72,7 +72,7 @@ struct BaseFramingTests {
                 }
                 #expect(n == FrameWriter.headerLength(payloadLength: length, masked: key != nil))
                 let h = scratch.withUnsafeBytes { FrameHeader.decode($0.baseAddress!) }
-                #expect(h.payloadLength == UInt64(length) && h.headerLength == n && !h.fin && h.opcode == 2)
+                #expect(h.payloadLength == UInt64(length) && h.headerLength == n && !h.fin && h.opcode == .binary)
                 #expect(h.masked == (key != nil) && h.maskKey == (key ?? 0))
             }
         }
@@ -86,7 +86,7 @@ struct BaseFramingTests {
                 #expect(raw.count == FrameWriter.headerLength(payloadLength: length, masked: key != nil))
                 return FrameHeader.decode(raw.baseAddress!)
             }
-            #expect(h.opcode == 0x2 && !h.fin && h.payloadLength == UInt64(length))
+            #expect(h.opcode == .binary && !h.fin && h.payloadLength == UInt64(length))
             #expect(h.masked == (key != nil) && h.maskKey == (key ?? 0))
         }
     }

@@ -175,6 +175,21 @@ struct StateMachineTests {
         #expect(answered.deadlineReached(now: 2000) == .sendPing, "the next ping an interval after the last")
     }
 
+    @Test("an application's ping is timed too: its pong sets the round-trip time", arguments: roles)
+    func applicationPing(role: Role) {
+        let h = Harness(role)
+        #expect(h.machine.roundTripTime == nil)
+        let first = h.machine.pingSent(now: 100)
+        let second = h.machine.pingSent(now: 110)
+        #expect(first && second, "a second ping may go; the first one's time counts")
+        #expect(h.feed(h.peer(0xA, [1]), now: 130) == [.pong([1])])
+        #expect(h.machine.roundTripTime == 30)
+        // Once closing, no ping may go (§5.5.1: nothing follows our close).
+        #expect(h.startClosing(now: 200))
+        let afterClose = h.machine.pingSent(now: 210)
+        #expect(!afterClose)
+    }
+
     @Test("keep-alive under backpressure: the peer taking our bytes is the proof of life", arguments: roles)
     func keepAliveWhilePaused(role: Role) {
         let h = Harness(role, keepAlive: KeepAlivePolicy(interval: 1000, timeout: 500))

@@ -41,6 +41,29 @@ struct ShortMessagePathTests {
         }
     }
 
+    #if DEBUG
+    @Test("the one-pass path takes every whole short message in one piece, and nothing else",
+          arguments: [Role.server, Role.client])
+    func onePassPathRuns(role: Role) {
+        let (bytes, expected) = Self.frames(role: role, seed: 11)
+        let mask: [UInt8]? = role == .server ? [1, 2, 3, 4] : nil
+        // In one piece: all 126 messages take it.
+        #expect(parseCountingOnePass(bytes, role: role, ringCapacity: 16384).onePass == expected.count)
+        // A byte at a time only the first, empty, message is ever whole in
+        // the ring (its header is all of it): the rest take the general path.
+        #expect(parseCountingOnePass(bytes, role: role, piece: 1).onePass == 1)
+        // Fragments, compressed frames (RSV1, with no extension here, fails
+        // on the general path), control frames and 16-bit lengths do not.
+        let others = frame(0x1, Array("ab".utf8), fin: false, mask: mask) + frame(0x0, Array("c".utf8), mask: mask)
+            + frame(0x9, [7], mask: mask) + frame(0x2, [UInt8](repeating: 5, count: 126), mask: mask)
+        let general = parseCountingOnePass(others, role: role, ringCapacity: 16384)
+        #expect(general.onePass == 0)
+        #expect(assemble(general.events) == [.message(.text, Array("abc".utf8)), .ping([7]),
+                                             .message(.binary, [UInt8](repeating: 5, count: 126))])
+        #expect(parseCountingOnePass(frame(0x2, [1], mask: mask, rsv: 4), role: role).onePass == 0)
+    }
+    #endif
+
     @Test("invalid UTF-8 in a short text message fails with 1007 both ways")
     func invalidText() {
         let bytes = frame(0x2, [1, 2]) + frame(0x1, [0x61, 0xC3, 0x28])

@@ -213,10 +213,11 @@ struct OptionsTests {
         }
         #expect(statuses.count == 128)
         #expect(statuses.contains(.backpressure))
-        // Past the hard cap (2 × maxBackpressure + ring) sends are dropped, so
+        // Past the hard cap (2 × maxBackpressure + the ring, twice
+        // receiveBufferSize) sends are dropped, so
         // the queue never holds more than that plus one message.
         #expect(statuses.contains(.dropped))
-        #expect(buffered > 256 * 1024 && buffered <= 2 * 256 * 1024 + WebSocketOptions().receiveBufferSize + 128 * 1024)
+        #expect(buffered > 256 * 1024 && buffered <= 2 * 256 * 1024 + 2 * WebSocketOptions().receiveBufferSize + 128 * 1024)
         // Now read everything: the queue drains and the handler hears of it.
         var bytes = 0
         let sent = statuses.filter { $0 != .dropped }.count

@@ -3,35 +3,6 @@ import UVKit
 import WebSocketCompression
 import WebSocketCore
 
-/// The settings every connection of one server or one client applies, taken
-/// from its options once so the per-message path reads plain integers.
-package struct ConnectionSettings: Sendable {
-    package var role: Role
-    package var maxMessageSize: Int
-    package var maxBackpressure: Int
-    package var keepAlive: KeepAlivePolicy
-    package var handshakeTimeout: UInt64
-    package var closeTimeout: UInt64
-    package var headLimits: HTTPHeadLimits
-
-    package init(role: Role, options: WebSocketOptions) {
-        self.role = role
-        maxMessageSize = options.maxMessageSize
-        maxBackpressure = options.maxBackpressure
-        keepAlive = KeepAlivePolicy(interval: options.keepAliveInterval.milliseconds,
-                                    timeout: options.keepAliveTimeout.milliseconds)
-        handshakeTimeout = options.handshakeTimeout.milliseconds
-        closeTimeout = options.closeTimeout.milliseconds
-        headLimits = options.requestHeadLimits
-    }
-
-    /// A wheel tick fine enough that no deadline fires more than an eighth late.
-    package var wheelGranularity: UInt64 {
-        let periods = [keepAlive.interval, keepAlive.timeout, handshakeTimeout, closeTimeout].filter { $0 > 0 }
-        return min(max((periods.min() ?? 1000) / 8, 10), 1000)
-    }
-}
-
 /// What the connections of one server or one client share: the handler, the
 /// settings, the counters and the loop's context, and what to do at the two
 /// moments only the owner knows about (an HTTP head arrived; a connection is
@@ -79,10 +50,13 @@ package final class Endpoint<Handler: WebSocketHandler> {
     /// The connection's handle has closed: forget it.
     package var connectionClosed: (WebSocketConnection<Handler>) -> Void = { _ in }
 
+    /// - Parameters:
+    ///   - compression: permessage-deflate's options, when this end offers or accepts it.
+    ///   - extensions: the other extensions, after permessage-deflate in order of preference.
     package init(handler: Handler, context: LoopContext, settings: ConnectionSettings, logger: Logger,
-                 options: WebSocketOptions) {
-        deflate = options.compression.map { PermessageDeflate(options: $0) }
-        negotiators = (deflate.map { [$0] } ?? []) + options.extensions
+                 compression: CompressionOptions?, extensions: [any ExtensionNegotiator]) {
+        deflate = compression.map { PermessageDeflate(options: $0) }
+        negotiators = (deflate.map { [$0] } ?? []) + extensions
         self.logger = logger
         logsDebug = logger.logLevel <= .debug
         self.handler = handler

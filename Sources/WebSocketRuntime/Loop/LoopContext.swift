@@ -14,6 +14,7 @@ package final class LoopContext {
     /// Where every WebSocket read of this loop lands, parsed in place while the
     /// read callback runs and empty between callbacks. One per loop rather than
     /// one per connection, so a large read size costs nothing per connection.
+    /// Twice `receiveBufferSize` (`ringCapacity(receiveBufferSize:)`).
     @exclusivity(unchecked) package var readRing: ByteRing
     /// Small rings for what a read leaves unparsed: a partial frame header or
     /// control frame (payloads stream out as they arrive), at most 131 bytes.
@@ -74,7 +75,7 @@ package final class LoopContext {
 
     private init(loop: EventLoop, receiveBufferSize: Int, granularity: UInt64) {
         self.loop = loop
-        readRing = ByteRing(capacity: receiveBufferSize)
+        readRing = ByteRing(capacity: Self.ringCapacity(receiveBufferSize: receiveBufferSize))
         scratch = .allocate(byteCount: 64 * 1024, alignment: 16)
         corkStorage = .allocate(byteCount: 64 * 1024, alignment: 16)
         loop.updateTime()
@@ -112,8 +113,9 @@ package final class LoopContext {
         let context: LoopContext
         if let existing = loop.runtimeContext as? LoopContext {
             context = existing
-            if receiveBufferSize > context.readRing.capacity {
-                context.pendingRingCapacity = max(context.pendingRingCapacity, receiveBufferSize)
+            let capacity = ringCapacity(receiveBufferSize: receiveBufferSize)
+            if capacity > context.readRing.capacity {
+                context.pendingRingCapacity = max(context.pendingRingCapacity, capacity)
                 // Outside a read the ring is empty and nobody points into it.
                 if context.corkDepth == 0 { context.growRing() }
             }
@@ -124,6 +126,16 @@ package final class LoopContext {
         context.users += 1
         return context
     }
+
+    /// The ring for a receive buffer size: twice it. A frame whose payload is
+    /// the whole `receiveBufferSize` then arrives with its header in one read
+    /// and is handed out in one chunk, and its echo leaves as one frame in one
+    /// `writev`; with a ring of just that size the 14-byte header pushes the
+    /// payload's end into a second read, and the reply into two frames and two
+    /// writes. A read that does not fill its buffer also tells libuv that the
+    /// socket is drained, which saves the `read` that would return EAGAIN.
+    /// Payloads still stream through the ring, so a chunk is at most the ring.
+    package static func ringCapacity(receiveBufferSize: Int) -> Int { receiveBufferSize &* 2 }
 
     /// Replaces the ring with one of the pending size; only where no read is
     /// being parsed (the ring is empty between reads).

@@ -214,11 +214,12 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
         binary.withUnsafeBytes { send($0, type: .binary) }
     }
 
-    /// Sends a ping (at most 125 bytes of payload, §5.5).
+    /// Sends a ping (at most 125 bytes of payload, §5.5). Its pong updates
+    /// `roundTripTime`, as the keep-alive pings' do.
     @discardableResult
     public func ping(_ payload: [UInt8] = []) -> SendStatus {
         checkThread("WebSocketConnection.ping")
-        guard phase == .frames, machine.canSendControl, payload.count <= 125 else { return .dropped }
+        guard phase == .frames, payload.count <= 125, machine.pingSent(now: context.loop.now) else { return .dropped }
         return payload.withUnsafeBytes { stream.sendFrame(.ping, fin: true, payload: $0) }
     }
 

@@ -2,10 +2,10 @@ import TLSKit
 import UVKit
 import WebSocketCompression
 import WebSocketCore
+import WebSocketRuntime
 
-/// Settings of a WebSocket server (and, for what concerns a connection, of a
-/// client). The first two are ASP.NET Core's `WebSocketOptions`; the rest are
-/// what production deployments set. See docs/options.md for each one's reasoning.
+/// Settings of a WebSocket server. The first two are ASP.NET Core's
+/// `WebSocketOptions`; the rest are what production deployments set. See docs/options.md for each one's reasoning.
 public struct WebSocketOptions: Sendable {
     /// How often a ping goes to a quiet peer so that proxies keep the connection
     /// open (ASP.NET's `KeepAliveInterval`, default 2 minutes). Zero turns pings off.
@@ -61,26 +61,22 @@ public struct WebSocketOptions: Sendable {
     public init() {}
 
     /// The largest `receiveBufferSize`: one ring per loop, allocated whole.
-    public static let maxReceiveBufferSize = 1 << 30
+    public static let maxReceiveBufferSize = ConnectionSettings.maxReceiveBufferSize
 
-    /// Checks every field: a value that would make a server or client
+    /// Checks every field: a value that would make a server
     /// misbehave throws `WebSocketServerError.invalidOption` naming it.
     /// Durations of any size are accepted (past about 139 years they count
     /// as that: `Duration.milliseconds` saturates).
     public func validate() throws {
-        let size = receiveBufferSize
-        guard size >= ByteRing.minimumCapacity, size <= Self.maxReceiveBufferSize, size & (size - 1) == 0 else {
-            throw WebSocketServerError.invalidOption("receiveBufferSize must be a power of two from \(ByteRing.minimumCapacity) to \(Self.maxReceiveBufferSize), got \(size)")
+        if let problem = ConnectionSettings.problem(
+            receiveBufferSize: receiveBufferSize, maxMessageSize: maxMessageSize, maxBackpressure: maxBackpressure,
+            compression: compression,
+            durations: ["keepAliveInterval": keepAliveInterval, "keepAliveTimeout": keepAliveTimeout,
+                        "handshakeTimeout": handshakeTimeout, "closeTimeout": closeTimeout],
+            headLimits: requestHeadLimits) {
+            throw WebSocketServerError.invalidOption(problem)
         }
-        guard maxMessageSize > 0 else { throw WebSocketServerError.invalidOption("maxMessageSize must be positive") }
-        guard maxBackpressure > 0 else { throw WebSocketServerError.invalidOption("maxBackpressure must be positive") }
-        if let problem = compression?.validationError() { throw WebSocketServerError.invalidOption(problem) }
         guard maxConnections >= 0 else { throw WebSocketServerError.invalidOption("maxConnections must not be negative") }
-        for (name, value) in [("keepAliveInterval", keepAliveInterval), ("keepAliveTimeout", keepAliveTimeout),
-                              ("handshakeTimeout", handshakeTimeout), ("closeTimeout", closeTimeout)] where value < .zero {
-            throw WebSocketServerError.invalidOption("\(name) must not be negative")
-        }
-        if let problem = requestHeadLimits.validationError() { throw WebSocketServerError.invalidOption(problem) }
         for origin in allowedOrigins where !HTTPFieldRules.isValidValue(origin) || origin.isEmpty {
             throw WebSocketServerError.invalidOption("allowedOrigins: \(origin.debugDescription) is not a header value")
         }
@@ -127,22 +123,5 @@ public enum WebSocketServerError: Error, CustomStringConvertible {
             let shown = host.contains(":") ? "[\(host)]" : host
             return "cannot listen on \(shown):\(port): \(reason.message) (\(reason.name))"
         }
-    }
-}
-
-extension Duration {
-    /// The longest duration a timeout counts, in milliseconds (2^42, about
-    /// 139 years): longer ones, `.seconds(Int64.max)` as a "never" included,
-    /// count as this, so that a deadline (the loop's clock plus a timeout)
-    /// can never overflow.
-    package static let longestMilliseconds: UInt64 = 1 << 42
-
-    /// Whole milliseconds, the unit of libuv's clock: 0 for a negative
-    /// duration, at most `longestMilliseconds`.
-    package var milliseconds: UInt64 {
-        let (seconds, attoseconds) = components
-        if seconds < 0 { return 0 }
-        if seconds >= Int64(Self.longestMilliseconds / 1000) { return Self.longestMilliseconds }
-        return min(UInt64(seconds) * 1000 + UInt64(attoseconds / 1_000_000_000_000_000), Self.longestMilliseconds)
     }
 }
