@@ -33,6 +33,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -80,7 +83,9 @@ let package = Package(
         ),
         .target(
             name: "WebSocketServer",
-            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "CoreMetrics", package: "swift-metrics"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .target(
             name: "WebSocketClient",
@@ -94,6 +99,9 @@ let package = Package(
             name: "echo-server",
             dependencies: [
                 "WebSocketServer",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -105,6 +113,7 @@ let package = Package(
             dependencies: [
                 "WebSocketServer",
                 "WebSocketBackplane",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -124,7 +133,9 @@ let package = Package(
         .testTarget(
             name: "WebSocketServerTests",
             dependencies: ["WebSocketServer", "WebSocketClient", "WebSocketCore", "UVKit", "TLSKit", "CLibCrypto", "WebSocketBackplane",
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "CoreMetrics", package: "swift-metrics"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -54,7 +54,7 @@ final class RedisConnection: TCPStream {
     private func flush() {
         guard isConnected, !lost, inFlight == nil, !pending.isEmpty else { return }
         let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: pending.count, alignment: 1)
-        bytes.copyMemory(from: UnsafeRawBufferPointer(start: pending, count: pending.count))
+        pending.withUnsafeBytes { bytes.copyMemory(from: $0) }
         pending.removeAll(keepingCapacity: true)
         inFlight = bytes
         do {

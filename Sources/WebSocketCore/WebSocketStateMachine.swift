@@ -132,11 +132,13 @@ public struct WebSocketStateMachine {
                 // nothing may follow it (§5.5.1), so a late ping goes unanswered.
                 if currentState == .open { return .sendPong(payload) }
             case .pong(let payload):
-                if pingSentAt != WebSocketStateMachine.none {
+                // An unsolicited pong (§5.5.3) answers nothing: it measures nothing.
+                let measured = pingSentAt != WebSocketStateMachine.none
+                if measured {
                     measuredRoundTrip = now &- pingSentAt
                     pingSentAt = WebSocketStateMachine.none
                 }
-                return .pong(payload)
+                return .pong(payload, measured: measured)
             case .close(let code, let reason):
                 return peerClosed(code: code, reason: reason, now: now)
             case .failure(let code):
@@ -234,8 +236,9 @@ public enum ReceiveAction {
     case message(UnsafeRawBufferPointer, type: MessageType, isFinal: Bool)
     /// Write a pong with this payload (the answer to a ping).
     case sendPong(UnsafeRawBufferPointer)
-    /// Tell the application a pong arrived (`roundTripTime` is updated).
-    case pong(UnsafeRawBufferPointer)
+    /// Tell the application a pong arrived; `measured` when it answered a
+    /// ping of ours, whose round-trip time `roundTripTime` now holds.
+    case pong(UnsafeRawBufferPointer, measured: Bool)
     /// Frames are over. Write a close frame with `code` and `reason` first if
     /// `sendClose`; tell the application `code` and `reason` (the peer's, or
     /// the code the connection failed with); then end the TCP connection.

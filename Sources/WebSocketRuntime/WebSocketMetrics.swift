@@ -14,6 +14,14 @@ public struct WebSocketMetrics: Sendable {
     /// or a subprotocol not allowed, an upgrade hook's refusal, the connection
     /// limit).
     public var handshakesRejected = 0
+    /// Of those, the ones answered with an HTTP status, by status (a timed
+    /// out head and a failed TLS handshake get none: they are counted below).
+    public var handshakesRejectedByStatus: [UInt16: Int] = [:]
+    /// Of those, request heads that did not arrive within `handshakeTimeout`.
+    public var handshakesTimedOut = 0
+    /// Of those, TLS handshakes that failed (plain HTTP on the TLS port, no
+    /// common version, an untrusted peer).
+    public var tlsHandshakesFailed = 0
     /// Whole data messages received (counted at their last frame).
     public var messagesReceived = 0
     /// Bytes read from the peer once frames began: headers included, and
@@ -24,6 +32,18 @@ public struct WebSocketMetrics: Sendable {
     public var messagesSent = 0
     /// Payload bytes the application sent (before compression).
     public var bytesSent = 0
+    /// Times reading from a peer stopped because its queue passed
+    /// `maxBackpressure` with replies to what it sent.
+    public var backpressurePauses = 0
+    /// Data messages (or pieces of one) not sent: the connection was closing,
+    /// or its queue was past the hard cap (`SendStatus.dropped`).
+    public var messagesDropped = 0
+    /// Pongs received, each with a round-trip time measured (keep-alive pings'
+    /// and the application's `ping()`s).
+    public var pongsReceived = 0
+    /// The sum of those round-trip times, in milliseconds (the mean is this
+    /// over `pongsReceived`).
+    public var roundTripMillisecondsTotal = 0
     /// Keep-alive pings sent to quiet peers (`keepAliveInterval`).
     public var pingsSent = 0
     /// Connections closed with 1011 because a ping went unanswered for
@@ -58,6 +78,13 @@ public struct WebSocketMetrics: Sendable {
         connectionsOpen += other.connectionsOpen
         webSocketsOpened += other.webSocketsOpened
         handshakesRejected += other.handshakesRejected
+        handshakesRejectedByStatus.merge(other.handshakesRejectedByStatus, uniquingKeysWith: +)
+        handshakesTimedOut += other.handshakesTimedOut
+        tlsHandshakesFailed += other.tlsHandshakesFailed
+        backpressurePauses += other.backpressurePauses
+        messagesDropped += other.messagesDropped
+        pongsReceived += other.pongsReceived
+        roundTripMillisecondsTotal += other.roundTripMillisecondsTotal
         messagesReceived += other.messagesReceived
         bytesReceived += other.bytesReceived
         messagesSent += other.messagesSent

@@ -56,6 +56,12 @@ public struct WebSocketOptions: Sendable {
     /// when the server is made (`WebSocketServerError.tls` if they cannot be)
     /// and again on `reloadCertificates()`.
     public var tls: TLSServerConfiguration?
+    /// How often each loop hands its counters (`WebSocketMetrics`) to
+    /// swift-metrics, whose backend the application bootstraps (Prometheus,
+    /// StatsD, ...); nil turns that off, and `metrics` still reads them. A
+    /// message pays nothing for it: the loop bumps plain integers, and only
+    /// this timer talks to the backend. At least 10 ms.
+    public var metricsInterval: Duration? = .milliseconds(250)
 
     /// The defaults in docs/options.md.
     public init() {}
@@ -75,6 +81,9 @@ public struct WebSocketOptions: Sendable {
                         "handshakeTimeout": handshakeTimeout, "closeTimeout": closeTimeout],
             headLimits: requestHeadLimits) {
             throw WebSocketServerError.invalidOption(problem)
+        }
+        if let metricsInterval, metricsInterval < .milliseconds(10) {
+            throw WebSocketServerError.invalidOption("metricsInterval must be at least 10 ms, got \(metricsInterval)")
         }
         guard maxConnections >= 0 else { throw WebSocketServerError.invalidOption("maxConnections must not be negative") }
         for origin in allowedOrigins where !HTTPFieldRules.isValidValue(origin) || origin.isEmpty {

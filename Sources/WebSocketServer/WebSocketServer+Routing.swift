@@ -14,6 +14,7 @@ extension WebSocketServer {
         case .timedOut:
             // Slowloris: the head did not arrive in time. Drop without a word.
             endpoint.metrics.handshakesRejected &+= 1
+            endpoint.metrics.handshakesTimedOut &+= 1
             logger.debug("request head timed out", metadata: ["peer": "\(peer(connection))"])
             connection.abortHTTP()
         case .connectionLost:
@@ -21,6 +22,7 @@ extension WebSocketServer {
         case .tlsFailed(let failure):
             // Not TLS (plain HTTP on the TLS port), no common version, garbage.
             endpoint.metrics.handshakesRejected &+= 1
+            endpoint.metrics.tlsHandshakesFailed &+= 1
             logger.debug("TLS handshake failed", metadata: ["peer": "\(peer(connection))", "reason": "\(failure)"])
             connection.abortHTTP()
         }
@@ -35,6 +37,8 @@ extension WebSocketServer {
         let path = String(target.prefix { $0 != "?" && $0 != "#" })
         if let hook = webSocketRoutes[path] {
             upgrade(connection, request, headLength: headLength, path: path, hook: hook)
+        } else if let respond = httpRoutes[path] {
+            answer(connection, request, path: path, with: respond)
         } else if let fileResponder {
             fileResponder.respond(connection, request, headLength: headLength)
         } else {
@@ -113,6 +117,7 @@ extension WebSocketServer {
     func reject(_ connection: WebSocketConnection<Handler>, _ status: Int, _ reason: String,
                 extraHeaders: [String] = [], detail: String? = nil) {
         endpoint.metrics.handshakesRejected &+= 1
+        endpoint.metrics.handshakesRejectedByStatus[UInt16(clamping: status), default: 0] &+= 1
         logger.debug("request refused", metadata: ["status": "\(status)", "reason": "\(reason)",
                                                    "peer": "\(peer(connection))", "detail": "\(detail ?? "-")"])
         connection.respondAndClose(HTTPResponse.error(status, reason, extraHeaders: extraHeaders))

@@ -46,6 +46,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
 
     /// WebSocket routes by path, each with its upgrade hook, if any.
     var webSocketRoutes: [String: UpgradeHook<Handler.ConnectionData>?] = [:]
+    /// The application's plain HTTP routes (`route(http:respond:)`).
+    var httpRoutes: [String: HTTPResponder] = [:]
     var fileResponder: FileResponder<Handler>?
     private var listener: TCPListener?
     var connections = SlotTable<WebSocketConnection<Handler>>()
@@ -79,9 +81,15 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private var loopClosed = false
     /// `run()` has been called: a second call throws.
     private var ran = false
-    /// In a group: publishes this loop's figures for `metrics()` called on
+    /// Every `options.metricsInterval` (or quarter second), hands the
+    /// counters on (`reportMetrics`).
+    private var metricsTimer: Timer?
+    /// Turns the counters into swift-metrics' (made at the first report, so
+    /// that it sees the backend the application bootstrapped by then).
+    private var metricsReporter: MetricsReporter?
+    /// In a group: where this loop's figures go for `metrics()` called on
     /// another loop's thread, which cannot wait for this one's answer.
-    private var metricsPublisher: Timer?
+    private var publishedMetrics: Lock<WebSocketMetrics>?
     private var signalWatchers: [SignalWatcher] = []
     private var drainTimer: Timer?
     private var shuttingDown = false
@@ -121,6 +129,8 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         }
         endpoint.connectionClosed = { [weak self] connection in self?.connectionDidClose(connection) }
         endpoint.httpDrained = { [weak self] connection in self?.fileResponder?.drained(connection) }
+        endpoint.roundTrips.isCollecting = options.metricsInterval != nil
+        startMetricsTimer()
     }
 
     /// Makes this server loop `index` of a group of `loops`: its inbox (the
@@ -143,16 +153,38 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         return inbox
     }
 
-    /// Publishes this loop's figures to its group every quarter second.
+    /// Publishes this loop's figures to its group at each report.
     func publishMetrics(to slot: Lock<WebSocketMetrics>) {
+        publishedMetrics = slot
+        startMetricsTimer()
+    }
+
+    private func startMetricsTimer() {
+        guard metricsTimer == nil, options.metricsInterval != nil || publishedMetrics != nil else { return }
+        let interval = options.metricsInterval?.milliseconds ?? 250
         let timer = Timer(loop: loop)
-        timer.start(timeout: 250, repeat: 250) { [weak self] in
-            guard let self else { return }
-            let figures = metrics
-            slot.withLock { $0 = figures }
-        }
+        // The first report at the loop's first turn, so that a scrape finds
+        // every series (at zero) from the start.
+        timer.start(timeout: 0, repeat: interval) { [weak self] in self?.reportMetrics() }
+        // Reports alone do not keep the loop running.
         timer.unref()
-        metricsPublisher = timer
+        metricsTimer = timer
+    }
+
+    /// Hands this loop's counters to swift-metrics now (what grew since the
+    /// last report), and in a group to the figures other loops read. The
+    /// metrics timer calls it; call it before serving a scrape from this loop
+    /// for figures not older than the call. Loop thread only.
+    public func reportMetrics() {
+        loop.checkThread("WebSocketServer.reportMetrics")
+        if let publishedMetrics {
+            let figures = metrics
+            publishedMetrics.withLock { $0 = figures }
+        }
+        guard options.metricsInterval != nil else { return }
+        let reporter = metricsReporter ?? MetricsReporter(loopIndex: loopIndex)
+        metricsReporter = reporter
+        reporter.report(endpoint.metrics, roundTrips: &endpoint.roundTrips)
     }
 
     /// Closes what the server opened, so that no handle outlives it and no
@@ -395,8 +427,10 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         listener = nil
         drainTimer?.close()
         drainTimer = nil
-        metricsPublisher?.close()
-        metricsPublisher = nil
+        // The last figures reach the backend before the loop stops.
+        reportMetrics()
+        metricsTimer?.close()
+        metricsTimer = nil
         for watcher in signalWatchers { watcher.close() }
         signalWatchers.removeAll()
         // The group reads the final figures once the door is shut; records

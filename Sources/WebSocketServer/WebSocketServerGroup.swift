@@ -59,6 +59,14 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
     /// Loop 0 only: how many loops hold a subscriber of each topic.
     var loopsInterested: [String: Int] = [:]
     private let started = Lock(false)
+    private let serviceDrainTimeout = Lock(Duration.seconds(5))
+
+    /// How long a graceful shutdown started by a `ServiceGroup` waits for the
+    /// closing handshakes (the async `run()`); 5 seconds unless set.
+    public var drainTimeout: Duration {
+        get { serviceDrainTimeout.withLock { $0 } }
+        set { serviceDrainTimeout.withLock { $0 = newValue } }
+    }
 
     /// - Parameters:
     ///   - loops: how many loops (and threads); at least 1.

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 import WebSocketBackplane
 import WebSocketServer
 
 /// The chat sample: rooms on topics, across servers through Redis.
 @main
-struct ChatServerCommand: ParsableCommand {
+struct ChatServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-server",
         abstract: "Serves the chat sample: the page at / and rooms at /ws?room=NAME&name=NAME, shared with other servers through --redis."
@@ -42,16 +43,16 @@ struct ChatServerCommand: ParsableCommand {
         if let redis { do { _ = try RedisURL(parsing: redis) } catch { throw ValidationError("--redis: \(error)") } }
     }
 
-    func run() throws {
+    func run() async throws {
         do {
-            try serve()
+            try await serve()
         } catch {
             fputs("error: \(error)\n", stderr)
             throw ExitCode.failure
         }
     }
 
-    func serve() throws {
+    func serve() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "chat-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
@@ -82,11 +83,13 @@ struct ChatServerCommand: ParsableCommand {
         }
         try group.serveFiles(from: root)
         let bound = try group.listen(host: host, port: port)
-        try group.shutdownOnSignals()
         // Scripts and tests wait for this line.
         print("listening on http://\(host):\(bound)")
         fflush(stdout)
-        try group.run()
+        // SIGTERM and SIGINT: the service group's graceful shutdown, ours.
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: group)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await services.run()
     }
 
     struct MissingPage: Error, CustomStringConvertible {

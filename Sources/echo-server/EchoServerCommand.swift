@@ -1,6 +1,9 @@
 import ArgumentParser
+import CoreMetrics
 import Foundation
 import Logging
+import Prometheus
+import ServiceLifecycle
 import WebSocketServer
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +11,7 @@ import Glibc
 
 /// The sample app: the article's echo server and test page.
 @main
-struct EchoServerCommand: ParsableCommand {
+struct EchoServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "echo-server",
         abstract: "Serves the WebSocket echo sample: the test page at / and the echo at /ws."
@@ -74,6 +77,9 @@ struct EchoServerCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Flag(help: "Serve the server's counters at /metrics in Prometheus' text format (swift-metrics through swift-prometheus).")
+    var metrics = false
+
     func validate() throws {
         for (name, value) in [("keep-alive-interval", keepAliveInterval), ("keep-alive-timeout", keepAliveTimeout),
                               ("handshake-timeout", handshakeTimeout), ("drain-timeout", drainTimeout)]
@@ -102,9 +108,9 @@ struct EchoServerCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         do {
-            try serve()
+            try await serve()
         } catch {
             // A start-up failure is one line naming its cause (the server's
             // errors describe themselves) and exit status 1, not a backtrace;
@@ -114,7 +120,7 @@ struct EchoServerCommand: ParsableCommand {
         }
     }
 
-    func serve() throws {
+    func serve() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "echo-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
@@ -142,6 +148,9 @@ struct EchoServerCommand: ParsableCommand {
             options.tls = TLSServerConfiguration(certificate: TLSCertificateFiles(chain: tlsCert, privateKey: tlsKey))
         }
 
+        let registry = metrics ? PrometheusCollectorRegistry() : nil
+        if let registry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
+
         raiseOpenFileLimit()
         let server = try WebSocketServerGroup(loops: loops, options: options, distribution: distribution ?? .reusePort,
                                               logger: logger) { _ in EchoHandler() }
@@ -149,14 +158,23 @@ struct EchoServerCommand: ParsableCommand {
         guard let root = staticRoot ?? Bundle.module.url(forResource: "Public", withExtension: nil)?.path else {
             throw MissingPage()
         }
+        if let registry {
+            server.route(http: "/metrics") { _ in
+                HTTPReply(contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
+            }
+        }
         try server.serveFiles(from: root)
         let bound = try server.listen(host: host, port: port)
-        try server.shutdownOnSignals(drainTimeout: .milliseconds(Int64(drainTimeout * 1000)))
+        server.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
         if options.tls != nil { try server.reloadCertificatesOnHangUp() }
         // Scripts and tests wait for this line.
         print("listening on \(options.tls == nil ? "http" : "https")://\(host):\(bound)")
         fflush(stdout)
-        try server.run()
+        // SIGTERM and SIGINT reach the server as the service group's graceful
+        // shutdown: 1001 to every peer, the drain, then exit status 0.
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await services.run()
     }
 
     struct MissingPage: Error, CustomStringConvertible {

@@ -14,6 +14,8 @@ final class Harness {
     var machine: WebSocketStateMachine
     var ring = ByteRing(capacity: 4096)
     let role: Role
+    /// Whether the last pong fed answered a ping of ours.
+    var lastPongMeasured = false
 
     init(_ role: Role, maxMessageSize: Int = 1 << 20, keepAlive: KeepAlivePolicy = KeepAlivePolicy(interval: 0, timeout: 0),
          closeTimeout: UInt64 = 5000, messageExtension: (any MessageExtension)? = nil) {
@@ -46,7 +48,9 @@ final class Harness {
             case .needMoreData: return actions
             case .message(let b, let t, let f): actions.append(.message(t, Array(b), isFinal: f))
             case .sendPong(let b): actions.append(.sendPong(Array(b)))
-            case .pong(let b): actions.append(.pong(Array(b)))
+            case .pong(let b, let measured):
+                actions.append(.pong(Array(b)))
+                lastPongMeasured = measured
             case .closed(let c, let r, let s): actions.append(.closed(c.rawValue, String(decoding: r, as: UTF8.self), sendClose: s))
             }
         }
@@ -183,6 +187,11 @@ struct StateMachineTests {
         let second = h.machine.pingSent(now: 110)
         #expect(first && second, "a second ping may go; the first one's time counts")
         #expect(h.feed(h.peer(0xA, [1]), now: 130) == [.pong([1])])
+        #expect(h.machine.roundTripTime == 30)
+        #expect(h.lastPongMeasured)
+        // §5.5.3: an unsolicited pong answers nothing and measures nothing.
+        #expect(h.feed(h.peer(0xA, [2]), now: 150) == [.pong([2])])
+        #expect(!h.lastPongMeasured)
         #expect(h.machine.roundTripTime == 30)
         // Once closing, no ping may go (§5.5.1: nothing follows our close).
         #expect(h.startClosing(now: 200))

@@ -162,7 +162,7 @@ final class TestClient: RawClient {
                 }
                 continue
             case .sendPong(let p): return .ping(Array(p))
-            case .pong(let p): return .pong(Array(p))
+            case .pong(let p, _): return .pong(Array(p))
             case .closed(let code, let reason, _): return .close(code.rawValue, String(decoding: reason, as: UTF8.self))
             case .needMoreData:
                 break

@@ -63,7 +63,7 @@ struct TopicTableTests {
     func againstAModel() {
         var table = TopicTable()
         var model: [String: Set<Int32>] = [:]
-        var random = FuzzRandom(seed: 7)
+        let random = FuzzRandom(seed: 7)
         for _ in 0..<20_000 {
             let slot = Int32(random.below(64))
             let topic = "t\(random.below(12))"

@@ -18,6 +18,8 @@ package final class Endpoint<Handler: WebSocketHandler> {
     package let deflate: PermessageDeflate?
     /// Counters, bumped on the loop thread.
     @exclusivity(unchecked) package var metrics = WebSocketMetrics()
+    /// Round-trip times for the metrics reporter, when there is one.
+    package var roundTrips = RoundTripSamples()
     /// Where connection events go at debug level: opened, closed with its
     /// code, keep-alive timeouts, backpressure pauses. Never per message.
     package var logger: Logger {

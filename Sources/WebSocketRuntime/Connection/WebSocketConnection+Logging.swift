@@ -19,6 +19,7 @@ extension WebSocketConnection {
     /// The transport stopped reading: the queue for this peer passed
     /// `maxBackpressure` with replies to what it sent.
     func readingPausedForBackpressure() {
+        endpoint.metrics.backpressurePauses &+= 1
         logEvent("backpressure: reading paused", ["queued": "\(stream.queuedCount)",
                                                    "limit": "\(endpoint.settings.maxBackpressure)"])
     }

@@ -74,7 +74,8 @@ extension WebSocketConnection {
             case .sendPong(let payload):
                 _ = streamRef._withUnsafeGuaranteedRef { $0.sendFrame(.pong, fin: true, payload: payload) }
                 handlerRef._withUnsafeGuaranteedRef { $0.didReceivePing(self, payload: payload) }
-            case .pong(let payload):
+            case .pong(let payload, let measured):
+                if measured { countRoundTrip() }
                 handlerRef._withUnsafeGuaranteedRef { $0.didReceivePong(self, payload: payload) }
             case .closed(let code, let reason, let sendClose):
                 framesEnded(code: code, reason: reason, sendClose: sendClose)
@@ -97,5 +98,14 @@ extension WebSocketConnection {
             }
             context.readRing.reset()
         }
+    }
+
+    /// A pong's round-trip time, for the counters (not per message).
+    @inline(never)
+    private func countRoundTrip() {
+        guard let milliseconds = machine.roundTripTime else { return }
+        endpoint.metrics.pongsReceived &+= 1
+        endpoint.metrics.roundTripMillisecondsTotal &+= Int(clamping: milliseconds)
+        endpoint.roundTrips.record(milliseconds)
     }
 }

@@ -194,11 +194,16 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// an extension's encoding), and a message with its final piece.
     @inline(__always)
     func countSent(_ status: SendStatus, bytes: Int, isFinal: Bool) {
-        if status == .dropped { return }
+        if status == .dropped { return countDropped() }
         endpointRef._withUnsafeGuaranteedRef { endpoint in
             endpoint.metrics.bytesSent &+= bytes
             if isFinal { endpoint.metrics.messagesSent &+= 1 }
         }
+    }
+
+    @inline(never)
+    func countDropped() {
+        endpoint.metrics.messagesDropped &+= 1
     }
 
     /// `send(_:type:isFinal:)` for a whole text message.

@@ -1,0 +1,110 @@
+import Logging
+import ServiceLifecycle
+import Testing
+import WebSocketCore
+import WebSocketServer
+
+/// The server group as a swift-service-lifecycle `Service`, run by a real
+/// `ServiceGroup` beside other services, with real clients on 127.0.0.1.
+@Suite("A server group in a ServiceGroup", .serialized)
+struct ServiceLifecycleTests {
+    struct Failure: Error, Equatable {}
+
+    /// A service that fails once the clients are connected.
+    struct FailingService: Service {
+        let failWhen: @Sendable () async -> Void
+        func run() async throws {
+            await failWhen()
+            throw Failure()
+        }
+    }
+
+    /// A service that runs until the group's graceful shutdown.
+    struct IdleService: Service {
+        func run() async throws {
+            try await ServiceLifecycle.gracefulShutdown()
+        }
+    }
+
+    func makeGroup(loops: Int) throws -> (WebSocketServerGroup<EchoHandler>, Int) {
+        let group = try WebSocketServerGroup(loops: loops) { _ in EchoHandler() }
+        group.route(webSocket: "/ws")
+        let port = try group.listen(host: "127.0.0.1", port: 0)
+        return (group, port)
+    }
+
+    /// Connects `count` clients and checks each echoes.
+    func connect(_ count: Int, port: Int) throws -> [TestClient] {
+        var clients: [TestClient] = []
+        for i in 0..<count {
+            let client = try TestClient(port: port)
+            try client.sendText("hi \(i)")
+            #expect(try client.nextMessage() == .message(.text, Array("hi \(i)".utf8)))
+            clients.append(client)
+        }
+        return clients
+    }
+
+    @Test("the ServiceGroup's graceful shutdown is ours: 1001 to every peer, then run() returns")
+    func shutdownFromTheGroup() async throws {
+        let (server, port) = try makeGroup(loops: 2)
+        server.drainTimeout = .seconds(5)
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: server), .init(service: IdleService())], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await services.run() }
+            let clients = try connect(8, port: port)
+            let clock = ContinuousClock()
+            let start = clock.now
+            await services.triggerGracefulShutdown()
+            for client in clients {
+                #expect(try client.nextMessage() == .close(1001, "server shutting down"))
+                try client.sendClose(1001)
+                client.shutdownWrite()
+            }
+            try await tasks.waitForAll()
+            // Drained, not timed out: every peer answered.
+            #expect(clock.now - start < .seconds(4))
+        }
+        let totals = await server.metrics().total
+        #expect(totals.webSocketsOpened == 8)
+        #expect(totals.closesByCode[1001] == 8)
+    }
+
+    @Test("another service failing shuts the server down too: 1001 to every peer, and the group throws its error")
+    func siblingFailure() async throws {
+        let (server, port) = try makeGroup(loops: 2)
+        let connected = AsyncStream<Void>.makeStream()
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: server),
+                       .init(service: FailingService { for await _ in connected.stream { return } })],
+            logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                await #expect(throws: Failure.self) { try await services.run() }
+            }
+            let clients = try connect(6, port: port)
+            connected.continuation.yield()
+            for client in clients {
+                #expect(try client.nextMessage() == .close(1001, "server shutting down"))
+            }
+            try await tasks.waitForAll()
+        }
+        // The loops have stopped: a new connection is refused.
+        #expect(throws: (any Error).self) { _ = try TestClient(port: port, timeout: 1) }
+    }
+
+    @Test("a group runs once: the async run() of a group that ran throws notRunnable")
+    func runsOnce() async throws {
+        let (server, _) = try makeGroup(loops: 1)
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: server)], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await services.run() }
+            try await Task.sleep(for: .milliseconds(100))
+            await services.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        await #expect(throws: WebSocketServerError.self) { try await server.run() }
+    }
+}
