@@ -11,7 +11,7 @@ import Glibc
 
 /// The sample app: the article's echo server and test page.
 @main
-struct EchoServerCommand: AsyncParsableCommand {
+struct EchoServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "echo-server",
         abstract: "Serves the WebSocket echo sample: the test page at / and the echo at /ws."
@@ -108,9 +108,20 @@ struct EchoServerCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
+    // Not an async main: on Linux that ends the main thread in Dispatch's
+    // signal wait, which valgrind cannot run (`make bench-instructions`
+    // counts this binary's instructions under callgrind). The service group
+    // runs in a task instead, and the main thread, not one of the pool's,
+    // waits for it.
+    func run() throws {
+        let outcome = Outcome()
+        Task {
+            do { try await serve() } catch { outcome.error = error }
+            outcome.done.signal()
+        }
+        outcome.done.wait()
         do {
-            try await serve()
+            if let error = outcome.error { throw error }
         } catch {
             // A start-up failure is one line naming its cause (the server's
             // errors describe themselves) and exit status 1, not a backtrace;
@@ -175,6 +186,13 @@ struct EchoServerCommand: AsyncParsableCommand {
         let services = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
+    }
+
+    /// The task's end, for the main thread: `error` is written before
+    /// `done` is signalled and read after the wait, which orders the two.
+    final class Outcome: @unchecked Sendable {
+        var error: Error?
+        let done = DispatchSemaphore(value: 0)
     }
 
     struct MissingPage: Error, CustomStringConvertible {
