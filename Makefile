@@ -13,7 +13,7 @@ CHAT_PORT ?= 5001
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: chat build-chat bench-pubsub bench-files bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: docs chat build-chat bench-pubsub bench-files bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -55,17 +55,22 @@ test-deps:
 	@bash scripts/install-deps.sh test
 	@bash scripts/setup-python.sh
 
-## Every test (about 45 minutes): layering, Swift tests (and ThreadSanitizer), the allocation budgets (bench-check), Python websockets, Chromium, nginx, Autobahn.
+## Every test (about 45 minutes): layering, Swift tests (and ThreadSanitizer), the DocC build (docs), the allocation budgets (bench-check), Python websockets, Chromium, nginx, Autobahn.
 # Swift unit and integration tests, then the external peers (Python
 # websockets, headless Chromium, nginx) and Autobahn|Testsuite.
 test: test-deps build build-client build-chat ws-bench
 	bash scripts/check-layers.sh
 	$(SWIFT) test
+	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory bench-check
 	$(MAKE) --no-print-directory tsan
 	SOAK_SECONDS=30 $(MAKE) --no-print-directory soak
 	$(MAKE) --no-print-directory interop
 	$(MAKE) --no-print-directory autobahn
+
+## The DocC documentation of every library module (.build/plugins/Swift-DocC/outputs/); fails on any DocC warning.
+docs: deps
+	SWIFT=$(SWIFT) bash scripts/build-docs.sh
 
 ## Only the Swift tests (swift test).
 swift-test: deps

@@ -42,6 +42,8 @@ public final class LoopInbox<Header: BitwiseCopyable>: LoopWakeTarget, @unchecke
     static var keptCapacity: Int { 4 << 20 }
 
     /// - Parameters:
+    ///   - loop: the loop whose thread receives the records.
+    ///   - limit: bytes waiting past which `post` refuses (returns false).
     ///   - keepsLoopAlive: while open, the inbox alone keeps `run()` going (a
     ///     loop whose only work comes from other threads).
     ///   - receive: called on the loop thread for each record; the payload is

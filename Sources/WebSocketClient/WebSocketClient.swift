@@ -61,8 +61,15 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
         set { endpoint.logger = newValue }
     }
 
-    /// - Parameter loop: the loop to run on; by default the client makes its own,
-    ///   which `run()` runs and closes.
+    /// A client, not yet connected. Throws `WebSocketClientError.invalidOptions`
+    /// for an option out of range.
+    ///
+    /// - Parameters:
+    ///   - handler: called for every connection's events, on the loop thread.
+    ///   - options: validated here.
+    ///   - loop: the loop to run on; by default the client makes its own,
+    ///     which `run()` runs and closes.
+    ///   - logger: where connection events go at debug level.
     public init(handler: Handler, options: WebSocketClientOptions = WebSocketClientOptions(),
                 loop: EventLoop? = nil,
                 logger: Logger = Logger(label: "UVWebSocket.client")) throws(WebSocketClientError) {
@@ -108,8 +115,11 @@ public final class WebSocketClient<Handler: WebSocketHandler> {
     /// with the open connection (after the handler's `didOpen`), or with the
     /// reason it did not open. A malformed URL is reported before this returns.
     ///
-    /// - Parameter sourceAddress: a local address to connect from (a numeric
-    ///   IP), to spread many connections over several loopback addresses.
+    /// - Parameters:
+    ///   - url: `ws://` or `wss://`, with a host name or address and an optional port and path.
+    ///   - sourceAddress: a local address to connect from (a numeric
+    ///     IP), to spread many connections over several loopback addresses.
+    ///   - completion: the open connection or the reason it did not open.
     public func connect(to url: String, from sourceAddress: String? = nil,
                         _ completion: @escaping (Result<WebSocketConnection<Handler>, WebSocketClientError>) -> Void) {
         loop.checkThread("WebSocketClient.connect")

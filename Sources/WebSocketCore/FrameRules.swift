@@ -2,6 +2,8 @@
 /// byte-level decoding. Returns the close code to fail the connection with, or nil.
 public enum FrameRules {
     /// - Parameters:
+    ///   - header: the decoded header.
+    ///   - role: this end's role: a server requires masked frames, a client unmasked ones (§5.1).
     ///   - allowedRSV: the RSV bits a negotiated extension defines (none: 0).
     ///   - messageInProgress: a fragmented data message has begun and not ended.
     @inlinable @inline(__always)

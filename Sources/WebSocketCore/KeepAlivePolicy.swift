@@ -31,6 +31,7 @@ public struct KeepAlivePolicy: Sendable {
     /// or a ping changes the inputs).
     ///
     /// - Parameters:
+    ///   - now: the loop's clock, in milliseconds.
     ///   - lastRead: when bytes last arrived from the peer.
     ///   - lastWrite: when bytes were last sent to the peer.
     ///   - pingSentAt: when the unanswered ping went out, or nil.

@@ -70,8 +70,12 @@ public struct WebSocketStateMachine {
     }
 
     /// - Parameters:
+    ///   - role: server or client; a client masks what it sends (§5.3).
     ///   - maxMessageSize: a larger message fails with 1009 (§7.4.1), counted on
     ///     the bytes the application gets (after an extension's decoding).
+    ///   - keepAlive: when to ping a quiet peer and give up on a silent one.
+    ///   - closeTimeout: milliseconds to wait for the peer's close frame.
+    ///   - messageExtension: the extension agreed in the handshake, if any.
     ///   - now: the time the connection opened.
     public init(role: Role, maxMessageSize: Int, keepAlive: KeepAlivePolicy = KeepAlivePolicy(interval: 0, timeout: 0),
                 closeTimeout: UInt64 = 5000, messageExtension: (any MessageExtension)? = nil, now: UInt64 = 0) {

@@ -96,9 +96,17 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private var finished = false
     private var shutdownCompletion: (() -> Void)?
 
-    /// - Parameter loop: the loop to run on; by default the server makes its own
-    ///   and closes it when `run()` returns (or when the server is released
-    ///   without running).
+    /// A server, not yet listening. Throws `WebSocketServerError.invalidOption`
+    /// for an option out of range and `.tls` when the certificate files
+    /// cannot be read.
+    ///
+    /// - Parameters:
+    ///   - options: validated here (`WebSocketOptions.validate()`).
+    ///   - handler: called for every connection's events, on the loop thread.
+    ///   - loop: the loop to run on; by default the server makes its own
+    ///     and closes it when `run()` returns (or when the server is released
+    ///     without running).
+    ///   - logger: where start-up, shutdown and, at debug, connection events go.
     public init(options: WebSocketOptions = WebSocketOptions(), handler: Handler, loop: EventLoop? = nil,
                 logger: Logger = Logger(label: "UVWebSocket")) throws {
         try options.validate()

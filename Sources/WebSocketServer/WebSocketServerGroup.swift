@@ -70,8 +70,11 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
 
     /// - Parameters:
     ///   - loops: how many loops (and threads); at least 1.
+    ///   - options: every loop's, validated here.
+    ///   - distribution: how accepted connections reach the loops.
     ///   - inboxLimit: bytes waiting in one loop's inbox past which sends from
     ///     other threads are refused (`send` returns false).
+    ///   - logger: every loop's, with the loop's index in its metadata.
     ///   - makeHandler: called once per loop, with its index, on this thread.
     public init(loops: Int, options: WebSocketOptions = WebSocketOptions(), distribution: Distribution = .reusePort,
                 inboxLimit: Int = 64 << 20, logger: Logger = Logger(label: "UVWebSocket"),
