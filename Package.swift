@@ -140,5 +140,5 @@ let package = Package(
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

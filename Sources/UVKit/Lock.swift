@@ -6,7 +6,8 @@ import Glibc
 /// (a loop's inbox, a group's figures). Not the standard library's `Mutex`:
 /// on Linux that one waits with raw futex calls, which ThreadSanitizer cannot
 /// see, so every access under it reads as a race and the sanitizer is blind
-/// to the real ones.
+/// to the real ones. `Sendable` unchecked: every access to the value is
+/// inside `withLock`, under the mutex.
 public final class Lock<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value

@@ -15,6 +15,8 @@ import CLibUV
 /// What a record refers to beyond its bytes (a retained object, a descriptor)
 /// is the header's business: `receive` gets every record posted, including
 /// those still pending when the inbox closes, so it can always let go.
+/// `Sendable` unchecked: `post` touches the pending buffer under the lock
+/// only; everything else runs on the loop thread.
 public final class LoopInbox<Header: BitwiseCopyable>: LoopWakeTarget, @unchecked Sendable {
     private struct Pending {
         var bytes: [UInt8] = []

@@ -5,6 +5,8 @@ import Glibc
 
 /// A thread of its own for a loop, joined by its owner. POSIX threads rather
 /// than Foundation's, so this layer needs nothing above libc.
+/// `Sendable` unchecked: the thread handle is written once in `init`; `join`
+/// is for the one owner that waits for it.
 public final class LoopThread: @unchecked Sendable {
     private var thread = pthread_t()
     private var joined = false

@@ -64,7 +64,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
                 _ = uv_ip4_name(raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self), &name, name.count)
             }
         }
-        let host = String(cString: name)
+        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 

@@ -41,7 +41,8 @@ public enum RedisBackplaneError: Error, CustomStringConvertible, Equatable {
 /// its shards.
 ///
 /// Made and `start`ed by its group; every other call is on loop 0 but
-/// `metrics`, which any thread may read.
+/// `metrics`, which any thread may read (under a lock): hence the unchecked
+/// `Sendable`.
 public final class RedisBackplane: TopicBackplane, @unchecked Sendable {
     /// What the backplane has done, for logs and dashboards.
     public struct Metrics: Sendable, Equatable {

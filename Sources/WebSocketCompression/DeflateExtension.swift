@@ -230,7 +230,9 @@ public final class DeflateExtension: MessageExtension, DeflateSending {
 /// The 4 bytes a sender removes from the end of every message (§7.2.1), which
 /// the receiver gives zlib on their own after the message (§7.2.2) instead of
 /// copying the message to append them. One copy for the process, never written.
-private let messageTail: UnsafeMutablePointer<Bytef> = {
+// Unchecked: Swift initialises a global once, behind `swift_once`, and no
+// code writes these four bytes after that; zlib only reads them.
+nonisolated(unsafe) private let messageTail: UnsafeMutablePointer<Bytef> = {
     let bytes = UnsafeMutablePointer<Bytef>.allocate(capacity: 4)
     bytes.initialize(from: [0x00, 0x00, 0xFF, 0xFF], count: 4)
     return bytes

@@ -23,6 +23,11 @@ import Glibc
 ///
 /// Set it up (routes, files, `listen`, signals) on one thread, then `run()`:
 /// loop 0 runs on the calling thread, the others on threads of their own.
+///
+/// `Sendable` unchecked: what other threads touch is behind a lock (the
+/// figures, the drain timeout, the run flag), an atomic (the loop threads'
+/// marks) or a loop's inbox; `servers` is read from other threads only
+/// before `run()`, and after it each server is its own loop's.
 public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked Sendable {
     /// How connections reach the loops.
     public enum Distribution: Sendable {
@@ -192,13 +197,15 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
         let failures = Lock<[Error]>([])
         var threads: [LoopThread] = []
         for index in 1..<loopCount {
-            let server = LoopBound(servers[index])
+            // The server's `run` as a plain function, so that the thread's
+            // closure holds no generic type (whose metatype is not `Sendable`).
+            let runServer = LoopBound<() throws -> Void>(servers[index].run)
             let mark = loopThreads[index]
             do {
                 threads.append(try LoopThread(name: "ws-loop-\(index)") {
                     if crowded { _ = LoopScheduling.preferBatches() }
                     mark.set(LoopThread.currentIdentity)
-                    do { try server.value.run() } catch { failures.withLock { $0.append(error) } }
+                    do { try runServer.value() } catch { failures.withLock { $0.append(error) } }
                 })
             } catch {
                 // The loops started so far stop; this one never runs.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import WebSocketClient
 #if canImport(Glibc)
 import Glibc
@@ -56,7 +57,7 @@ struct AutobahnClient: ParsableCommand {
         try client.run()
         if let failure = session.failure {
             // One line naming the cause, exit status 1; usage is for bad flags.
-            fputs("error: \(failure)\n", stderr)
+            FileHandle.standardError.write(Data("error: \(failure)\n".utf8))
             throw ExitCode.failure
         }
         print("autobahn-client: ran \(session.casesRun) cases, reports updated")

@@ -47,7 +47,7 @@ struct ChatServerCommand: AsyncParsableCommand {
         do {
             try await serve()
         } catch {
-            fputs("error: \(error)\n", stderr)
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
         }
     }
@@ -85,7 +85,8 @@ struct ChatServerCommand: AsyncParsableCommand {
         let bound = try group.listen(host: host, port: port)
         // Scripts and tests wait for this line.
         print("listening on http://\(host):\(bound)")
-        fflush(stdout)
+        // Every stream, so that the line is out before the loop runs.
+        fflush(nil)
         // SIGTERM and SIGINT: the service group's graceful shutdown, ours.
         let services = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: group)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

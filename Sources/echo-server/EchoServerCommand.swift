@@ -126,7 +126,7 @@ struct EchoServerCommand: ParsableCommand {
             // A start-up failure is one line naming its cause (the server's
             // errors describe themselves) and exit status 1, not a backtrace;
             // bad flags never get here (usage, status 64).
-            fputs("error: \(error)\n", stderr)
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
         }
     }
@@ -180,7 +180,8 @@ struct EchoServerCommand: ParsableCommand {
         if options.tls != nil { try server.reloadCertificatesOnHangUp() }
         // Scripts and tests wait for this line.
         print("listening on \(options.tls == nil ? "http" : "https")://\(host):\(bound)")
-        fflush(stdout)
+        // Every stream, so that the line is out before the loop runs.
+        fflush(nil)
         // SIGTERM and SIGINT reach the server as the service group's graceful
         // shutdown: 1001 to every peer, the drain, then exit status 0.
         let services = ServiceGroup(configuration: ServiceGroupConfiguration(

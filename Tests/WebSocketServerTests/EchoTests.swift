@@ -148,7 +148,8 @@ struct EchoTests {
                 frames += client.encodeFrame(i % 2 == 0 ? .binary : .text, m.map { $0 & 0x7F })
             }
         }
-        let sender = Thread { try? client.send(frames) }
+        let allFrames = frames
+        let sender = Thread { try? client.send(allFrames) }
         sender.start()
         for i in 0..<count {
             let m = message(i)

@@ -33,10 +33,11 @@ final class ServerHarness<Handler: WebSocketHandler>: @unchecked Sendable {
     /// Runs `body` on the loop thread and returns its result.
     func onLoop<T>(_ body: @escaping (WebSocketServer<Handler>) -> T) -> T {
         let box = LoopBound(server)
+        let work = LoopBound(body)
         let result = ResultBox<T>()
         let ready = DispatchSemaphore(value: 0)
         server.loop.execute {
-            result.value = body(box.value)
+            result.value = work.value(box.value)
             ready.signal()
         }
         ready.wait()

@@ -10,7 +10,11 @@ struct TestError: Error, CustomStringConvertible {
 }
 
 /// A blocking TCP client on 127.0.0.1 for tests.
-class RawClient {
+// Unchecked: a test hands a client to at most one other thread at a time
+// (a sender thread writes while the test's thread reads); a socket's send
+// and recv do not share state, and the ring and state machine are touched by
+// the reading thread only.
+class RawClient: @unchecked Sendable {
     let fd: Int32
 
     init(port: Int, host: String = "127.0.0.1", timeout: Double = 10) throws {
@@ -87,7 +91,7 @@ class RawClient {
 /// (`WebSocketStateMachine`), so it keeps no protocol logic of its own: a
 /// ping is reported (`.ping`) for the test to answer or not, and the peer's
 /// close (or a failure) ends with `.close`.
-final class TestClient: RawClient {
+final class TestClient: RawClient, @unchecked Sendable {
     enum Event: Equatable {
         case message(MessageType, [UInt8])
         case ping([UInt8])

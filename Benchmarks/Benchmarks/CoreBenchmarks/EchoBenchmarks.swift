@@ -42,7 +42,7 @@ func registerEchoBenchmarks() {
             }
         }
     } setup: {
-        var ring = ByteRing(capacity: 64 * 1024)
+        let ring = ByteRing(capacity: 64 * 1024)
         var keys = MaskKeyGenerator()
         let payload = [UInt8](repeating: 0x41, count: payloadSize)
         payload.withUnsafeBytes { p in

@@ -22,7 +22,7 @@ final class EchoFrames: ChannelInboundHandler {
             context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
         case .connectionClose:
             let reply = WebSocketFrame(fin: true, opcode: .connectionClose, data: frame.unmaskedData)
-            context.writeAndFlush(wrapOutboundOut(reply)).whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(reply)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         default:
             break
         }
@@ -48,12 +48,15 @@ let bootstrap = ServerBootstrap(group: group)
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: 1 << 24,
             shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
-            upgradePipelineHandler: { channel, _ in channel.pipeline.addHandler(EchoFrames()) })
-        let http = {
-            channel.pipeline.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoFrames()) }
+            })
+        // On the channel's loop already: the handlers go in synchronously.
+        return channel.eventLoop.makeCompletedFuture {
+            if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
         }
-        guard let tls else { return http() }
-        return channel.pipeline.addHandler(NIOSSLServerHandler(context: tls)).flatMap { http() }
     }
 let channel = try bootstrap.bind(host: "127.0.0.1", port: port).wait()
 print("listening on 127.0.0.1:\(port)")

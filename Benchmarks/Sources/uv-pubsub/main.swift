@@ -33,5 +33,5 @@ if arguments.count > 2 {
 let bound = try group.listen(host: "127.0.0.1", port: port)
 try group.shutdownOnSignals(drainTimeout: .zero)
 print("listening on 127.0.0.1:\(bound)")
-fflush(stdout)
+fflush(nil)
 try group.run()

@@ -70,7 +70,7 @@ try sigterm.start(signal: SIGTERM) { _ in
     for stream in alive.values { stream.close() }
 }
 print("listening on 127.0.0.1:\(port)")
-fflush(stdout)
+fflush(nil)
 loop.run()
 alive.removeAll()
 try loop.close()

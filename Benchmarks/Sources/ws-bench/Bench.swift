@@ -117,7 +117,7 @@ final class Bench {
     }
 
     func log(_ line: String) {
-        if !config.quiet { print(line); fflush(stdout) }
+        if !config.quiet { print(line); fflush(nil) }
     }
 
     // MARK: Running

@@ -6,7 +6,10 @@ import WebSocketCore
 ///
 /// Servers and clients are generic over the handler, so these calls are direct
 /// (and specialised), not dynamic dispatch through an existential.
-public protocol WebSocketHandler: AnyObject {
+///
+/// The handler's type (not its instances) may cross threads
+/// (`SendableMetatype`): a group names it on every loop's thread.
+public protocol WebSocketHandler: AnyObject, SendableMetatype {
     /// What the application keeps per connection (`connection.data`), typed,
     /// stored in the connection itself. `Void` when the handler keeps nothing.
     associatedtype ConnectionData = Void

@@ -118,8 +118,9 @@ package final class TLSLoop {
     // MARK: The BIO
 
     /// One method table for every loop's BIO, made on first use (Swift's lazy
-    /// globals are thread-safe).
-    private static let method: OpaquePointer = {
+    /// globals are thread-safe). Unchecked: filled in once inside that
+    /// initialiser and only read after, by OpenSSL on each loop's thread.
+    nonisolated(unsafe) private static let method: OpaquePointer = {
         let method = BIO_meth_new(BIO_get_new_index() | uvws_bio_type_source_sink(), "uvwebsocket loop")!
         BIO_meth_set_create(method) { bio in
             BIO_set_init(bio, 1)
