@@ -114,9 +114,9 @@ asan: deps
 safety-release: deps
 	$(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build-release-tests --filter PublicAPISafetyTests
 
-## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS, topics across loops, static files on the thread pool).
+## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS, topics across loops, static files on the thread pool, a group in a ServiceGroup).
 tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests|StaticFileTests'
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests|StaticFileTests|ServiceLifecycleTests'
 
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps

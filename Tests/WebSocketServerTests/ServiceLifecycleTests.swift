@@ -69,6 +69,9 @@ struct ServiceLifecycleTests {
             services: [.init(service: server), .init(service: IdleService())], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await services.run() }
+            // Once the loops run (the service group's tasks may wait for a
+            // pool thread while other suites block theirs), without a timeout.
+            _ = await server.metrics()
             let clients = try await offPool { Clients(try connect(8, port: port)) }
             let clock = ContinuousClock()
             let start = clock.now
@@ -103,6 +106,9 @@ struct ServiceLifecycleTests {
             tasks.addTask {
                 await #expect(throws: Failure.self) { try await services.run() }
             }
+            // Once the loops run (the service group's tasks may wait for a
+            // pool thread while other suites block theirs), without a timeout.
+            _ = await server.metrics()
             let clients = try await offPool { Clients(try connect(6, port: port)) }
             connected.continuation.yield()
             let answers = try await offPool { try clients.all.map { try $0.nextMessage() } }
