@@ -135,8 +135,11 @@ def main():
     if args.json:
         sys.path.insert(0, HERE)
         from run_bench import run_stamp
+        # Stamped before the file is opened: opening truncates it, and a
+        # tracked file that differs makes the stamp say "+changes".
+        stamp = run_stamp()
         with open(args.json, "w") as f:
-            json.dump(dict(run_stamp(), messages=messages, readCallback=read_path / messages,
+            json.dump(dict(stamp, messages=messages, readCallback=read_path / messages,
                            readFrames=figures["readFrames"] / messages if "readFrames" in figures else None), f, indent=1)
     return 0
 
@@ -164,8 +167,11 @@ def report_whole_process(out, messages, args):
     if args.json:
         sys.path.insert(0, HERE)
         from run_bench import run_stamp
+        # Stamped before the file is opened: opening truncates it, and a
+        # tracked file that differs makes the stamp say "+changes".
+        stamp = run_stamp()
         with open(args.json, "w") as f:
-            json.dump(dict(run_stamp(), messages=messages, server=args.peer or "echo-server",
+            json.dump(dict(stamp, messages=messages, server=args.peer or "echo-server",
                            perMessage={k: per[k] for k in ("Ir", "D1mr", "Bcm", "Bim") if k in per}), f, indent=1)
     return 0
 
