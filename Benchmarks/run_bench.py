@@ -314,8 +314,11 @@ def write_report(path, scenarios, servers, results, idle, idle_n, args, duration
     lines.append("")
     lines += summary_table(results, summary, idle, idle_n)
     load = "\n".join(lines)
+    # Stamped before the file is opened: opening truncates a tracked file,
+    # which would make the stamp say "+changes".
+    stamp = run_stamp()
     with open(os.path.splitext(path)[0] + "-load.json", "w") as f:
-        json.dump(dict(run_stamp(), results=results, idle=idle, summary=summary, load_markdown=load), f, indent=1)
+        json.dump(dict(stamp, results=results, idle=idle, summary=summary, load_markdown=load), f, indent=1)
     chart(os.path.join(os.path.dirname(path), "benchmarks.png" if not args.quick else "benchmarks-quick.png"),
           scenarios, servers, summary, idle)
     render(path, load)

@@ -98,9 +98,12 @@ def main():
             idle[label].append(rep)
             print("[%4.0fs] idle %s: %s B per connection" % (time.time() - started, label, rep["idleBytesPerConnection"]),
                   flush=True)
+    # Stamped before the file is opened: opening truncates a tracked file,
+    # which would make the stamp say "+changes".
+    stamp = rb.run_stamp()
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(dict(rb.run_stamp(), speed=speed, idle=idle, elapsed=time.time() - started), f, indent=1)
-    write(args, speed, idle, time.time() - started, rb.run_stamp())
+        json.dump(dict(stamp, speed=speed, idle=idle, elapsed=time.time() - started), f, indent=1)
+    write(args, speed, idle, time.time() - started, stamp)
 
 
 def write(args, speed, idle, elapsed, stamp):
