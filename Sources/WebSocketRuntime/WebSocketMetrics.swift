@@ -10,17 +10,20 @@ public struct WebSocketMetrics: Sendable {
     public var connectionsOpen = 0
     /// Handshakes completed: connections that became WebSockets.
     public var webSocketsOpened = 0
-    /// Upgrade requests refused with an HTTP status (a bad request, an origin
-    /// or a subprotocol not allowed, an upgrade hook's refusal, the connection
-    /// limit).
-    public var handshakesRejected = 0
-    /// Of those, the ones answered with an HTTP status, by status (a timed
-    /// out head and a failed TLS handshake get none: they are counted below).
+    /// Requests refused: answered with an HTTP status (a bad request, an
+    /// origin or a subprotocol not allowed, an upgrade hook's refusal, the
+    /// connection limit), or dropped because the head timed out or TLS failed.
+    /// The sum of the three counts below, so it cannot disagree with them.
+    public var handshakesRejected: Int {
+        handshakesRejectedByStatus.values.reduce(0, +) + handshakesTimedOut + tlsHandshakesFailed
+    }
+    /// Requests answered with an error status, by status.
     public var handshakesRejectedByStatus: [UInt16: Int] = [:]
-    /// Of those, request heads that did not arrive within `handshakeTimeout`.
+    /// Request heads that did not arrive within `handshakeTimeout` (dropped
+    /// without an answer).
     public var handshakesTimedOut = 0
-    /// Of those, TLS handshakes that failed (plain HTTP on the TLS port, no
-    /// common version, an untrusted peer).
+    /// TLS handshakes that failed (plain HTTP on the TLS port, no common
+    /// version, an untrusted peer).
     public var tlsHandshakesFailed = 0
     /// Whole data messages received (counted at their last frame).
     public var messagesReceived = 0
@@ -77,7 +80,6 @@ public struct WebSocketMetrics: Sendable {
         connectionsAccepted += other.connectionsAccepted
         connectionsOpen += other.connectionsOpen
         webSocketsOpened += other.webSocketsOpened
-        handshakesRejected += other.handshakesRejected
         handshakesRejectedByStatus.merge(other.handshakesRejectedByStatus, uniquingKeysWith: +)
         handshakesTimedOut += other.handshakesTimedOut
         tlsHandshakesFailed += other.tlsHandshakesFailed

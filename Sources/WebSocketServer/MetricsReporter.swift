@@ -30,8 +30,10 @@ final class MetricsReporter {
     private let topicDropped: Counter
     private let files: Counter
     private let roundTrip: CoreMetrics.Timer
+    private let refusedTimeout: Counter
+    private let refusedTLS: Counter
     /// Made as each status or code first appears (a handful in a server's life).
-    private var refused: [String: Counter] = [:]
+    private var refusedByStatus: [UInt16: Counter] = [:]
     private var closes: [UInt16: Counter] = [:]
 
     init(loopIndex: Int) {
@@ -53,6 +55,8 @@ final class MetricsReporter {
         files = Counter(label: "websocket_file_responses_total", dimensions: loop)
         roundTrip = CoreMetrics.Timer(label: "websocket_round_trip_seconds", dimensions: loop,
                                       preferredDisplayUnit: .seconds)
+        refusedTimeout = Counter(label: Self.refusedLabel, dimensions: loop + [("status", "timeout")])
+        refusedTLS = Counter(label: Self.refusedLabel, dimensions: loop + [("status", "tls")])
         // Present from the start at zero, so a scrape before the first
         // connection shows the series rather than nothing.
         open.record(0)
@@ -75,28 +79,30 @@ final class MetricsReporter {
         Self.add(topicSent, now.topicMessagesSent, last.topicMessagesSent)
         Self.add(topicDropped, now.topicMessagesDropped, last.topicMessagesDropped)
         Self.add(files, now.fileResponses, last.fileResponses)
-        for (status, count) in now.handshakesRejectedByStatus {
-            Self.add(refusedCounter("\(status)"), count, last.handshakesRejectedByStatus[status] ?? 0)
-        }
-        Self.add(refusedCounter("timeout"), now.handshakesTimedOut, last.handshakesTimedOut)
-        Self.add(refusedCounter("tls"), now.tlsHandshakesFailed, last.tlsHandshakesFailed)
-        for (code, count) in now.closesByCode {
-            let counter = closes[code] ?? {
-                let made = Counter(label: "websocket_closes_total", dimensions: loop + [("code", "\(code)")])
-                closes[code] = made
-                return made
-            }()
-            Self.add(counter, count, last.closesByCode[code] ?? 0)
-        }
+        Self.add(refusedTimeout, now.handshakesTimedOut, last.handshakesTimedOut)
+        Self.add(refusedTLS, now.tlsHandshakesFailed, last.tlsHandshakesFailed)
+        addByKey(now.handshakesRejectedByStatus, last.handshakesRejectedByStatus, to: &refusedByStatus,
+                 label: Self.refusedLabel, dimension: "status")
+        addByKey(now.closesByCode, last.closesByCode, to: &closes, label: "websocket_closes_total", dimension: "code")
         roundTrips.drain { roundTrip.recordMilliseconds($0) }
         last = now
     }
 
-    private func refusedCounter(_ status: String) -> Counter {
-        if let counter = refused[status] { return counter }
-        let made = Counter(label: "websocket_handshakes_refused_total", dimensions: loop + [("status", status)])
-        refused[status] = made
-        return made
+    private static let refusedLabel = "websocket_handshakes_refused_total"
+
+    /// The growth of each key's count to its counter, one series per key
+    /// (`dimension` = the key), made the first time the key appears.
+    private func addByKey(_ now: [UInt16: Int], _ before: [UInt16: Int], to counters: inout [UInt16: Counter],
+                          label: String, dimension: String) {
+        for (key, count) in now {
+            if let counter = counters[key] {
+                Self.add(counter, count, before[key] ?? 0)
+            } else {
+                let made = Counter(label: label, dimensions: loop + [(dimension, "\(key)")])
+                counters[key] = made
+                Self.add(made, count, before[key] ?? 0)
+            }
+        }
     }
 
     private static func add(_ counter: Counter, _ now: Int, _ before: Int) {

@@ -13,7 +13,6 @@ extension WebSocketServer {
             reject(connection, error.status, "malformed or oversized request head")
         case .timedOut:
             // Slowloris: the head did not arrive in time. Drop without a word.
-            endpoint.metrics.handshakesRejected &+= 1
             endpoint.metrics.handshakesTimedOut &+= 1
             logger.debug("request head timed out", metadata: ["peer": "\(peer(connection))"])
             connection.abortHTTP()
@@ -21,7 +20,6 @@ extension WebSocketServer {
             connection.abortHTTP()
         case .tlsFailed(let failure):
             // Not TLS (plain HTTP on the TLS port), no common version, garbage.
-            endpoint.metrics.handshakesRejected &+= 1
             endpoint.metrics.tlsHandshakesFailed &+= 1
             logger.debug("TLS handshake failed", metadata: ["peer": "\(peer(connection))", "reason": "\(failure)"])
             connection.abortHTTP()
@@ -116,7 +114,6 @@ extension WebSocketServer {
     /// the log says who was refused and why (a browser sees only 1006).
     func reject(_ connection: WebSocketConnection<Handler>, _ status: Int, _ reason: String,
                 extraHeaders: [String] = [], detail: String? = nil) {
-        endpoint.metrics.handshakesRejected &+= 1
         endpoint.metrics.handshakesRejectedByStatus[UInt16(clamping: status), default: 0] &+= 1
         logger.debug("request refused", metadata: ["status": "\(status)", "reason": "\(reason)",
                                                    "peer": "\(peer(connection))", "detail": "\(detail ?? "-")"])
