@@ -89,7 +89,8 @@ ws-bench:
 # Without compression: the fuzzing client against echo-server with the default
 # read size (sections 12 and 13, permessage-deflate, must be declined cleanly),
 # and with the smallest (256 B), where frames straddle reads and partial
-# headers wait in a connection's leftover ring; the fuzzing server against
+# headers wait in a connection's leftover ring; sections 1-10 against the
+# async face's echo (--async); the fuzzing server against
 # autobahn-client; sections 1-10 again over wss:// (a certificate made for
 # the run). With --compression, every case in both roles: those two
 # runs go side by side, since each is paced by wstest's Python (about 10
@@ -98,6 +99,7 @@ autobahn:
 	AUTOBAHN_CASES='["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", "12.*", "13.*"]' \
 	    bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER)) --expect 517 --declined
 	AUTOBAHN_OUT=autobahn-256 AUTOBAHN_SERVER_ARGS="--receive-buffer-size 256" bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
+	AUTOBAHN_OUT=autobahn-async AUTOBAHN_SERVER_ARGS="--async" bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER)) --async-face
 	bash Tests/Autobahn/run-client.sh $(abspath $(AUTOBAHN_CLIENT))
 	AUTOBAHN_OUT=autobahn-tls AUTOBAHN_TLS=1 bash Tests/Autobahn/run.sh $(abspath $(ECHO_SERVER))
 	bash Tests/Autobahn/run-compression.sh $(abspath $(ECHO_SERVER)) $(abspath $(AUTOBAHN_CLIENT))

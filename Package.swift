@@ -13,6 +13,8 @@ import PackageDescription
 //                     connection both roles share
 //   WebSocketServer   routes, static files, the connection table, shutdown
 //   WebSocketClient   URLs, name resolution, the client handshake
+//   WebSocketAsync    the async/await face over either role: messages as
+//                     an AsyncSequence, sends from any task
 //   WebSocketBackplane  topics across servers through Redis (hiredis' RESP
 //                     reader over UVKit's TCP streams)
 // Executables depend on the server or the client only.
@@ -26,6 +28,7 @@ let package = Package(
         .library(name: "WebSocketServer", targets: ["WebSocketServer"]),
         .library(name: "WebSocketClient", targets: ["WebSocketClient"]),
         .library(name: "WebSocketBackplane", targets: ["WebSocketBackplane"]),
+        .library(name: "WebSocketAsync", targets: ["WebSocketAsync"]),
         .executable(name: "echo-server", targets: ["echo-server"]),
         .executable(name: "autobahn-client", targets: ["autobahn-client"]),
         .executable(name: "chat-server", targets: ["chat-server"]),
@@ -94,6 +97,10 @@ let package = Package(
             dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", "TLSKit", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
+            name: "WebSocketAsync",
+            dependencies: ["WebSocketRuntime", "WebSocketClient", "WebSocketCore", "UVKit"]
+        ),
+        .target(
             name: "WebSocketBackplane",
             dependencies: ["WebSocketServer", "UVKit", "CHiredis", .product(name: "Logging", package: "swift-log")]
         ),
@@ -101,6 +108,7 @@ let package = Package(
             name: "echo-server",
             dependencies: [
                 "WebSocketServer",
+                "WebSocketAsync",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -135,6 +143,7 @@ let package = Package(
         .testTarget(
             name: "WebSocketServerTests",
             dependencies: ["WebSocketServer", "WebSocketClient", "WebSocketCore", "UVKit", "TLSKit", "CLibCrypto", "WebSocketBackplane",
+                           "WebSocketAsync",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "CoreMetrics", package: "swift-metrics"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Prometheus
 import ServiceLifecycle
+import WebSocketAsync
 import WebSocketServer
 #if canImport(Glibc)
 import Glibc
@@ -77,6 +78,9 @@ struct EchoServerCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Flag(name: .customLong("async"), help: "Echo through the async/await face (a task per connection iterating its messages) instead of the loop-thread callbacks.")
+    var asyncEcho = false
+
     @Flag(help: "Serve the server's counters at /metrics in Prometheus' text format (swift-metrics through swift-prometheus).")
     var metrics = false
 
@@ -96,16 +100,14 @@ struct EchoServerCommand: ParsableCommand {
         if loops < 1 || loops > 1024 { throw ValidationError("--loops must be 1...1024") }
         if !(0...9).contains(compressionLevel) { throw ValidationError("--compression-level must be 0...9") }
         if maxConnections < 0 { throw ValidationError("--max-connections must not be negative") }
-        if distribution == nil { throw ValidationError("--accept must be reuse-port or round-robin") }
+        if !["reuse-port", "round-robin"].contains(accept) {
+            throw ValidationError("--accept must be reuse-port or round-robin")
+        }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
-    var distribution: WebSocketServerGroup<EchoHandler>.Distribution? {
-        switch accept {
-        case "reuse-port": .reusePort
-        case "round-robin": .roundRobin
-        default: nil
-        }
+    func distribution<Handler>(for _: Handler.Type) -> WebSocketServerGroup<Handler>.Distribution {
+        accept == "round-robin" ? .roundRobin : .reusePort
     }
 
     // Not an async main: on Linux that ends the main thread in Dispatch's
@@ -163,8 +165,26 @@ struct EchoServerCommand: ParsableCommand {
         if let registry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
 
         raiseOpenFileLimit()
-        let server = try WebSocketServerGroup(loops: loops, options: options, distribution: distribution ?? .reusePort,
-                                              logger: logger) { _ in EchoHandler() }
+        if asyncEcho {
+            // The async face's buffers are bounded as the callback echo's
+            // queue is: by --max-backpressure.
+            let handler = try AsyncEcho.handler(limit: maxBackpressure)
+            try await serve(WebSocketServerGroup(loops: loops, options: options,
+                                                 distribution: distribution(for: AsyncWebSocketHandler.self),
+                                                 logger: logger, sharedHandler: handler),
+                            registry: registry, logger: logger)
+        } else {
+            try await serve(WebSocketServerGroup(loops: loops, options: options,
+                                                 distribution: distribution(for: EchoHandler.self),
+                                                 logger: logger) { _ in EchoHandler() },
+                            registry: registry, logger: logger)
+        }
+    }
+
+    /// Routes, files, the listening socket and the service group, whichever
+    /// the handler.
+    func serve<Handler>(_ server: WebSocketServerGroup<Handler>, registry: PrometheusCollectorRegistry?,
+                        logger: Logger) async throws {
         server.route(webSocket: "/ws")
         guard let root = staticRoot ?? Bundle.module.url(forResource: "Public", withExtension: nil)?.path else {
             throw MissingPage()
@@ -177,9 +197,9 @@ struct EchoServerCommand: ParsableCommand {
         try server.serveFiles(from: root)
         let bound = try server.listen(host: host, port: port)
         server.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
-        if options.tls != nil { try server.reloadCertificatesOnHangUp() }
+        if tlsCert != nil { try server.reloadCertificatesOnHangUp() }
         // Scripts and tests wait for this line.
-        print("listening on \(options.tls == nil ? "http" : "https")://\(host):\(bound)")
+        print("listening on \(tlsCert == nil ? "http" : "https")://\(host):\(bound)")
         // Every stream, so that the line is out before the loop runs.
         fflush(nil)
         // SIGTERM and SIGINT reach the server as the service group's graceful

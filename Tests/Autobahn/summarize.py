@@ -9,7 +9,7 @@ report nothing else.
 Options: --expect N (the case count: 301 for sections 1-10, 517 for all);
 --declined (sections 12 and 13 were run against an end without compression:
 each must be UNIMPLEMENTED, that is declined, and the connection closed
-cleanly).
+cleanly); --async-face (the echo answers from a task: see ASYNC_NON_STRICT).
 """
 import collections
 import json
@@ -20,6 +20,13 @@ import sys
 # message in flight) and 7.13.x (close codes whose handling is implementation
 # defined).
 INFORMATIONAL_ONLY = {"7.1.6", "7.13.1", "7.13.2"}
+# The async face's echo answers from a task, after the read callback: when a
+# valid message and a protocol violation arrive in one read, the connection
+# fails at once (RFC 6455 §7.1.7) before the task's echo of the message can
+# go out. wstest rates that NON-STRICT, which it counts as conformant; these
+# are the cases built that way (a message, then a bad frame, sent together).
+# The close must still be OK, with 1002.
+ASYNC_NON_STRICT = {"3.2", "3.3", "3.4", "4.1.3", "4.1.4", "4.1.5", "4.2.3", "4.2.4", "4.2.5", "5.15"}
 # Sections 1-10 of Autobahn|Testsuite 0.10.9 hold 301 cases (8 is empty);
 # 12 and 13 (permessage-deflate) add 216.
 EXPECTED_CASES = 301
@@ -39,6 +46,7 @@ def main():
     path = sys.argv[1]
     write_doc = "--write-doc" in sys.argv
     declined = "--declined" in sys.argv
+    async_face = "--async-face" in sys.argv
     expected = int(option("--expect", EXPECTED_CASES))
     with open(path) as f:
         report = json.load(f)
@@ -56,6 +64,8 @@ def main():
         counts[behavior] += 1
         ok = behavior == "OK" or (behavior == "INFORMATIONAL" and case_id in INFORMATIONAL_ONLY)
         close_ok = close == "OK" or (close == "INFORMATIONAL" and case_id in INFORMATIONAL_ONLY)
+        if async_face and behavior == "NON-STRICT" and case_id in ASYNC_NON_STRICT:
+            ok = close == "OK" and result.get("remoteCloseCode") == 1002
         if declined and section in ("12", "13"):
             ok = behavior == "UNIMPLEMENTED"
             close_ok = close in ("OK", "UNIMPLEMENTED")

@@ -308,6 +308,9 @@ extension WebSocketConnection {
             return
         case .frames, .draining:
             machine.lastWrite = max(machine.lastWrite, stream.lastWrite)
+            // The application holds reading: a pong could not be read, and
+            // the stall is ours, so the peer counts as heard from now.
+            if stream.readingHeld { machine.lastRead = now }
             switch machine.deadlineReached(now: now, readingPaused: stream.pausedForBackpressure) {
             case .none:
                 break

@@ -239,10 +239,55 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     public func close(code: CloseCode = .normalClosure, reason: String = "") {
         checkThread("WebSocketConnection.close")
         guard phase == .frames, machine.startClosing(now: context.loop.now) else { return }
+        // The peer's close frame must be read, whatever the application held.
+        if stream.readingHeld { stream.resumeReading() }
         let code = sendableCloseCode(code)
         var reason = reason
         reason.withUTF8 { sendCloseFrame(code: code, reason: UnsafeRawBufferPointer($0)) }
         scheduleDeadline()
+    }
+
+    /// Stops reading from the peer until `resumeReading()`: flow control for
+    /// a handler whose consumer falls behind (the async face's bounded
+    /// buffer uses it). Messages already read, up to one receive buffer, are
+    /// still delivered; then the kernel's buffer fills and TCP stops the
+    /// peer. While reading is paused, keep-alive neither pings nor times the
+    /// peer out: a pong could not be read, and the stall is this end's.
+    /// Starting a close resumes reading, so the peer's close frame is seen.
+    public func pauseReading() {
+        checkThread("WebSocketConnection.pauseReading")
+        guard phase == .frames else { return }
+        stream.holdReading()
+    }
+
+    /// Reading resumes after `pauseReading()` (unless the queue to the peer
+    /// still holds it paused for backpressure: its drain resumes it then).
+    public func resumeReading() {
+        checkThread("WebSocketConnection.resumeReading")
+        guard phase == .frames else { return }
+        stream.releaseReading()
+        // The keep-alive clock restarts from now: nothing was read meanwhile.
+        machine.lastRead = max(machine.lastRead, context.loop.now)
+    }
+
+    /// Whether the application paused reading (`pauseReading()`).
+    public var isReadingPaused: Bool { stream.readingHeld }
+
+    /// The loop this connection lives on (its thread is the only one that
+    /// may call it).
+    package var eventLoop: EventLoop { context.loop }
+
+    /// True if bytes are queued for the peer; `didDrain` then follows once
+    /// the kernel has taken them all (while the connection is open).
+    package func notifyWhenDrained() -> Bool {
+        checkThread("WebSocketConnection.notifyWhenDrained")
+        return stream.notifyWhenDrained()
+    }
+
+    /// Sends made in `body` leave in one write when it returns (the loop's
+    /// cork), without stopping reads past the limit (`LoopContext.corkBatch`).
+    package func sendBatch(_ body: () -> Void) {
+        context.corkBatch(body)
     }
 
     /// Drops the connection at once, without a closing handshake (the handler

@@ -59,6 +59,22 @@ extension LoopContext {
     }
     @inline(__always) package func endCork() { corkDepth &-= 1 }
 
+    /// Gathers the frames `body` sends into the cork, written with one system
+    /// call when it returns: sends that cross from other threads in a batch
+    /// (the async face's) leave in one write, not one per message. Unlike a
+    /// read callback's cork, a queue past its limit here does not stop
+    /// reading: these bytes are not replies to what was read, and their
+    /// senders wait for room themselves.
+    package func corkBatch(_ body: () -> Void) {
+        let holdsReplies = corkHoldsReplies
+        corkHoldsReplies = false
+        beginCork()
+        body()
+        endCork()
+        corkHoldsReplies = holdsReplies
+        if corkDepth == 0 { flushCork() }
+    }
+
     /// Hands over what is corked for `transport` (to go first in its next
     /// write); valid until the cork is next written.
     func takeCorked(for transport: Transport) -> UnsafeRawBufferPointer {

@@ -46,6 +46,10 @@ package final class LoopContext {
     /// Outside them (a timer, `execute`, a close callback) nothing would flush
     /// before the loop blocks again, so a corked frame is written at once.
     @exclusivity(unchecked) var corkDepth = 0
+    /// What the cork gathers are replies to reads (a read callback's), so a
+    /// queue past its limit stops reading from that peer; false in
+    /// `corkBatch`.
+    @exclusivity(unchecked) var corkHoldsReplies = true
     /// The thread that began the cork (the loop's): the short-frame fast
     /// path checks it instead of the loop's running thread, which is a load
     /// further away.

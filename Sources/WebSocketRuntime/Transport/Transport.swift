@@ -34,6 +34,9 @@ package class Transport: TCPStream {
     var hardQueueLimit: Int { 2 &* maxBackpressure &+ context.readRing.capacity }
     package let role: Role
     @exclusivity(unchecked) package var pausedForBackpressure = false
+    /// The application holds reading (`WebSocketConnection.pauseReading`):
+    /// a drained queue does not resume it, only the application does.
+    @exclusivity(unchecked) package private(set) var readingHeld = false
     @exclusivity(unchecked) var owesDrainEvent = false
     /// Writes are over: the handle is closing (or a write failed).
     @exclusivity(unchecked) package var writesClosed = false
@@ -367,7 +370,7 @@ package class Transport: TCPStream {
         startQueuedWrite()
         if pausedForBackpressure && outbound.count <= maxBackpressure / 2 {
             pausedForBackpressure = false
-            try? startReading()
+            if !readingHeld { try? startReading() }
         }
         if owesDrainEvent && outbound.isEmpty {
             owesDrainEvent = false
@@ -395,7 +398,7 @@ package class Transport: TCPStream {
             // timer's broadcast) are bounded by the hard cap instead; stopping
             // for them gains nothing and deadlocks two ends that each sent one
             // message larger than the limit, each waiting for the other to read.
-            if !pausedForBackpressure && contextRef._withUnsafeGuaranteedRef({ $0.corkDepth > 0 }) {
+            if !pausedForBackpressure && contextRef._withUnsafeGuaranteedRef({ $0.corkDepth > 0 && $0.corkHoldsReplies }) {
                 pausedForBackpressure = true
                 stopReading()
                 didPauseForBackpressure()
@@ -413,11 +416,29 @@ package class Transport: TCPStream {
         return true
     }
 
-    /// Reading resumes (after a pause for backpressure) for a connection that
-    /// must see the peer's FIN.
+    /// Reading resumes (after a pause for backpressure, or the application's
+    /// hold) for a connection that must see the peer's FIN or close frame.
     package final func resumeReading() {
         pausedForBackpressure = false
+        readingHeld = false
         try? startReading()
+    }
+
+    /// The application stops reading from this peer until `releaseReading`.
+    /// Bytes of the read being parsed are still delivered (at most one read
+    /// more); the kernel's buffer then fills and TCP's window stops the peer.
+    package final func holdReading() {
+        if readingHeld || writesClosed { return }
+        readingHeld = true
+        stopReading()
+    }
+
+    /// Ends the application's hold; reading restarts unless the queue still
+    /// holds it paused for backpressure (then its drain restarts it).
+    package final func releaseReading() {
+        guard readingHeld else { return }
+        readingHeld = false
+        if !pausedForBackpressure && !writesClosed { try? startReading() }
     }
 
     /// Sends FIN after what is corked and queued (and TLS's close_notify);
