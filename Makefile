@@ -13,7 +13,7 @@ CHAT_PORT ?= 5001
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: docs chat build-chat bench-pubsub bench-files bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: docs chat build-chat bench-async bench-pubsub bench-files bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -118,7 +118,7 @@ safety-release: deps
 
 ## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS, topics across loops, static files on the thread pool, a group in a ServiceGroup).
 tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests|StaticFileTests|ServiceLifecycleTests'
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests|StaticFileTests|ServiceLifecycleTests|AsyncFaceTests'
 
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps
@@ -144,6 +144,11 @@ bench-loops: bench-deps
 ## TLS side by side (about 8 minutes): wss:// against ws://, node ws on https, SwiftNIO with NIOSSL; docs/benchmarks-tls.md.
 bench-tls: bench-deps
 	.venv/bin/python Benchmarks/run_tls_bench.py
+
+## The async face against the callback echo and Hummingbird's WebSocket echo, side by side (about 5 minutes): docs/benchmarks-async.md.
+bench-async: bench-deps
+	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product hummingbird-echo
+	.venv/bin/python Benchmarks/run_async_bench.py
 
 ## Fan-out side by side (about 5 minutes; BENCH_PUBSUB_PEERS="NAME=PATH;..." adds other pub/sub servers, as docs/benchmarks-pubsub.md describes): docs/benchmarks-pubsub.md.
 bench-pubsub: bench-deps

@@ -412,6 +412,7 @@ def render(path, load):
         load = "Run %s.\n\n%s" % (stamp_line(saved), load.strip())
     page = page.replace("{{LOAD_RESULTS}}", load.strip()).replace("{{MICRO_RESULTS}}", micro)
     page = page.replace("{{LOOPS_RESULTS}}", loops_summary()).replace("{{TLS_RESULTS}}", tls_summary())
+    page = page.replace("{{ASYNC_RESULTS}}", async_summary())
     page = page.replace("{{FILES_RESULTS}}", files_summary()).replace("{{INSTRUCTIONS_RESULTS}}", instructions_summary())
     with open(path, "w") as f:
         f.write(page)
@@ -468,6 +469,27 @@ def files_summary():
         cells = ("–", "–") if name == "echo-server" else (fmt(med(ours) / med(values), 2), fmt(med(paired), 2))
         rows.append("| %s | %s | %s | %s |" % (name, fmt(med(values)), *cells))
     return "Run %s, %d repeats alternated:\n\n%s" % (stamp_line(data), data["repeats"], "\n".join(rows))
+
+
+def async_summary():
+    """The figures of docs/benchmarks-async.json (`make bench-async`)."""
+    path = os.path.join(TOP, "docs", "benchmarks-async.json")
+    if not os.path.exists(path):
+        return "(run `make bench-async`)"
+    with open(path) as f:
+        data = json.load(f)
+    names = ["echo-server, callbacks", "echo-server --async", "Hummingbird WebSocket"]
+    paired = lambda a, b: med([y / x for x, y in zip(a, b) if x and y])
+    rows = ["| 100 connections, 16 in flight | %s | async ÷ Hummingbird | async ÷ callbacks |" % " | ".join(names),
+            "|---|---|---|---|---|---|"]
+    for size, label in (("16", "16 B"), ("1024", "1 KiB")):
+        t = data["throughput"][size]
+        ours, hb, cb = t[names[1]], t[names[2]], t[names[0]]
+        rows.append("| %s, msg per server-CPU-s (median) | %s | %s, %s | %s, %s |" % (
+            label, " | ".join(fmt(med(t[n])) for n in names),
+            fmt(med(ours) / med(hb), 2), fmt(paired(hb, ours), 2), fmt(med(ours) / med(cb), 2), fmt(paired(cb, ours), 2)))
+    return ("From the run %s, %d repeats alternated; each ratio cell gives the ratio of the medians, then the median of the "
+            "paired ratios.\n\n%s" % (stamp_line(data), data["repeats"], "\n".join(rows)))
 
 
 def tls_summary():

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
-TARGETS="WebSocketServer WebSocketRuntime WebSocketClient WebSocketBackplane WebSocketCore WebSocketCompression UVKit TLSKit"
+TARGETS="WebSocketServer WebSocketAsync WebSocketRuntime WebSocketClient WebSocketBackplane WebSocketCore WebSocketCompression UVKit TLSKit"
 args=()
 for target in $TARGETS; do args+=(--target "$target"); done
 log=$(mktemp)

@@ -22,6 +22,7 @@ forbid Sources/TLSKit Foundation CLibUV UVKit WebSocketCore WebSocketRuntime Web
 forbid Sources/WebSocketRuntime Foundation CLibUV CLibCrypto CZlib WebSocketServer WebSocketClient CMasking
 forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto CZlib WebSocketClient CMasking CLibSSL
 forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto CZlib WebSocketServer CMasking CLibSSL
+forbid Sources/WebSocketAsync Foundation CLibUV CLibCrypto CZlib WebSocketServer CMasking CLibSSL TLSKit WebSocketCompression CHiredis WebSocketBackplane
 forbid Sources/WebSocketBackplane Foundation CLibUV CLibCrypto CZlib WebSocketClient CMasking CLibSSL TLSKit WebSocketCompression
 forbid Sources/chat-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient CMasking CLibSSL TLSKit CHiredis
 forbid Sources/echo-server CLibUV UVKit WebSocketCore WebSocketRuntime CLibCrypto CZlib WebSocketCompression WebSocketClient CMasking CLibSSL TLSKit CHiredis WebSocketBackplane
@@ -33,4 +34,4 @@ if grep -rnE "case \.ping\(|case \.close\(let" Sources --include='*.swift' | gre
     fail=1
 fi
 if [ $fail -ne 0 ]; then exit 1; fi
-echo "layering: 11 modules checked, dependencies run one way"
+echo "layering: 12 modules checked, dependencies run one way"

@@ -63,7 +63,7 @@ extension AsyncWebSocketConnection {
                 state.closers.append(continuation)
                 guard !state.closing else { return .waiting(post: false) }
                 state.closing = true
-                state.outgoing.append(.close(code, reason))
+                state.outgoing.append(.closeRequest(code, reason))
                 if state.flushPosted { return .waiting(post: false) }
                 state.flushPosted = true
                 return .waiting(post: true)
@@ -131,7 +131,7 @@ extension AsyncWebSocketConnection {
                         text.withUTF8 { _ = connection.send(UnsafeRawBufferPointer($0), type: .text) }
                     case .message(.binary(let bytes)):
                         bytes.withUnsafeBytes { _ = connection.send($0, type: .binary) }
-                    case .close(let code, let reason):
+                    case .closeRequest(let code, let reason):
                         connection.close(code: code, reason: reason)
                     }
                 }

@@ -77,7 +77,7 @@ public final class AsyncWebSocketConnection: @unchecked Sendable {
     /// What crosses from tasks to the loop, in order.
     enum Outgoing {
         case message(WebSocketMessage)
-        case close(CloseCode, String)
+        case closeRequest(CloseCode, String)
     }
 
     /// Everything tasks and the loop share, under `state`'s lock.

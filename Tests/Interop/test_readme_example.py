@@ -16,7 +16,8 @@ import websockets
 from conftest import free_port
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BLOCK = re.compile(r"<!-- (readme-example|readme-example-variant|readme-example-quick): (\S+) -->\n```swift\n(.*?)```", re.S)
+BLOCK = re.compile(r"<!-- (readme-example|readme-example-variant|readme-example-quick|readme-example-quick-async): (\S+) -->"
+                   r"\n```swift\n(.*?)```", re.S)
 
 
 def readme_files():
@@ -26,6 +27,8 @@ def readme_files():
     for kind, path, body in BLOCK.findall(text):
         if kind == "readme-example-quick":
             path = "quick:" + path  # the first screen's example, in place of the App's main.swift
+        if kind == "readme-example-quick-async":
+            path = "quick-async:" + path  # the same, on the async face
         (files if kind == "readme-example" else variants)[path] = body
     return files, variants
 
@@ -109,9 +112,10 @@ def test_the_readme_server_echoes_and_its_client_connects(example):
     assert "open: /ws" in output and "closed: 1000" in output, output
 
 
-def test_the_first_screen_echo_example_builds_and_echoes(example):
+@pytest.mark.parametrize("kind", ["quick", "quick-async"])
+def test_the_first_screen_echo_examples_build_and_echo(example, kind):
     app, variants = example
-    body = variants["quick:Sources/App/main.swift"]
+    body = variants[kind + ":Sources/App/main.swift"]
     assert len(body.strip().splitlines()) <= 15, body
     port = free_port()
     # The example listens on 8080; the test gives it a free port instead.
@@ -124,10 +128,12 @@ def test_the_first_screen_echo_example_builds_and_echoes(example):
         async def talk():
             async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
                 await ws.send("quick")
-                return await ws.recv()
+                text = await ws.recv()
+                await ws.send(b"\x00" * 70000)  # a message spanning reads
+                return text, await ws.recv()
 
         try:
-            assert asyncio.run(talk()) == "quick"
+            assert asyncio.run(talk()) == ("quick", b"\x00" * 70000)
         finally:
             proc.kill()
             proc.wait()
