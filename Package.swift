@@ -94,7 +94,8 @@ let package = Package(
         ),
         .target(
             name: "WebSocketClient",
-            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", "TLSKit", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["WebSocketRuntime", "WebSocketCore", "UVKit", "TLSKit", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .target(
             name: "WebSocketAsync",

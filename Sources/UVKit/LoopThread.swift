@@ -37,6 +37,20 @@ public final class LoopThread: @unchecked Sendable {
         pthread_join(thread, nil)
     }
 
+    /// Runs blocking `body` (a loop's `run()`) on a thread of its own and
+    /// waits for it suspended, so that no loop occupies one of the Swift
+    /// concurrency pool's few threads. Nobody joins the thread: its end is
+    /// the wait's.
+    public static func run(name: String, _ body: @escaping @Sendable () throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            do {
+                _ = try LoopThread(name: name) { continuation.resume(with: Result { try body() }) }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
     /// The calling thread's identity, comparable with `identity`.
     @inlinable public static var currentIdentity: UInt { UInt(uvws_current_thread()) }
     /// This thread's identity.

@@ -81,6 +81,15 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
     private var loopClosed = false
     /// `run()` has been called: a second call throws.
     private var ran = false
+    private let serviceDrainTimeout = Lock(Duration.seconds(5))
+
+    /// How long a graceful shutdown started by a `ServiceGroup` waits for the
+    /// closing handshakes (the async `run()`); 5 seconds unless set. Any thread.
+    public var drainTimeout: Duration {
+        get { serviceDrainTimeout.withLock { $0 } }
+        set { serviceDrainTimeout.withLock { $0 = newValue } }
+    }
+
     /// Every `options.metricsInterval` (or quarter second), hands the
     /// counters on (`reportMetrics`).
     private var metricsTimer: Timer?

@@ -35,17 +35,7 @@ extension WebSocketServerGroup: Service {
     /// The blocking `run()` on a thread of its own, waited for.
     private func runOnOwnThreads() async throws {
         let group = self
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            do {
-                // Detached once released here: nobody joins it, its end is
-                // the continuation's.
-                _ = try LoopThread(name: "ws-loop-0") {
-                    // Not async here, so this is the blocking `run()`.
-                    continuation.resume(with: Result { try group.run() })
-                }
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
+        // Not async here, so this is the blocking `run()`.
+        try await LoopThread.run(name: "ws-loop-0") { try group.run() }
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Testing
 import WebSocketCore
+import WebSocketClient
 import WebSocketServer
 
 /// The server group as a swift-service-lifecycle `Service`, run by a real
@@ -118,6 +119,55 @@ struct ServiceLifecycleTests {
         // The loops have stopped: a new connection is refused.
         let refused = try await offPool { (try? TestClient(port: port, timeout: 1)) == nil }
         #expect(refused)
+    }
+
+    /// A client handler that records how its connections ended.
+    final class CloseRecorder: WebSocketHandler, @unchecked Sendable {
+        // Loop thread only while the client runs; read after it returned.
+        var opened = 0
+        var codes: [UInt16] = []
+        func didOpen(_ connection: WebSocketConnection<CloseRecorder>) { opened += 1 }
+        func didReceive(_ connection: WebSocketConnection<CloseRecorder>, chunk: UnsafeRawBufferPointer,
+                        type: MessageType, isFinal: Bool) {}
+        func didClose(_ connection: WebSocketConnection<CloseRecorder>, code: CloseCode, reason: String) {
+            codes.append(code.rawValue)
+        }
+    }
+
+    @Test("a single-loop server and a client with its own loop run as services: the graceful shutdown ends both")
+    func serverAndClientServices() async throws {
+        let server = try WebSocketServer(handler: EchoHandler())
+        server.route(webSocket: "/ws")
+        let port = try server.listen(host: "127.0.0.1", port: 0)
+        let recorder = CloseRecorder()
+        let client = try WebSocketClient(handler: recorder)
+        for _ in 0..<3 { client.connect(to: "ws://127.0.0.1:\(port)/ws") { _ in } }
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: server.service), .init(service: client.service)], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await services.run() }
+            // Until the three are open (the server counts them), at most 20 s.
+            for _ in 0..<400 {
+                if await serverOpened(server) == 3 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            await services.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        // The server's 1001 reached every client connection before both returned.
+        #expect(recorder.opened == 3)
+        #expect(recorder.codes == [1001, 1001, 1001])
+        await #expect(throws: WebSocketServerError.self) { try await server.service.run() }
+    }
+
+    /// Open WebSockets on a running server, read on its loop.
+    func serverOpened(_ server: WebSocketServer<EchoHandler>) async -> Int {
+        await withCheckedContinuation { continuation in
+            let bound = LoopBound(server)
+            if !server.loop.execute({ continuation.resume(returning: bound.value.metrics.webSocketsOpened) }) {
+                continuation.resume(returning: -1)
+            }
+        }
     }
 
     @Test("a group runs once: the async run() of a group that ran throws notRunnable")
