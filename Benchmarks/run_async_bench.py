@@ -88,6 +88,7 @@ def chart(path, data):
         return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     fig, axes = plt.subplots(1, len(SIZES), figsize=(11, 3.2))
     colors = ["#9aa3b2", "#2f6fde", "#e07b39"]
     for axis, size in zip(axes, SIZES):
@@ -99,6 +100,7 @@ def chart(path, data):
             axis.annotate(fmt(v), (v, bar.get_y() + bar.get_height() / 2), va="center", ha="left", fontsize=8)
         axis.invert_yaxis()
         axis.set_xlim(0, max(values) * 1.25)
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: "%.1fM" % (v / 1e6)))
         axis.set_xlabel("messages per server-CPU-second (median)")
         axis.set_title("100 connections × %s, 16 in flight" % ("16 B" if size == 16 else "1 KiB"))
     fig.tight_layout()

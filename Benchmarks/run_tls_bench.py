@@ -31,6 +31,8 @@ from run_bench import run_stamp, stamp_line, BIN, HERE, TOP, fmt, free_port, med
 
 ECHO = os.path.join(TOP, ".build", "release", "echo-server")
 WS_BENCH = os.path.join(BIN, "ws-bench")
+# Set by main once the run's certificate is made.
+CA_FILE = [None]
 
 
 def servers(cert, key):
@@ -62,6 +64,10 @@ def ws_bench(scheme, port, pid, flags, timeout):
     try:
         cmd = ["taskset", "-c", "0", WS_BENCH, "--url", "%s://127.0.0.1:%d/ws" % (scheme, port),
                "--server-pid", str(pid), "--json", out, "--quiet"] + flags
+        if scheme == "wss":
+            # The run's own certificate, verified against the authority that
+            # signed it (make-tls-cert.sh writes ca.pem beside it).
+            cmd += ["--ca-file", CA_FILE[0]]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError("ws-bench failed:\n%s%s" % (result.stdout, result.stderr))
@@ -202,6 +208,7 @@ def main():
     folder = tempfile.mkdtemp(prefix="uvws-tls-bench-")
     subprocess.run(["bash", os.path.join(TOP, "scripts", "make-tls-cert.sh"), folder], check=True, stdout=subprocess.DEVNULL)
     table = servers(os.path.join(folder, "server.pem"), os.path.join(folder, "server.key"))
+    CA_FILE[0] = os.path.join(folder, "ca.pem")
     ours = ["echo-server ws://", "echo-server wss://"]
     data = {**run_stamp(), "repeats": args.repeats, "duration": args.duration, "warmup": args.warmup,
             "idleConnections": args.idle_connections, "handshakeConnections": args.handshake_connections,

@@ -22,16 +22,20 @@ INTRO = {
     "autobahn-client": "Drives Autobahn|Testsuite's fuzzing server with the library's client "
                        "(`make autobahn`; [conformance.md](conformance.md)).",
     "ws-bench": "The load generator the benchmarks and the 15,000-connection test use "
-                "([benchmarks.md](benchmarks.md)). It sends only to the loopback range "
-                "(127.0.0.0/8): a load tool pointed at someone else's server by mistake does "
-                "harm, so any other address is refused.",
+                "([benchmarks.md](benchmarks.md)), for any `ws://` or `wss://` server: "
+                "`ws-bench run` (the default; `ws-bench --url ...` is the same) and "
+                "`ws-bench compare A.json B.json`. This project's tests and docs point it at "
+                "127.0.0.1 only; aim it only at servers you may load.",
 }
 
 
 def help_text(binary):
     env = dict(os.environ, COLUMNS="100")
-    out = subprocess.run([binary, "--help"], capture_output=True, text=True, env=env, timeout=60)
-    return out.stdout.rstrip() + "\n"
+    # ws-bench has subcommands: the help of each, one after the other.
+    commands = [["run", "--help"], ["compare", "--help"]] if os.path.basename(binary) == "ws-bench" else [["--help"]]
+    texts = [subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=60).stdout.rstrip()
+             for args in commands]
+    return "\n\n".join(texts) + "\n"
 
 
 def page(binaries):

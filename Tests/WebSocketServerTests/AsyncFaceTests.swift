@@ -151,6 +151,9 @@ struct AsyncFaceTests {
             let stalledAt = progress.sent.withLock { $0 }
             let rssGrowth = residentBytes() - rssBefore
             let buffered = await group.servers[0].loopBufferedInbound()
+            // The figures, for the log (docs/options.md quotes a run's).
+            print("slow consumer: the sender stalled after \(stalledAt) of \(total) messages of 32 KiB; the loop held "
+                  + "\(buffered) B for the task; RSS grew \(rssGrowth >> 20) MiB")
             #expect(stalledAt < total / 4, "the sender never stalled: \(stalledAt) of \(total) sent")
             // The loop holds the limit and what the reads under way when it
             // paused add past it (a few 64 KiB receive buffers), not the

@@ -37,6 +37,13 @@ struct BenchConfig {
     var publish = false
     /// With `publish`: no connection here publishes.
     var receiveOnly = false
+    /// The URL as given: the client resolves its host and checks its certificate.
+    var url = ""
+    /// wss://: whom to trust.
+    var trust = TLSTrust.system
+    /// Extra request header lines and offered subprotocols.
+    var headers: [String] = []
+    var subprotocols: [String] = []
 }
 
 /// The load generator: N connections on one libuv loop, K messages in flight
@@ -49,6 +56,22 @@ final class Bench {
     let client: WebSocketClient<BenchHandler>
     var connections: [BenchConnection] = []
     var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+    /// This second's latencies, for the live line and the series.
+    var secondHistogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .two)
+    /// One sample per second from the first connect to the end.
+    var series: [Sample] = []
+    var startedAt: UInt64 = 0
+    /// Failures by class, and the detail of two of them.
+    var errors: [ErrorClass: Int] = [:]
+    var handshakeStatuses: [Int: Int] = [:]
+    var peerCloseCodes: [UInt16: Int] = [:]
+    /// stdout is a terminal: the live line goes there once a second.
+    let live: Bool
+    /// The run's loops together (one alone without --threads).
+    let coordinator: RunCoordinator
+    /// Each second's latencies, kept so that a run on several loops merges
+    /// them exactly.
+    var secondHistograms: [Histogram<UInt64>] = []
 
     var size: Int { config.size }
     var raw: Bool { config.raw }
@@ -87,8 +110,10 @@ final class Bench {
 
     private var timers: [Timer] = []
 
-    init(config: BenchConfig) throws {
+    init(config: BenchConfig, coordinator: RunCoordinator) throws {
         self.config = config
+        self.coordinator = coordinator
+        live = coordinator.live
         loop = try EventLoop()
         pattern = PayloadPattern(size: config.size, seed: config.seed, text: config.text, json: config.json)
         var options = WebSocketClientOptions()
@@ -106,8 +131,11 @@ final class Bench {
         options.keepAliveTimeout = .zero
         options.maxMessageSize = max(config.size, 1) + 1024
         options.handshakeTimeout = .seconds(60)
-        options.tls = TLSClientConfiguration(trust: .acceptAnyCertificate)
+        options.tls = TLSClientConfiguration(trust: config.trust)
+        options.headers = config.headers
+        options.subprotocols = config.subprotocols
         client = try WebSocketClient(handler: BenchHandler(), options: options, loop: loop)
+        coordinator.register(self)
     }
 
     static func nanoseconds() -> UInt64 {
@@ -122,9 +150,11 @@ final class Bench {
 
     // MARK: Running
 
-    func run() throws -> Report {
+    /// Runs the loop until the end of the run; `makeReport` (or a merge) follows.
+    func runLoop() throws {
         serverRSSBefore = config.serverPID.flatMap(ProcessStats.rss)
         serverAnonRSSBefore = config.serverPID.flatMap(ProcessStats.anonymousRSS)
+        startedAt = Bench.nanoseconds()
         // Connect in waves: a burst of thousands of SYNs overflows the backlog.
         for _ in 0..<min(256, config.connections) { connectNext() }
         _ = timer(every: 1000) { [unowned self] in printProgress() }
@@ -133,7 +163,6 @@ final class Bench {
         client.shutdown()
         while loop.runNoWait() {}
         try loop.close()
-        return makeReport()
     }
 
     func timer(after ms: UInt64 = 0, every: UInt64 = 0, _ body: @escaping () -> Void) -> Timer {
@@ -159,24 +188,29 @@ final class Bench {
                 try stream.connect(to: SocketAddress(host: config.host, port: config.port),
                                    from: try source.map { try SocketAddress(host: $0, port: 0) })
             } catch {
-                connectionFailed(connection, "connect: \(error)")
+                connectionFailed(connection, "connect: \(error)", .other)
             }
             return
         }
-        client.connect(to: "\(config.secure ? "wss" : "ws")://\(hostHeader)\(config.path)", from: source) { [unowned self] result in
+        client.connect(to: config.url, from: source) { [unowned self] result in
             switch result {
             case .failure(let error):
-                connectionFailed(connection, "\(error)")
+                if case .handshakeRejected(let status, _) = error { handshakeStatuses[status, default: 0] += 1 }
+                connectionFailed(connection, "\(error)", ErrorClass(error))
             case .success(let socket):
                 if connection.state == .closed {
                     socket.abort()
+                    return
+                }
+                if let close = client.handler.closedBeforeCompletion.removeValue(forKey: ObjectIdentifier(socket)) {
+                    closedByPeer(connection, code: close.code, reason: close.reason)
                     return
                 }
                 socket.data = Unmanaged.passUnretained(connection)
                 connection.socket = socket
                 connection.state = .running
                 if config.compression != nil && !socket.usesCompression {
-                    connectionFailed(connection, "the server did not agree to permessage-deflate")
+                    connectionFailed(connection, "the server did not agree to permessage-deflate", .other)
                 } else if config.idle && config.idleMessage {
                     // Ready once its one message has come back.
                     connection.sendMessage(at: Bench.nanoseconds())
@@ -194,10 +228,11 @@ final class Bench {
         checkAllConnected()
     }
 
-    func connectionFailed(_ c: BenchConnection, _ message: String) {
+    func connectionFailed(_ c: BenchConnection, _ message: String, _ kind: ErrorClass) {
         if c.state == .connecting { connecting -= 1 }
         if c.state != .closed {
             failed += 1
+            errors[kind, default: 0] += 1
             if firstError == nil { firstError = "connection \(c.id): \(message)" }
             if c.state == .running { ready -= 1 }
             c.shut()
@@ -208,7 +243,13 @@ final class Bench {
 
     func mismatch(_ c: BenchConnection, _ message: String) {
         mismatches += 1
-        connectionFailed(c, "MISMATCH: " + message)
+        connectionFailed(c, "MISMATCH: " + message, .mismatch)
+    }
+
+    /// The server closed a running connection.
+    func closedByPeer(_ c: BenchConnection, code: UInt16, reason: String) {
+        peerCloseCodes[code, default: 0] += 1
+        connectionFailed(c, "server closed the connection (\(code) \(reason))", .closedByPeer)
     }
 
     private var started = false
@@ -217,6 +258,11 @@ final class Bench {
         guard !started, nextToConnect == config.connections, connecting == 0 else { return }
         started = true
         log("connected: \(ready) of \(config.connections)\(failed > 0 ? ", failed: \(failed) (\(firstError ?? ""))" : "")")
+        coordinator.arrived()
+    }
+
+    /// Every loop of the run has its connections: the load starts.
+    func startLoad() {
         if config.idle {
             serverRSSAfter = config.serverPID.flatMap(ProcessStats.rss)
             serverAnonRSSAfter = config.serverPID.flatMap(ProcessStats.anonymousRSS)
@@ -290,46 +336,99 @@ final class Bench {
             received += 1
             if let latencyNanoseconds { histogram.record(latencyNanoseconds) }
         }
+        if let latencyNanoseconds { secondHistogram.record(latencyNanoseconds) }
     }
 
+    /// Once a second: a sample of the series and, on a terminal, the live line.
     func printProgress() {
         let open = connections.filter { $0.state == .running }.count
-        log("[\(measuring ? "measure" : (started ? "warmup" : "connect"))] \(receivedInSecond) msg/s, open \(open), failed \(failed), mismatches \(mismatches)")
+        let phase = measuring ? "measure" : (started ? "warmup" : "connect")
+        let p99 = secondHistogram.totalCount > 0 ? Double(secondHistogram.valueAtPercentile(99)) / 1000 : nil
+        let sample = Sample(second: series.count + 1, phase: phase, open: open, messages: receivedInSecond,
+                            p99Microseconds: p99, errors: errors.values.reduce(0, +))
+        series.append(sample)
+        secondHistograms.append(secondHistogram)
+        coordinator.report(sample)
         receivedInSecond = 0
+        secondHistogram.reset()
     }
 
     // MARK: Report
 
-    func makeReport() -> Report {
+    /// The latency distribution's points for the report's plot.
+    static let percentiles: [Double] = [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100]
+
+    /// The run's report from every loop's bench (one without --threads),
+    /// read after their threads have ended. Counts add up, histograms merge
+    /// (`add`, not an average of percentiles), and the window runs from the
+    /// first loop's start to the last one's end; CPU figures are the
+    /// process's (every thread) and the server's over that window.
+    static func report(_ benches: [Bench]) -> Report {
+        let first = benches[0]
+        let config = first.config
+        var histogram = first.histogram
+        for bench in benches.dropFirst() { histogram.add(bench.histogram) }
+        let windowStart = benches.map(\.windowStart).min()!
+        let windowEnd = benches.map(\.windowEnd).max()!
         let seconds = Double(windowEnd &- windowStart) / 1e9
+        let received = benches.map(\.received).reduce(0, +)
         let messages = Double(received)
+        let clientCPU = benches.max { $0.windowEnd < $1.windowEnd }!.clientCPUEnd
+            - benches.min { $0.windowStart < $1.windowStart }!.clientCPUStart
         var serverCPU: CPUTimes?
-        if let a = serverCPUStart, let b = serverCPUEnd { serverCPU = b - a }
-        let clientCPU = clientCPUEnd - clientCPUStart
-        let pings = connections.map(\.pingsAnswered)
+        if let a = benches.min(by: { $0.windowStart < $1.windowStart })!.serverCPUStart,
+           let b = benches.max(by: { $0.windowEnd < $1.windowEnd })!.serverCPUEnd { serverCPU = b - a }
+        let ready = benches.map(\.ready).reduce(0, +)
+        let pings = benches.flatMap { $0.connections.map(\.pingsAnswered) }
+        // The server's memory: before the first loop connected, after the last.
+        let rssBefore = benches.compactMap(\.serverRSSBefore).min()
+        let rssAfter = benches.compactMap(\.serverRSSAfter).max()
+        let anonBefore = benches.compactMap(\.serverAnonRSSBefore).min()
+        let anonAfter = benches.compactMap(\.serverAnonRSSAfter).max()
+        var errors: [ErrorClass: Int] = [:]
+        var statuses: [String: Int] = [:]
+        var codes: [String: Int] = [:]
+        for bench in benches {
+            for (kind, count) in bench.errors { errors[kind, default: 0] += count }
+            for (status, count) in bench.handshakeStatuses { statuses[String(status), default: 0] += count }
+            for (code, count) in bench.peerCloseCodes { codes[String(code), default: 0] += count }
+        }
+        // The series, second by second over the loops that reported it.
+        var series: [Sample] = []
+        for index in 0..<(benches.map(\.series.count).max() ?? 0) {
+            let parts = benches.filter { index < $0.series.count }
+            var merged = parts[0].secondHistograms[index]
+            for bench in parts.dropFirst() { merged.add(bench.secondHistograms[index]) }
+            series.append(Sample.merged(parts.map { $0.series[index] },
+                                        p99: merged.totalCount > 0 ? Double(merged.valueAtPercentile(99)) / 1000 : nil))
+        }
+        func us(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1000 }
         return Report(
-            connections: config.connections, connected: ready, failed: failed,
-            size: config.size, inFlight: config.inFlight, rate: config.rate, seconds: seconds,
+            connections: config.connections * benches.count, connected: ready,
+            failed: benches.map(\.failed).reduce(0, +),
+            size: config.size, inFlight: config.inFlight, rate: config.rate.map { $0 * Double(benches.count) },
+            seconds: seconds,
             messages: received,
             messagesPerSecond: seconds > 0 ? messages / seconds : 0,
             megabytesPerSecond: seconds > 0 ? messages * Double(config.size) / seconds / 1e6 : 0,
-            latencyMicroseconds: [
-                "p50": Double(histogram.valueAtPercentile(50)) / 1000,
-                "p90": Double(histogram.valueAtPercentile(90)) / 1000,
-                "p99": Double(histogram.valueAtPercentile(99)) / 1000,
-                "p99.9": Double(histogram.valueAtPercentile(99.9)) / 1000,
-                "max": Double(histogram.max) / 1000,
-            ],
-            mismatches: mismatches, overloaded: overloaded, firstError: firstError,
+            latencyMicroseconds: ["p50": us(50), "p90": us(90), "p99": us(99), "p99.9": us(99.9), "p99.99": us(99.99),
+                                  "max": Double(histogram.max) / 1000],
+            mismatches: benches.map(\.mismatches).reduce(0, +), overloaded: benches.map(\.overloaded).reduce(0, +),
+            firstError: benches.lazy.compactMap(\.firstError).first,
             clientCPUSeconds: clientCPU.total, clientKernelCPUSeconds: clientCPU.kernel,
             serverCPUSeconds: serverCPU?.total, serverKernelCPUSeconds: serverCPU?.kernel,
             messagesPerServerCPUSecond: serverCPU.flatMap { $0.total > 0 ? messages / $0.total : nil },
-            serverRSSBefore: serverRSSBefore, serverRSSAfter: serverRSSAfter,
-            idleBytesPerConnection: (serverRSSBefore != nil && serverRSSAfter != nil && ready > 0) ? (serverRSSAfter! - serverRSSBefore!) / ready : nil,
-            serverAnonRSSBefore: serverAnonRSSBefore, serverAnonRSSAfter: serverAnonRSSAfter,
-            idleAnonymousBytesPerConnection: (serverAnonRSSBefore != nil && serverAnonRSSAfter != nil && ready > 0)
-                ? (serverAnonRSSAfter! - serverAnonRSSBefore!) / ready : nil,
-            minPingsAnswered: pings.min() ?? 0
+            serverRSSBefore: rssBefore, serverRSSAfter: rssAfter,
+            idleBytesPerConnection: (rssBefore != nil && rssAfter != nil && ready > 0) ? (rssAfter! - rssBefore!) / ready : nil,
+            serverAnonRSSBefore: anonBefore, serverAnonRSSAfter: anonAfter,
+            idleAnonymousBytesPerConnection: (anonBefore != nil && anonAfter != nil && ready > 0)
+                ? (anonAfter! - anonBefore!) / ready : nil,
+            minPingsAnswered: pings.min() ?? 0,
+            latencyPercentilesMicroseconds: Self.percentiles.map { [$0, us($0)] },
+            errors: Dictionary(uniqueKeysWithValues: ErrorClass.allCases.map { ($0, errors[$0] ?? 0) }),
+            handshakeStatuses: statuses, peerCloseCodes: codes,
+            series: series,
+            threads: benches.count
         )
     }
 }

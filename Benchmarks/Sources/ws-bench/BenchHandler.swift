@@ -15,12 +15,19 @@ final class BenchHandler: WebSocketHandler {
         connection.data?._withUnsafeGuaranteedRef { $0.pingsAnswered += 1 }
     }
 
+    /// Closes that came before the connect's completion (the server's close
+    /// frame in the same read as its 101), for the completion to report.
+    var closedBeforeCompletion: [ObjectIdentifier: (code: UInt16, reason: String)] = [:]
+
     func didClose(_ connection: WebSocketConnection<BenchHandler>, code: CloseCode, reason: String) {
-        guard let data = connection.data else { return }
+        guard let data = connection.data else {
+            closedBeforeCompletion[ObjectIdentifier(connection)] = (code.rawValue, reason)
+            return
+        }
         connection.data = nil
         let c = data.takeUnretainedValue()
         if c.state != .closed && !c.bench.stopping {
-            c.bench.connectionFailed(c, "server closed the connection (\(code) \(reason))")
+            c.bench.closedByPeer(c, code: code.rawValue, reason: reason)
         }
     }
 }

@@ -20,11 +20,11 @@ final class RawStream: TCPStream {
 
     override func didConnect(_ error: UVError?) {
         if let error {
-            owner.bench.connectionFailed(owner, "connect: \(error)")
+            owner.bench.connectionFailed(owner, "connect: \(error)", .refused)
             return
         }
         setNoDelay(true)
-        do { try startReading() } catch { owner.bench.connectionFailed(owner, "read: \(error)"); return }
+        do { try startReading() } catch { owner.bench.connectionFailed(owner, "read: \(error)", .other); return }
         connected = true
         owner.state = .running
         owner.bench.connectionReady(owner)
@@ -47,7 +47,7 @@ final class RawStream: TCPStream {
 
     override func didReachEnd(_ error: UVError?) {
         if owner.state != .closed && !owner.bench.stopping {
-            owner.bench.connectionFailed(owner, error.map { "read: \($0)" } ?? "server closed the connection")
+            owner.bench.connectionFailed(owner, error.map { "read: \($0)" } ?? "server closed the connection", .closedByPeer)
         }
     }
 
@@ -68,14 +68,14 @@ final class RawStream: TCPStream {
                 try write(UnsafeRawBufferPointer(rebasing: bytes[n...]))
             }
         } catch {
-            owner.bench.connectionFailed(owner, "write: \(error)")
+            owner.bench.connectionFailed(owner, "write: \(error)", .other)
         }
     }
 
     override func didCompleteWrite(_ error: UVError?) {
         writing = false
         if let error, owner.state != .closed {
-            owner.bench.connectionFailed(owner, "write: \(error)")
+            owner.bench.connectionFailed(owner, "write: \(error)", .other)
             return
         }
         flush()

@@ -2,6 +2,32 @@
 import Glibc
 #endif
 
+/// One second of a run, as the live line shows it.
+struct Sample: Codable {
+    var second: Int
+    /// connect, warmup or measure.
+    var phase: String
+    var open: Int
+    var messages: Int
+    /// The second's 99th percentile (nil: no message came back).
+    var p99Microseconds: Double?
+    /// Failed connections so far.
+    var errors: Int
+
+    /// One second over several loops: counts add up; `p99` is the merged
+    /// histogram's (the caller's).
+    static func merged(_ samples: [Sample], p99: Double?) -> Sample {
+        Sample(second: samples[0].second, phase: samples[0].phase, open: samples.map(\.open).reduce(0, +),
+               messages: samples.map(\.messages).reduce(0, +), p99Microseconds: p99,
+               errors: samples.map(\.errors).reduce(0, +))
+    }
+
+    var liveLine: String {
+        let p99 = p99Microseconds.map { $0 >= 1000 ? "\(Int($0 / 100) / 10).\(Int($0 / 100) % 10) ms" : "\(Int($0)) µs" } ?? "-"
+        return "[\(second)s \(phase)] open \(open) | \(messages) msg/s | p99 \(p99) | errors \(errors)"
+    }
+}
+
 struct Report: Codable {
     var connections: Int
     var connected: Int
@@ -34,6 +60,26 @@ struct Report: Codable {
     var serverAnonRSSAfter: Int?
     var idleAnonymousBytesPerConnection: Int?
     var minPingsAnswered: Int
+    /// [percentile, microseconds] pairs of the whole window's histogram.
+    var latencyPercentilesMicroseconds: [[Double]]
+    /// Failed connections by class (every class listed, 0 when none).
+    var errors: [ErrorClass: Int]
+    /// Refused upgrades by HTTP status, and server closes by code.
+    var handshakeStatuses: [String: Int]
+    var peerCloseCodes: [String: Int]
+    /// One sample per second from the first connect.
+    var series: [Sample]
+    /// Loops (threads) the load ran on.
+    var threads: Int
+
+    /// The series as CSV, a header line first.
+    func seriesCSV() -> String {
+        var lines = ["second,phase,open,messages,p99_us,errors"]
+        for s in series {
+            lines.append("\(s.second),\(s.phase),\(s.open),\(s.messages),\(s.p99Microseconds.map { String($0) } ?? ""),\(s.errors)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
 
     func printed(idle: Bool) -> String {
         func f(_ x: Double, _ digits: Int = 1) -> String {
@@ -57,7 +103,8 @@ struct Report: Codable {
         } else {
             lines.append("messages: \(messages) in \(f(seconds, 2)) s = \(f(messagesPerSecond, 0)) msg/s, \(f(megabytesPerSecond)) MB/s each way")
             let l = latencyMicroseconds
-            lines.append("latency µs: p50 \(f(l["p50"]!)) p90 \(f(l["p90"]!)) p99 \(f(l["p99"]!)) p99.9 \(f(l["p99.9"]!)) max \(f(l["max"]!))")
+            lines.append("latency µs: p50 \(f(l["p50"]!)) p90 \(f(l["p90"]!)) p99 \(f(l["p99"]!)) p99.9 \(f(l["p99.9"]!)) "
+                         + "p99.99 \(f(l["p99.99"]!)) max \(f(l["max"]!))")
             func kernelShare(_ kernel: Double, of total: Double) -> String {
                 "\(f(100 * kernel / max(total, 1e-9), 0))% in the kernel"
             }
@@ -71,7 +118,9 @@ struct Report: Codable {
             }
             lines.append(cpu)
         }
-        lines.append("errors: mismatches \(mismatches), overloaded \(overloaded)\(firstError.map { ", first: \($0)" } ?? "")")
+        let classes = ErrorClass.allCases.compactMap { kind in errors[kind].flatMap { $0 > 0 ? "\(kind.rawValue) \($0)" : nil } }
+        lines.append("errors: \(classes.isEmpty ? "none" : classes.joined(separator: ", ")); overloaded \(overloaded)"
+                     + (firstError.map { "; first: \($0)" } ?? ""))
         return lines.joined(separator: "\n")
     }
 }

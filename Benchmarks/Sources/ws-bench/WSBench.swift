@@ -1,16 +1,33 @@
 import ArgumentParser
 import Foundation
+import UVKit
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// `ws-bench` runs a load (`run`, the default) or compares two reports.
 @main
-struct WSBench: ParsableCommand {
+struct WSBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ws-bench",
-        abstract: "A WebSocket load generator: N connections, K messages in flight, every echo verified.")
+        abstract: "A WebSocket load generator, and a comparison of its reports.",
+        subcommands: [WSBench.self, Compare.self],
+        defaultSubcommand: WSBench.self)
+}
 
-    @Option(help: "Server URL, ws://127.0.0.1:PORT/ws or wss:// (loopback only; the certificate is not checked).") var url: String
+struct WSBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "A WebSocket load: N connections, K messages in flight or a fixed rate, every echo verified.")
+
+    @Option(help: "Server URL, ws:// or wss://, any host (names resolve through DNS; wss:// certificates are verified against the system's authorities).") var url: String
+    @Option(help: "wss://: trust the authorities in this PEM file instead of the system's.") var caFile: String?
+    @Flag(help: "wss://: accept any certificate (a test server's own, say); the traffic is then not authenticated.") var insecure = false
+    @Option(name: .customLong("header"), help: "A request header for the handshake, 'Name: value' (repeatable).") var headers: [String] = []
+    @Option(name: .customLong("subprotocol"), help: "A subprotocol to offer (repeatable).") var subprotocols: [String] = []
+    @Option(help: "Write the per-second series as CSV to this file.") var csv: String?
+    @Option(help: "Write an HTML report (index.html: rate and p99 over time, the latency distribution, percentiles; no network needed to view it) into this folder.") var report: String?
+    @Option(help: "Loops, each on a thread of its own with its share of the connections (and of --rate); the results merge exactly (histograms added).") var threads = 1
     @Option(help: "Connections to open.") var connections = 100
     @Option(help: "Payload bytes per message.") var size = 16
     @Option(help: "Messages in flight per connection (closed loop).") var inFlight = 1
@@ -24,7 +41,7 @@ struct WSBench: ParsableCommand {
     @Option(help: "PID of the server, to count its CPU time and RSS.") var serverPid: Int32?
     @Option(help: "Seed of the payload pattern.") var seed: UInt64 = 1
     @Option(help: "Write the report as JSON to this file.") var json: String?
-    @Flag(help: "Only the final report.") var quiet = false
+    @Flag(help: "Only the final report: no progress lines and no live line (shown on a terminal only).") var quiet = false
     @Flag(help: "Fan-out: the first connection publishes (closed loop on its own copy, --in-flight at a time) and every connection counts the copies it receives, checked byte for byte, for servers that send each message to every connection, the sender included.")
     var publish = false
     @Flag(help: "With --publish: no connection publishes here (another ws-bench publishes to a server these connections' server shares a backplane with); every connection counts what it receives.")
@@ -39,11 +56,15 @@ struct WSBench: ParsableCommand {
     @Flag(help: "Fail unless every connection answered at least one ping (with --idle).") var expectPings = false
 
     func validate() throws {
-        let authority = url.hasPrefix("wss://") ? url.dropFirst(6) : url.hasPrefix("ws://") ? url.dropFirst(5) : ""
-        guard authority.hasPrefix("127.") || authority.hasPrefix("localhost") else {
-            throw ValidationError("load goes to the loopback range only (ws:// or wss:// to 127.x.x.x or localhost)")
-        }
+        guard url.hasPrefix("ws://") || url.hasPrefix("wss://") else { throw ValidationError("--url must be ws:// or wss://") }
         if raw && url.hasPrefix("wss://") { throw ValidationError("--raw is plain TCP") }
+        if threads < 1 || threads > 64 { throw ValidationError("--threads must be 1...64") }
+        if connections % threads != 0 { throw ValidationError("--connections must be a multiple of --threads") }
+        if publish && threads > 1 { throw ValidationError("--publish runs on one thread") }
+        if insecure && caFile != nil { throw ValidationError("--insecure and --ca-file exclude each other") }
+        for header in headers where !header.contains(":") {
+            throw ValidationError("--header \(header.debugDescription) is not 'Name: value'")
+        }
         if size < 0 { throw ValidationError("--size must not be negative") }
         if connections < 1 { throw ValidationError("--connections must be at least 1") }
         if inFlight < 1 { throw ValidationError("--in-flight must be at least 1") }
@@ -63,25 +84,61 @@ struct WSBench: ParsableCommand {
             throw ValidationError("--url needs a port")
         }
         let host = String(rest[..<colon]) == "localhost" ? "127.0.0.1" : String(rest[..<colon])
+        if raw || sourceAddresses > 1, (try? SocketAddress(host: host, port: port)) == nil {
+            throw ValidationError("--raw and --source-addresses need a numeric address in --url")
+        }
         raiseOpenFileLimit()
-        let config = BenchConfig(host: host, port: port, path: path, connections: connections, size: size,
+        var config = BenchConfig(host: host, port: port, path: path, connections: connections / threads, size: size,
                                  inFlight: inFlight, duration: duration, warmup: warmup, rate: rate, text: text,
                                  raw: raw, idle: idle, sourceAddresses: sourceAddresses, serverPID: serverPid,
                                  seed: seed, quiet: quiet,
                                  compression: compressionNoContext ? true : (compression ? false : nil),
                                  json: jsonPayload, idleMessage: idleMessage, sendUncompressed: sendUncompressed,
-                                 secure: secure, publish: publish, receiveOnly: receiveOnly)
-        let bench = try Bench(config: config)
-        let report = try bench.run()
+                                 secure: secure, publish: publish, receiveOnly: receiveOnly, url: url,
+                                 trust: insecure ? .acceptAnyCertificate : caFile.map { .certificateAuthorities(file: $0) } ?? .system,
+                                 headers: headers, subprotocols: subprotocols)
+        config.rate = rate.map { $0 / Double(threads) }
+        let report = try runOnLoops(config)
         print(report.printed(idle: idle))
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: json))
         }
-        if report.mismatches > 0 || report.failed > 0 || (expectPings && report.minPingsAnswered < 1) {
+        if let csv { try report.seriesCSV().write(toFile: csv, atomically: true, encoding: .utf8) }
+        if let folder = self.report {
+            try HTMLReport.write(report, to: folder, command: CommandLine.arguments.joined(separator: " "))
+        }
+        // Any error, of any class, is a failed run (for CI).
+        if report.mismatches > 0 || report.failed > 0 || report.errors.values.contains(where: { $0 > 0 })
+            || (expectPings && report.minPingsAnswered < 1) {
             throw ExitCode(1)
         }
+    }
+
+    /// A Bench per loop, loop 0 on this thread and the others on threads of
+    /// their own (each with its share of the connections and of the rate),
+    /// and the merged report once all have ended.
+    func runOnLoops(_ config: BenchConfig) throws -> Report {
+        let coordinator = RunCoordinator(loops: threads, live: !quiet && isatty(STDOUT_FILENO) != 0)
+        var benches: [Bench] = []
+        for index in 0..<threads {
+            var own = config
+            // Different payload patterns per loop, the same each run.
+            own.seed = config.seed &+ UInt64(index)
+            benches.append(try Bench(config: own, coordinator: coordinator))
+        }
+        let failures = Lock<[String]>([])
+        let others = try benches.dropFirst().enumerated().map { index, bench in
+            let bound = LoopBound(bench)
+            return try LoopThread(name: "ws-bench-\(index + 1)") {
+                do { try bound.value.runLoop() } catch { failures.withLock { $0.append("\(error)") } }
+            }
+        }
+        try benches[0].runLoop()
+        for thread in others { thread.join() }
+        if let failure = failures.withLock({ $0.first }) { throw ValidationError("a loop failed: \(failure)") }
+        return Bench.report(benches)
     }
 
     func raiseOpenFileLimit() {

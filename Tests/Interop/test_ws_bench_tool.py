@@ -1,0 +1,161 @@
+"""ws-bench as a load tool for any server: URLs with DNS names and verified
+certificates, headers and subprotocols, every error class with its exit
+status, several threads merged, the per-second series as CSV, the HTML report
+(opened in headless Chromium) and `compare`. Servers this project did not
+write (Python `websockets`, nginx in front of echo-server) and echo-server,
+all on 127.0.0.1."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from conftest import free_port, headless_chromium
+from test_nginx_keepalive import nginx_in_front  # noqa: F401 (a fixture)
+from test_ws_bench import WS_BENCH
+
+PEER = os.path.join(os.path.dirname(__file__), "py_peer.py")
+
+
+def bench(url, *args, timeout=60):
+    """Runs ws-bench; its exit status and its --json report."""
+    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    result = subprocess.run([WS_BENCH, "--url", url, "--duration", "1", "--warmup", "0.2", "--json", out, "--quiet",
+                             *args], capture_output=True, text=True, timeout=timeout)
+    with open(out) as f:
+        text = f.read()
+    os.unlink(out)
+    return result, (json.loads(text) if text else None)
+
+
+@pytest.fixture
+def python_peer():
+    procs = []
+
+    def start(mode, cert=None, key=None):
+        port = free_port()
+        args = [sys.executable, PEER, str(port), mode] + ([str(cert), str(key)] if cert else [])
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
+        assert "listening" in proc.stdout.readline()
+        return port
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def ok(result, report):
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["failed"] == 0 and report["mismatches"] == 0 and report["messages"] > 10
+    assert all(count == 0 for count in report["errors"].values())
+
+
+def test_python_websockets_over_ws_and_verified_wss(python_peer, certificates):
+    folder = certificates()
+    ok(*bench("ws://127.0.0.1:%d/" % python_peer("echo"), "--connections", "4", "--in-flight", "4"))
+    port = python_peer("echo", folder / "server.pem", folder / "server.key")
+    # By name, through the resolver, verified against the run's authority.
+    ok(*bench("wss://localhost:%d/" % port, "--connections", "4", "--ca-file", str(folder / "ca.pem")))
+    # Against the system's authorities the same certificate is untrusted.
+    result, report = bench("wss://localhost:%d/" % port, "--connections", "2")
+    assert result.returncode == 1 and report["errors"]["tls-untrusted"] == 2
+    ok(*bench("wss://127.0.0.1:%d/" % port, "--connections", "2", "--insecure"))
+
+
+def test_through_nginx_to_echo_server(echo_server, nginx_in_front):  # noqa: F811
+    server = echo_server()
+    ok(*bench(nginx_in_front(server.port), "--connections", "8", "--in-flight", "4", "--size", "1024"))
+
+
+def test_headers_and_subprotocols_reach_the_server(echo_server):
+    server = echo_server("--allowed-origin", "http://good.test", "--subprotocol", "chat.v1")
+    ok(*bench(server.url, "--connections", "2", "--header", "Origin: http://good.test", "--subprotocol", "chat.v1"))
+    # Another origin is refused (403): the header reached the server, and a
+    # refusal is a handshake-status error.
+    result, report = bench(server.url, "--connections", "2", "--header", "Origin: http://evil.test")
+    assert result.returncode == 1
+    assert report["errors"]["handshake-status"] == 2 and report["handshakeStatuses"] == {"403": 2}
+
+
+def test_every_error_class_is_counted_and_fails_the_run(echo_server, python_peer, certificates):
+    closed = free_port()
+    result, report = bench("ws://127.0.0.1:%d/ws" % closed, "--connections", "2")
+    assert result.returncode == 1 and report["errors"]["refused"] == 2
+    result, report = bench("ws://no-such-host.invalid:%d/ws" % closed, "--connections", "2")
+    assert result.returncode == 1 and report["errors"]["dns"] == 2
+    server = echo_server()
+    result, report = bench("ws://127.0.0.1:%d/not-a-route" % server.port, "--connections", "2")
+    assert result.returncode == 1 and report["handshakeStatuses"] == {"404": 2}
+    other = certificates("other", "DNS:elsewhere.test")
+    tls = echo_server("--tls-cert", str(other / "server.pem"), "--tls-key", str(other / "server.key"))
+    result, report = bench("wss://localhost:%d/ws" % tls.port, "--connections", "2", "--ca-file", str(other / "ca.pem"))
+    assert result.returncode == 1 and report["errors"]["tls-host-mismatch"] == 2
+    result, report = bench("ws://127.0.0.1:%d/" % python_peer("close4000"), "--connections", "2")
+    assert result.returncode == 1
+    assert report["errors"]["closed-by-peer"] == 2 and report["peerCloseCodes"] == {"4000": 2}
+    print(result.stdout)
+
+
+def test_threads_merge_exactly_and_the_series_goes_to_csv(echo_server, tmp_path):
+    server = echo_server("--loops", "2")
+    csv = tmp_path / "series.csv"
+    result, report = bench(server.url, "--connections", "8", "--in-flight", "4", "--threads", "2",
+                           "--csv", str(csv), "--server-pid", str(server.proc.pid))
+    ok(result, report)
+    assert report["threads"] == 2 and report["connected"] == 8
+    # The merged histogram's percentiles are ordered and the series adds up.
+    l = report["latencyMicroseconds"]
+    assert 0 < l["p50"] <= l["p99"] <= l["p99.99"] <= l["max"]
+    assert len(report["series"]) >= 1 and all(s["open"] == 8 for s in report["series"])
+    rows = csv.read_text().splitlines()
+    assert rows[0] == "second,phase,open,messages,p99_us,errors"
+    assert len(rows) == len(report["series"]) + 1
+    assert sum(int(r.split(",")[3]) for r in rows[1:]) == sum(s["messages"] for s in report["series"])
+
+
+def test_the_html_report_shows_its_plots_in_chromium(echo_server, tmp_path):
+    server = echo_server()
+    folder = tmp_path / "report"
+    result, _ = bench(server.url, "--connections", "4", "--in-flight", "2", "--duration", "2", "--report", str(folder))
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = (folder / "index.html").read_text()
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "<script" not in page
+    browser = headless_chromium(900, 1600)
+    try:
+        browser.get("file://%s" % (folder / "index.html"))
+        for chart in ("rate", "p99", "distribution"):
+            points = browser.execute_script(
+                "return document.querySelector('#%s polyline').getAttribute('points').trim().split(' ').length" % chart)
+            box = browser.execute_script("return document.querySelector('#%s').getBoundingClientRect().height" % chart)
+            assert points >= 2 and box > 100, (chart, points, box)
+        rows = browser.execute_script("return document.querySelectorAll('#percentiles tr').length")
+        assert rows >= 10
+        shot = tmp_path / "report.png"
+        browser.save_screenshot(str(shot))
+        reports = os.path.join(os.path.dirname(__file__), "..", "..", "reports")
+        os.makedirs(reports, exist_ok=True)
+        browser.save_screenshot(os.path.join(reports, "ws-bench-report.png"))
+    finally:
+        browser.quit()
+    # The screenshot is not blank: many distinct colours (plots, text).
+    from PIL import Image
+    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50
+
+
+def test_compare_names_each_statistic(echo_server, tmp_path):
+    server = echo_server()
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path, extra in ((a, []), (b, ["--rate", "500"])):
+        subprocess.run([WS_BENCH, "--url", server.url, "--connections", "2", "--duration", "1", "--warmup", "0.2",
+                        "--quiet", "--json", str(path), *extra], check=True, capture_output=True, timeout=60)
+    out = subprocess.run([WS_BENCH, "compare", str(a), str(b)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "latency µs, 99th percentile" in out.stdout and "messages per second, mean" in out.stdout
+    rate_line = next(line for line in out.stdout.splitlines() if line.startswith("messages per second"))
+    # B sent at 500 per second, far under A's closed loop.
+    assert float(rate_line.split("B÷A")[1].split()[0]) < 0.5
