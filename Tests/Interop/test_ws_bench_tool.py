@@ -159,3 +159,75 @@ def test_compare_names_each_statistic(echo_server, tmp_path):
     rate_line = next(line for line in out.stdout.splitlines() if line.startswith("messages per second"))
     # B sent at 500 per second, far under A's closed loop.
     assert float(rate_line.split("B÷A")[1].split()[0]) < 0.5
+
+
+@pytest.fixture
+def stalling_echo():
+    procs = []
+
+    def start(period_ms, stall_ms):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "stalling_echo.py"), str(port),
+                                 str(period_ms), str(stall_ms)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        procs.append(proc)
+        assert "listening" in proc.stdout.readline()
+        return port
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_open_loop_latency_shows_a_stall_as_wrk2_would(stalling_echo):
+    """The server blocks 100 ms of every second. A message meant to leave
+    during a stall waits for its end, so a tenth of the messages wait
+    uniformly 0-100 ms: p95 = 50 ms, p99 = 90 ms, max = 100 ms (plus the
+    loopback's base latency). Latency counted from the intended send time
+    must show that (within 10%); counted from when a message actually left,
+    as a closed loop does, the stall hides."""
+    port = stalling_echo(1000, 100)
+    url = "ws://127.0.0.1:%d/" % port
+    result, report = bench(url, "--connections", "10", "--rate", "1000", "--duration", "6", "--warmup", "1")
+    ok(result, report)
+    l = report["latencyMicroseconds"]
+    base = l["p50"]
+    print("open loop:", l)
+    p95 = dict((p, v) for p, v in report["latencyPercentilesMicroseconds"])[95]
+    assert 0.9 * 50_000 <= p95 <= 1.1 * 50_000 + base, p95
+    assert 0.9 * 90_000 <= l["p99"] <= 1.1 * 90_000 + base, l
+    assert 0.9 * 100_000 <= l["max"] <= 1.1 * 100_000 + base, l
+    # The same stall in a closed loop: the load stops while the server does,
+    # so the stall hides from latency.
+    result, closed = bench(url, "--connections", "10", "--in-flight", "1", "--duration", "6", "--warmup", "1")
+    ok(result, closed)
+    print("closed loop:", closed["latencyMicroseconds"])
+    assert closed["latencyMicroseconds"]["p99"] < l["p99"] / 2
+    # It shows as a dip in throughput instead: with 500 ms stalled of every
+    # 2 s, the seconds that hold a stall carry far fewer messages.
+    dipping = stalling_echo(2000, 500)
+    result, closed = bench("ws://127.0.0.1:%d/" % dipping, "--connections", "10", "--in-flight", "1", "--duration", "6",
+                           "--warmup", "1")
+    ok(result, closed)
+    per_second = [s["messages"] for s in closed["series"] if s["phase"] == "measure"]
+    print("closed loop, per second:", per_second)
+    assert min(per_second) < 0.8 * max(per_second), per_second
+
+
+def test_ctrl_c_prints_the_report_so_far(echo_server, tmp_path):
+    import signal
+    import time
+    server = echo_server()
+    out = tmp_path / "run.json"
+    proc = subprocess.Popen([WS_BENCH, "--url", server.url, "--connections", "4", "--threads", "2", "--duration", "60",
+                             "--warmup", "0.5", "--json", str(out), "--quiet"], stdout=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    started = time.time()
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=20)
+    assert time.time() - started < 10
+    assert proc.returncode == 0, stdout
+    assert "interrupted (Ctrl-C): the run so far" in stdout
+    report = json.loads(out.read_text())
+    assert report["interrupted"] and report["messages"] > 100 and 1 < report["seconds"] < 10

@@ -109,6 +109,10 @@ final class Bench {
     var serverAnonRSSAfter: Int?
 
     private var timers: [Timer] = []
+    /// Loop 0's Ctrl-C: every loop stops and the report so far is printed.
+    private var interruptWatcher: SignalWatcher?
+    /// The run ended at Ctrl-C, before its duration.
+    var interrupted = false
 
     init(config: BenchConfig, coordinator: RunCoordinator) throws {
         self.config = config
@@ -158,8 +162,14 @@ final class Bench {
         // Connect in waves: a burst of thousands of SYNs overflows the backlog.
         for _ in 0..<min(256, config.connections) { connectNext() }
         _ = timer(every: 1000) { [unowned self] in printProgress() }
+        if coordinator.isFirst(self) {
+            let watcher = SignalWatcher(loop: loop)
+            try watcher.start(signal: SIGINT) { [unowned self] _ in coordinator.interrupt() }
+            interruptWatcher = watcher
+        }
         loop.run()
         for t in timers where !t.isClosing { t.close() }
+        if let watcher = interruptWatcher, !watcher.isClosing { watcher.close() }
         client.shutdown()
         while loop.runNoWait() {}
         try loop.close()
@@ -314,7 +324,20 @@ final class Bench {
         _ = timer(after: UInt64(config.duration * 1000)) { [unowned self] in finish() }
     }
 
+    /// Ctrl-C: the window ends now (or, before it began, is empty).
+    func interrupt() {
+        if stopping { return }
+        interrupted = true
+        if !measuring {
+            windowStart = Bench.nanoseconds()
+            clientCPUStart = ProcessStats.selfCPU()
+            serverCPUStart = config.serverPID.flatMap(ProcessStats.cpuTimes)
+        }
+        finish()
+    }
+
     func finish() {
+        if let watcher = interruptWatcher, !watcher.isClosing { watcher.close() }
         windowEnd = Bench.nanoseconds()
         clientCPUEnd = ProcessStats.selfCPU()
         serverCPUEnd = config.serverPID.flatMap(ProcessStats.cpuTimes)
@@ -428,7 +451,8 @@ final class Bench {
             errors: Dictionary(uniqueKeysWithValues: ErrorClass.allCases.map { ($0, errors[$0] ?? 0) }),
             handshakeStatuses: statuses, peerCloseCodes: codes,
             series: series,
-            threads: benches.count
+            threads: benches.count,
+            interrupted: benches.contains { $0.interrupted }
         )
     }
 }

@@ -71,6 +71,8 @@ struct Report: Codable {
     var series: [Sample]
     /// Loops (threads) the load ran on.
     var threads: Int
+    /// Ctrl-C ended the run before its duration: the figures are the run so far.
+    var interrupted: Bool
 
     /// The series as CSV, a header line first.
     func seriesCSV() -> String {
@@ -91,6 +93,7 @@ struct Report: Codable {
             return s
         }
         var lines: [String] = []
+        if interrupted { lines.append("interrupted (Ctrl-C): the run so far") }
         lines.append("connections: \(connected) of \(connections) open, \(failed) failed")
         if idle {
             if let b = serverRSSBefore, let a = serverRSSAfter {

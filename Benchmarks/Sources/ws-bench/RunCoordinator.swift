@@ -29,6 +29,18 @@ final class RunCoordinator: @unchecked Sendable {
         state.withLock { $0.benches.append(LoopBound(bench)) }
     }
 
+    /// Whether `bench` is loop 0's (the one that watches Ctrl-C).
+    func isFirst(_ bench: Bench) -> Bool {
+        state.withLock { $0.benches.first?.value === bench }
+    }
+
+    /// Ctrl-C: every loop ends its window now; the report so far follows.
+    func interrupt() {
+        for bench in state.withLock({ $0.benches }) {
+            bench.value.loop.execute { bench.value.interrupt() }
+        }
+    }
+
     /// A loop has every connection open (or failed); the last one to arrive
     /// starts the load on every loop.
     func arrived() {
