@@ -231,3 +231,27 @@ def test_ctrl_c_prints_the_report_so_far(echo_server, tmp_path):
     assert "interrupted (Ctrl-C): the run so far" in stdout
     report = json.loads(out.read_text())
     assert report["interrupted"] and report["messages"] > 100 and 1 < report["seconds"] < 10
+
+
+def test_connect_scenario_counts_handshakes_against_two_servers(echo_server, python_peer):
+    for url in (echo_server().url, "ws://127.0.0.1:%d/" % python_peer("echo")):
+        result, report = bench(url, "--scenario", "connect", "--connections", "4", "--threads", "2")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert report["scenario"] == "connect" and report["messages"] > 50 and report["failed"] == 0
+        l = report["latencyMicroseconds"]
+        assert 0 < l["p50"] <= l["p99"] <= l["max"]
+
+
+def test_request_scenario_sends_the_template_and_times_each_reply(echo_server, python_peer, tmp_path):
+    result, report = bench("ws://127.0.0.1:%d/" % python_peer("echo"), "--scenario", "request", "--template",
+                           '{"op":"get","id":{{counter}}}', "--connections", "2", "--in-flight", "2")
+    ok(result, report)
+    payload = tmp_path / "request.json"
+    payload.write_text('{"op":"put","id":{{counter}},"body":"' + "x" * 500 + '"}')
+    result, report = bench(echo_server().url, "--scenario", "request", "--payload-file", str(payload),
+                           "--connections", "2", "--rate", "400")
+    ok(result, report)
+    assert 300 <= report["messagesPerSecond"] <= 500
+    # A request scenario needs a payload.
+    bad = subprocess.run([WS_BENCH, "--url", "ws://127.0.0.1:1/", "--scenario", "request"], capture_output=True, text=True)
+    assert bad.returncode == 64 and "--template or --payload-file" in bad.stderr

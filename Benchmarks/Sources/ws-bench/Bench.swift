@@ -44,6 +44,16 @@ struct BenchConfig {
     /// Extra request header lines and offered subprotocols.
     var headers: [String] = []
     var subprotocols: [String] = []
+    /// echo (every byte checked), request (any reply answers the oldest
+    /// request), connect (open, close, again), or idle.
+    var scenario = Scenario.echo
+    /// The request scenario's payload: `{{counter}}` becomes a number that
+    /// grows by one per request.
+    var template: String?
+}
+
+enum Scenario: String, CaseIterable, Codable {
+    case echo, request, connect, idle
 }
 
 /// The load generator: N connections on one libuv loop, K messages in flight
@@ -159,8 +169,14 @@ final class Bench {
         serverRSSBefore = config.serverPID.flatMap(ProcessStats.rss)
         serverAnonRSSBefore = config.serverPID.flatMap(ProcessStats.anonymousRSS)
         startedAt = Bench.nanoseconds()
-        // Connect in waves: a burst of thousands of SYNs overflows the backlog.
-        for _ in 0..<min(256, config.connections) { connectNext() }
+        if config.scenario == .connect {
+            // No standing connections: the load is the connecting itself.
+            started = true
+            coordinator.arrived()
+        } else {
+            // Connect in waves: a burst of thousands of SYNs overflows the backlog.
+            for _ in 0..<min(256, config.connections) { connectNext() }
+        }
         _ = timer(every: 1000) { [unowned self] in printProgress() }
         if coordinator.isFirst(self) {
             let watcher = SignalWatcher(loop: loop)
@@ -262,7 +278,14 @@ final class Bench {
         connectionFailed(c, "server closed the connection (\(code) \(reason))", .closedByPeer)
     }
 
-    private var started = false
+    var started = false
+    private var requestNumber = 0
+
+    /// The request scenario's `{{counter}}`: 1, 2, 3, ... over this loop's requests.
+    func nextRequestNumber() -> Int {
+        requestNumber += 1
+        return requestNumber
+    }
 
     func checkAllConnected() {
         guard !started, nextToConnect == config.connections, connecting == 0 else { return }
@@ -273,6 +296,7 @@ final class Bench {
 
     /// Every loop of the run has its connections: the load starts.
     func startLoad() {
+        if config.scenario == .connect { return startChurn() }
         if config.idle {
             serverRSSAfter = config.serverPID.flatMap(ProcessStats.rss)
             serverAnonRSSAfter = config.serverPID.flatMap(ProcessStats.anonymousRSS)
@@ -452,6 +476,7 @@ final class Bench {
             handshakeStatuses: statuses, peerCloseCodes: codes,
             series: series,
             threads: benches.count,
+            scenario: config.scenario.rawValue,
             interrupted: benches.contains { $0.interrupted }
         )
     }

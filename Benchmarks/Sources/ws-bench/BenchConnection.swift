@@ -1,3 +1,4 @@
+import Foundation
 import UVKit
 import WebSocketClient
 #if canImport(Glibc)
@@ -25,6 +26,8 @@ final class BenchConnection {
     /// An idle run's connection: one echo, then quiet.
     let idleAfterOne: Bool
     let id: Int
+    /// The request scenario: any reply answers the oldest request, unchecked.
+    let request: Bool
     var state = State.connecting
     /// The WebSocket, once open (held by the client too).
     var socket: WebSocketConnection<BenchHandler>?
@@ -49,6 +52,7 @@ final class BenchConnection {
         receivesOnly = bench.config.publish && (id != 0 || bench.config.receiveOnly)
         idleAfterOne = bench.config.idle && bench.config.idleMessage
         self.id = id
+        request = bench.config.scenario == .request
         sendTimesCapacity = inFlightCapacity
         sendTimes = .allocate(capacity: inFlightCapacity)
     }
@@ -60,6 +64,11 @@ final class BenchConnection {
     /// A piece of an echoed message: checked against what was sent, byte for byte.
     @inline(__always)
     func received(_ chunk: UnsafeRawBufferPointer, isFinal: Bool) {
+        if request {
+            // A reply with no request left (a server that also pushes) is not timed.
+            if isFinal && receivedSequence < sentSequence { messageCompleted() }
+            return
+        }
         if !pattern.matches(chunk, sequence: receivedSequence, at: receivedOffset) {
             bench.mismatch(self, "payload of message \(receivedSequence) differs at offset \(receivedOffset)")
             return
@@ -99,6 +108,12 @@ final class BenchConnection {
             return
         }
         sendTimes[Int(sentSequence % UInt64(sendTimesCapacity))] = time
+        if request, let template = bench.config.template {
+            sentSequence += 1
+            var text = template.replacingOccurrences(of: "{{counter}}", with: String(bench.nextRequestNumber()))
+            text.withUTF8 { _ = socket?.send(UnsafeRawBufferPointer($0), type: .text) }
+            return
+        }
         let payload = pattern.message(sentSequence)
         sentSequence += 1
         if let rawStream {

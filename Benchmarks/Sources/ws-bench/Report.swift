@@ -71,6 +71,9 @@ struct Report: Codable {
     var series: [Sample]
     /// Loops (threads) the load ran on.
     var threads: Int
+    /// echo, request, connect or idle: for connect, `messages` counts
+    /// handshakes and the latency is the handshake's.
+    var scenario: String
     /// Ctrl-C ended the run before its duration: the figures are the run so far.
     var interrupted: Bool
 
@@ -104,7 +107,11 @@ struct Report: Codable {
             }
             lines.append("pings answered per connection: at least \(minPingsAnswered)")
         } else {
-            lines.append("messages: \(messages) in \(f(seconds, 2)) s = \(f(messagesPerSecond, 0)) msg/s, \(f(megabytesPerSecond)) MB/s each way")
+            if scenario == "connect" {
+                lines.append("handshakes: \(messages) in \(f(seconds, 2)) s = \(f(messagesPerSecond, 0)) connections opened and closed per second")
+            } else {
+                lines.append("messages: \(messages) in \(f(seconds, 2)) s = \(f(messagesPerSecond, 0)) msg/s, \(f(megabytesPerSecond)) MB/s each way")
+            }
             let l = latencyMicroseconds
             lines.append("latency µs: p50 \(f(l["p50"]!)) p90 \(f(l["p90"]!)) p99 \(f(l["p99"]!)) p99.9 \(f(l["p99.9"]!)) "
                          + "p99.99 \(f(l["p99.99"]!)) max \(f(l["max"]!))")

@@ -28,7 +28,11 @@ struct WSBench: ParsableCommand {
     @Option(help: "Write the per-second series as CSV to this file.") var csv: String?
     @Option(help: "Write an HTML report (index.html: rate and p99 over time, the latency distribution, percentiles; no network needed to view it) into this folder.") var report: String?
     @Option(help: "Loops, each on a thread of its own with its share of the connections (and of --rate); the results merge exactly (histograms added).") var threads = 1
-    @Option(help: "Connections to open.") var connections = 100
+    @Option(help: "echo (every byte of every echo checked), request (send --template or --payload-file, time the first reply to each), connect (open, close with 1000, again: handshakes per second and their latency), idle (as --idle).")
+    var scenario = "echo"
+    @Option(help: "The request scenario's text payload; {{counter}} becomes 1, 2, 3, ... per loop.") var template: String?
+    @Option(help: "The request scenario's payload from a file (UTF-8 text; {{counter}} as in --template).") var payloadFile: String?
+    @Option(help: "Connections to open (with connect: connections opening at once).") var connections = 100
     @Option(help: "Payload bytes per message.") var size = 16
     @Option(help: "Messages in flight per connection (closed loop).") var inFlight = 1
     @Option(help: "Seconds to measure (or, with --idle, to hold).") var duration = 10.0
@@ -58,6 +62,18 @@ struct WSBench: ParsableCommand {
     func validate() throws {
         guard url.hasPrefix("ws://") || url.hasPrefix("wss://") else { throw ValidationError("--url must be ws:// or wss://") }
         if raw && url.hasPrefix("wss://") { throw ValidationError("--raw is plain TCP") }
+        guard let kind = Scenario(rawValue: scenario) else {
+            throw ValidationError("--scenario must be one of \(Scenario.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if kind == .request && (template == nil) == (payloadFile == nil) {
+            throw ValidationError("--scenario request takes --template or --payload-file (one of them)")
+        }
+        if kind != .request && (template != nil || payloadFile != nil) {
+            throw ValidationError("--template and --payload-file go with --scenario request")
+        }
+        if (kind == .connect || kind == .request) && (raw || publish || idle) {
+            throw ValidationError("--scenario \(scenario) is not --raw, --publish or --idle")
+        }
         if threads < 1 || threads > 64 { throw ValidationError("--threads must be 1...64") }
         if connections % threads != 0 { throw ValidationError("--connections must be a multiple of --threads") }
         if publish && threads > 1 { throw ValidationError("--publish runs on one thread") }
@@ -98,6 +114,16 @@ struct WSBench: ParsableCommand {
                                  trust: insecure ? .acceptAnyCertificate : caFile.map { .certificateAuthorities(file: $0) } ?? .system,
                                  headers: headers, subprotocols: subprotocols)
         config.rate = rate.map { $0 / Double(threads) }
+        config.scenario = idle ? .idle : Scenario(rawValue: scenario) ?? .echo
+        config.idle = config.scenario == .idle
+        if let payloadFile {
+            guard let text = try? String(contentsOfFile: payloadFile, encoding: .utf8) else {
+                throw ValidationError("--payload-file \(payloadFile) cannot be read as UTF-8 text")
+            }
+            config.template = text
+        } else {
+            config.template = template
+        }
         let report = try runOnLoops(config)
         print(report.printed(idle: idle))
         if let json {
