@@ -13,7 +13,7 @@ CHAT_PORT ?= 5001
 WS_BENCH := Benchmarks/.build/release/ws-bench
 PORT ?= 5000
 
-.PHONY: docs chat build-chat bench-async bench-pubsub bench-files bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
+.PHONY: docs chat build-chat bench-async bench-loadgen bench-pubsub bench-files bench-tls bench-compression help run tls-cert build build-client deps test-deps test swift-test interop autobahn fuzz tsan safety-release soak bench bench-loops bench-quick bench-micro bench-check bench-instructions bench-deps ws-bench clean asan
 
 # A bare `make` explains itself instead of starting anything.
 .DEFAULT_GOAL := help
@@ -149,6 +149,10 @@ bench-tls: bench-deps
 bench-async: bench-deps
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product hummingbird-echo
 	.venv/bin/python Benchmarks/run_async_bench.py
+
+## ws-bench against µWebSockets' load_test on one server (about 3 minutes; LOAD_TEST=path/to/load_test SERVER=path/to/echo-at-every-path, both built elsewhere as docs/benchmarks.md describes): docs/benchmarks-loadgen.md.
+bench-loadgen: bench-deps
+	.venv/bin/python Benchmarks/run_loadgen_bench.py --load-test "$(LOAD_TEST)" --server "$(SERVER)"
 
 ## Fan-out side by side (about 5 minutes; BENCH_PUBSUB_PEERS="NAME=PATH;..." adds other pub/sub servers, as docs/benchmarks-pubsub.md describes): docs/benchmarks-pubsub.md.
 bench-pubsub: bench-deps

@@ -412,7 +412,7 @@ def render(path, load):
         load = "Run %s.\n\n%s" % (stamp_line(saved), load.strip())
     page = page.replace("{{LOAD_RESULTS}}", load.strip()).replace("{{MICRO_RESULTS}}", micro)
     page = page.replace("{{LOOPS_RESULTS}}", loops_summary()).replace("{{TLS_RESULTS}}", tls_summary())
-    page = page.replace("{{ASYNC_RESULTS}}", async_summary())
+    page = page.replace("{{ASYNC_RESULTS}}", async_summary()).replace("{{LOADGEN_RESULTS}}", loadgen_summary())
     page = page.replace("{{FILES_RESULTS}}", files_summary()).replace("{{INSTRUCTIONS_RESULTS}}", instructions_summary())
     with open(path, "w") as f:
         f.write(page)
@@ -469,6 +469,21 @@ def files_summary():
         cells = ("–", "–") if name == "echo-server" else (fmt(med(ours) / med(values), 2), fmt(med(paired), 2))
         rows.append("| %s | %s | %s | %s |" % (name, fmt(med(values)), *cells))
     return "Run %s, %d repeats alternated:\n\n%s" % (stamp_line(data), data["repeats"], "\n".join(rows))
+
+
+def loadgen_summary():
+    """The figures of docs/benchmarks-loadgen.json (`make bench-loadgen`)."""
+    path = os.path.join(TOP, "docs", "benchmarks-loadgen.json")
+    if not os.path.exists(path):
+        return "(run `make bench-loadgen`)"
+    with open(path) as f:
+        data = json.load(f)
+    ours, theirs = data["ws-bench"], data["load_test"]
+    paired = med([a / b for a, b in zip(ours, theirs) if a and b])
+    return ("From the run %s, %d repeats alternated: ws-bench %s and load_test %s messages per client-CPU-second "
+            "(medians); ws-bench ÷ load_test **%s** (ratio of the medians), **%s** (median of the paired ratios)." % (
+                stamp_line(data), data["repeats"], fmt(med(ours)), fmt(med(theirs)), fmt(med(ours) / med(theirs), 2),
+                fmt(paired, 2)))
 
 
 def async_summary():

@@ -66,8 +66,13 @@ final class Bench {
     let client: WebSocketClient<BenchHandler>
     var connections: [BenchConnection] = []
     var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-    /// This second's latencies, for the live line and the series.
-    var secondHistogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .two)
+    /// This second's latencies: the one histogram a message is recorded in.
+    /// Once a second its p99 goes into the series and, while measuring, it is
+    /// added to `histogram` (the window's) and emptied.
+    var secondHistogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+    /// What the second the window began in held before it began: in that
+    /// second's sample, not in the window.
+    var beforeWindow: Histogram<UInt64>?
     /// One sample per second from the first connect to the end.
     var series: [Sample] = []
     var startedAt: UInt64 = 0
@@ -79,9 +84,6 @@ final class Bench {
     let live: Bool
     /// The run's loops together (one alone without --threads).
     let coordinator: RunCoordinator
-    /// Each second's latencies, kept so that a run on several loops merges
-    /// them exactly.
-    var secondHistograms: [Histogram<UInt64>] = []
 
     var size: Int { config.size }
     var raw: Bool { config.raw }
@@ -340,6 +342,8 @@ final class Bench {
 
     func startWindow() {
         histogram.reset()
+        beforeWindow = secondHistogram
+        secondHistogram.reset()
         received = 0
         measuring = true
         windowStart = Bench.nanoseconds()
@@ -369,6 +373,8 @@ final class Bench {
             serverRSSAfter = config.serverPID.flatMap(ProcessStats.rss) ?? serverRSSAfter
             serverAnonRSSAfter = config.serverPID.flatMap(ProcessStats.anonymousRSS) ?? serverAnonRSSAfter
         }
+        // The last, partial second of the window.
+        if measuring { histogram.add(secondHistogram) }
         stopping = true
         measuring = false
         for c in connections { c.shut() }
@@ -379,10 +385,7 @@ final class Bench {
     /// received by a connection that did not send it.
     func recordEcho(latencyNanoseconds: UInt64?) {
         receivedInSecond += 1
-        if measuring {
-            received += 1
-            if let latencyNanoseconds { histogram.record(latencyNanoseconds) }
-        }
+        if measuring { received += 1 }
         if let latencyNanoseconds { secondHistogram.record(latencyNanoseconds) }
     }
 
@@ -390,12 +393,17 @@ final class Bench {
     func printProgress() {
         let open = connections.filter { $0.state == .running }.count
         let phase = measuring ? "measure" : (started ? "warmup" : "connect")
-        let p99 = secondHistogram.totalCount > 0 ? Double(secondHistogram.valueAtPercentile(99)) / 1000 : nil
+        var whole = secondHistogram
+        if let before = beforeWindow {
+            whole.add(before)
+            beforeWindow = nil
+        }
         let sample = Sample(second: series.count + 1, phase: phase, open: open, messages: receivedInSecond,
-                            p99Microseconds: p99, errors: errors.values.reduce(0, +))
+                            p99Microseconds: whole.totalCount > 0 ? Double(whole.valueAtPercentile(99)) / 1000 : nil,
+                            errors: errors.values.reduce(0, +))
         series.append(sample)
-        secondHistograms.append(secondHistogram)
-        coordinator.report(sample)
+        coordinator.report(sample, latencies: whole)
+        if measuring { histogram.add(secondHistogram) }
         receivedInSecond = 0
         secondHistogram.reset()
     }
@@ -440,14 +448,15 @@ final class Bench {
             for (status, count) in bench.handshakeStatuses { statuses[String(status), default: 0] += count }
             for (code, count) in bench.peerCloseCodes { codes[String(code), default: 0] += count }
         }
-        // The series, second by second over the loops that reported it.
+        // The series, second by second over the loops that reported it, with
+        // each second's p99 from the loops' histograms added (the coordinator
+        // merged them as the seconds came).
         var series: [Sample] = []
         for index in 0..<(benches.map(\.series.count).max() ?? 0) {
             let parts = benches.filter { index < $0.series.count }
-            var merged = parts[0].secondHistograms[index]
-            for bench in parts.dropFirst() { merged.add(bench.secondHistograms[index]) }
-            series.append(Sample.merged(parts.map { $0.series[index] },
-                                        p99: merged.totalCount > 0 ? Double(merged.valueAtPercentile(99)) / 1000 : nil))
+            let p99 = benches.count == 1 ? parts[0].series[index].p99Microseconds
+                : first.coordinator.mergedP99(second: index + 1)
+            series.append(Sample.merged(parts.map { $0.series[index] }, p99: p99))
         }
         func us(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1000 }
         return Report(

@@ -1,3 +1,4 @@
+import Histogram
 import UVKit
 #if canImport(Glibc)
 import Glibc
@@ -12,8 +13,10 @@ final class RunCoordinator: @unchecked Sendable {
     private struct State {
         var benches: [LoopBound<Bench>] = []
         var arrived = 0
-        /// Per second: the samples reported so far.
-        var seconds: [Int: [Sample]] = [:]
+        /// Per second: the samples reported so far, and their latencies added.
+        var seconds: [Int: (samples: [Sample], latencies: Histogram<UInt64>)] = [:]
+        /// Per second, once every loop reported it: the merged p99 (µs).
+        var p99: [Int: Double] = [:]
     }
 
     let loops: Int
@@ -54,18 +57,38 @@ final class RunCoordinator: @unchecked Sendable {
         }
     }
 
-    /// One loop's second; the line for the second goes out once all are in.
-    func report(_ sample: Sample) {
-        guard live else { return }
+    /// One loop's second, with its latencies. Once every loop has reported
+    /// the second, its histograms are added, its p99 kept for the series,
+    /// and on a terminal its line goes out. A single loop merges nothing.
+    func report(_ sample: Sample, latencies: Histogram<UInt64>) {
+        if loops == 1 {
+            if live { show(sample) }
+            return
+        }
         let merged: Sample? = state.withLock { state in
-            state.seconds[sample.second, default: []].append(sample)
-            guard let samples = state.seconds[sample.second], samples.count == loops else { return nil }
+            if var entry = state.seconds[sample.second] {
+                entry.samples.append(sample)
+                entry.latencies.add(latencies)
+                state.seconds[sample.second] = entry
+            } else {
+                state.seconds[sample.second] = ([sample], latencies)
+            }
+            guard let entry = state.seconds[sample.second], entry.samples.count == loops else { return nil }
             state.seconds[sample.second] = nil
-            return Sample.merged(samples, p99: samples.compactMap(\.p99Microseconds).max())
+            let p99 = entry.latencies.totalCount > 0 ? Double(entry.latencies.valueAtPercentile(99)) / 1000 : nil
+            if let p99 { state.p99[sample.second] = p99 }
+            return Sample.merged(entry.samples, p99: p99)
         }
-        if let merged {
-            print(merged.liveLine)
-            fflush(nil)
-        }
+        if live, let merged { show(merged) }
+    }
+
+    /// The merged p99 of a second every loop reported (nil otherwise).
+    func mergedP99(second: Int) -> Double? {
+        state.withLock { $0.p99[second] }
+    }
+
+    private func show(_ sample: Sample) {
+        print(sample.liveLine)
+        fflush(nil)
     }
 }
