@@ -255,3 +255,30 @@ def test_request_scenario_sends_the_template_and_times_each_reply(echo_server, p
     # A request scenario needs a payload.
     bad = subprocess.run([WS_BENCH, "--url", "ws://127.0.0.1:1/", "--scenario", "request"], capture_output=True, text=True)
     assert bad.returncode == 64 and "--template or --payload-file" in bad.stderr
+
+
+def test_pubsub_counts_every_delivery_and_its_latency(python_peer):
+    chat = subprocess.Popen([os.environ.get("CHAT_SERVER", os.path.join(os.path.dirname(WS_BENCH), "..", "..", "..",
+                                                                          ".build", "release", "chat-server")),
+                             "--host", "127.0.0.1", "--port", str(free_port()), "--loops", "2", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = chat.stdout.readline()
+        assert "listening on" in line, line
+        chat_url = line.split()[-1].replace("http://", "ws://") + "/ws?room=bench&name=load"
+        python_url = "ws://127.0.0.1:%d/" % python_peer("broadcast")
+        # The chat sample (rooms on topics, join notices ignored) on 2 loops,
+        # and a Python websockets broadcast server this project did not write.
+        for url, connections, rate in ((chat_url, "40", "2000"), (python_url, "10", "200")):
+            result, report = bench(url, "--scenario", "pubsub", "--connections", connections, "--publishers", "2",
+                                   "--rate", rate, "--duration", "2", "--threads", "2")
+            assert result.returncode == 0, result.stdout + result.stderr
+            p = report["pubsub"]
+            assert p["subscribers"] == int(connections) and p["published"] > 100
+            # Every connection got every message: nothing lost once drained.
+            assert p["lost"] == 0 and p["deliveries"] == p["expected"], p
+            l = report["latencyMicroseconds"]
+            assert 0 < l["p50"] <= l["p99"] <= l["max"] < 1_000_000
+    finally:
+        chat.terminate()
+        chat.wait(timeout=10)

@@ -47,13 +47,17 @@ struct BenchConfig {
     /// echo (every byte checked), request (any reply answers the oldest
     /// request), connect (open, close, again), or idle.
     var scenario = Scenario.echo
+    /// pubsub: how many connections of loop 0 publish.
+    var publishers = 1
+    /// Which loop of the run this bench is (0 on the calling thread).
+    var loopIndex = 0
     /// The request scenario's payload: `{{counter}}` becomes a number that
     /// grows by one per request.
     var template: String?
 }
 
 enum Scenario: String, CaseIterable, Codable {
-    case echo, request, connect, idle
+    case echo, request, connect, pubsub, idle
 }
 
 /// The load generator: N connections on one libuv loop, K messages in flight
@@ -281,6 +285,9 @@ final class Bench {
     }
 
     var started = false
+    /// pubsub: messages this loop's publishers sent, and whether they still send.
+    var published: UInt64 = 0
+    var publishing = false
     private var requestNumber = 0
 
     /// The request scenario's `{{counter}}`: 1, 2, 3, ... over this loop's requests.
@@ -308,13 +315,18 @@ final class Bench {
             _ = timer(after: UInt64(config.duration * 1000)) { [unowned self] in finish() }
             return
         }
-        for c in connections where c.state == .running && (!config.publish || (c.id == 0 && !config.receiveOnly)) {
+        for c in connections where c.state == .running && config.scenario != .pubsub
+            && (!config.publish || (c.id == 0 && !config.receiveOnly)) {
             if config.rate == nil {
                 for _ in 0..<config.inFlight { c.sendMessage(at: Bench.nanoseconds()) }
                 c.flush()
             }
         }
-        if config.rate != nil {
+        if config.scenario == .pubsub {
+            publishing = true
+            rateStart = Bench.nanoseconds()
+            _ = timer(every: 1) { [unowned self] in publishAtRate() }
+        } else if config.rate != nil {
             rateStart = Bench.nanoseconds()
             _ = timer(every: 1) { [unowned self] in sendAtRate() }
         }
@@ -349,7 +361,9 @@ final class Bench {
         windowStart = Bench.nanoseconds()
         clientCPUStart = ProcessStats.selfCPU()
         serverCPUStart = config.serverPID.flatMap(ProcessStats.cpuTimes)
-        _ = timer(after: UInt64(config.duration * 1000)) { [unowned self] in finish() }
+        _ = timer(after: UInt64(config.duration * 1000)) { [unowned self] in
+            if config.scenario == .pubsub { stopPublishing() } else { finish() }
+        }
     }
 
     /// Ctrl-C: the window ends now (or, before it began, is empty).
@@ -486,6 +500,7 @@ final class Bench {
             series: series,
             threads: benches.count,
             scenario: config.scenario.rawValue,
+            pubsub: config.scenario == .pubsub ? PubSubFigures(benches) : nil,
             interrupted: benches.contains { $0.interrupted }
         )
     }

@@ -28,6 +28,12 @@ final class BenchConnection {
     let id: Int
     /// The request scenario: any reply answers the oldest request, unchecked.
     let request: Bool
+    /// The pubsub scenario: deliveries are counted and timed by the time they carry.
+    let pubsub: Bool
+    /// pubsub: the message being received, when it spans chunks.
+    var pending: [UInt8] = []
+    /// pubsub: deliveries that reached this connection.
+    var deliveries: UInt64 = 0
     var state = State.connecting
     /// The WebSocket, once open (held by the client too).
     var socket: WebSocketConnection<BenchHandler>?
@@ -53,6 +59,7 @@ final class BenchConnection {
         idleAfterOne = bench.config.idle && bench.config.idleMessage
         self.id = id
         request = bench.config.scenario == .request
+        pubsub = bench.config.scenario == .pubsub
         sendTimesCapacity = inFlightCapacity
         sendTimes = .allocate(capacity: inFlightCapacity)
     }
@@ -64,6 +71,18 @@ final class BenchConnection {
     /// A piece of an echoed message: checked against what was sent, byte for byte.
     @inline(__always)
     func received(_ chunk: UnsafeRawBufferPointer, isFinal: Bool) {
+        if pubsub {
+            if isFinal && pending.isEmpty {
+                delivered(chunk)
+            } else {
+                pending.append(contentsOf: chunk)
+                if isFinal {
+                    pending.withUnsafeBytes { delivered($0) }
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+            return
+        }
         if request {
             // A reply with no request left (a server that also pushes) is not timed.
             if isFinal && receivedSequence < sentSequence { messageCompleted() }
@@ -81,6 +100,14 @@ final class BenchConnection {
             }
             messageCompleted()
         }
+    }
+
+    /// pubsub: one whole message reached this connection.
+    func delivered(_ message: UnsafeRawBufferPointer) {
+        guard let sentAt = PubSubMessage.sentAt(message) else { return }
+        deliveries += 1
+        let now = Bench.nanoseconds()
+        bench.recordEcho(latencyNanoseconds: now > sentAt ? now - sentAt : 0)
     }
 
     func messageCompleted() {

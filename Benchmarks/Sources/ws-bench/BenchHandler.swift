@@ -8,7 +8,10 @@ final class BenchHandler: WebSocketHandler {
 
     func didReceive(_ connection: WebSocketConnection<BenchHandler>, chunk: UnsafeRawBufferPointer,
                     type: MessageType, isFinal: Bool) {
-        connection.data.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.received(chunk, isFinal: isFinal) }
+        // No data yet: a message in the same read as the 101 (a chat's join
+        // notice), before the connect's completion took the connection.
+        guard let data = connection.data else { return }
+        data._withUnsafeGuaranteedRef { $0.received(chunk, isFinal: isFinal) }
     }
 
     func didReceivePing(_ connection: WebSocketConnection<BenchHandler>, payload: UnsafeRawBufferPointer) {

@@ -2,6 +2,31 @@
 import Glibc
 #endif
 
+/// The pubsub scenario's figures: every connection subscribes (the servers
+/// it is for send each message to the sender too).
+struct PubSubFigures: Codable {
+    var published: UInt64
+    var subscribers: Int
+    var deliveries: UInt64
+    var expected: UInt64
+    var lost: UInt64
+    var lossMin: UInt64
+    var lossMax: UInt64
+
+    init(_ benches: [Bench]) {
+        let published = benches.map(\.published).reduce(0, +)
+        self.published = published
+        let received = benches.flatMap { $0.connections.filter { $0.socket != nil || $0.deliveries > 0 }.map(\.deliveries) }
+        subscribers = received.count
+        deliveries = received.reduce(0, +)
+        expected = published &* UInt64(subscribers)
+        let losses = received.map { published > $0 ? published - $0 : 0 }
+        lost = losses.reduce(0, +)
+        lossMin = losses.min() ?? 0
+        lossMax = losses.max() ?? 0
+    }
+}
+
 /// One second of a run, as the live line shows it.
 struct Sample: Codable {
     var second: Int
@@ -74,6 +99,8 @@ struct Report: Codable {
     /// echo, request, connect or idle: for connect, `messages` counts
     /// handshakes and the latency is the handshake's.
     var scenario: String
+    /// pubsub: what was published and what reached each connection.
+    var pubsub: PubSubFigures?
     /// Ctrl-C ended the run before its duration: the figures are the run so far.
     var interrupted: Bool
 
@@ -97,6 +124,10 @@ struct Report: Codable {
         }
         var lines: [String] = []
         if interrupted { lines.append("interrupted (Ctrl-C): the run so far") }
+        if let p = pubsub {
+            lines.append("pubsub: \(p.published) published, \(p.deliveries) of \(p.expected) deliveries to \(p.subscribers) connections; "
+                         + "lost \(p.lost) (per connection \(p.lossMin)-\(p.lossMax))")
+        }
         lines.append("connections: \(connected) of \(connections) open, \(failed) failed")
         if idle {
             if let b = serverRSSBefore, let a = serverRSSAfter {

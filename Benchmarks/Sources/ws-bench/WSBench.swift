@@ -28,8 +28,9 @@ struct WSBench: ParsableCommand {
     @Option(help: "Write the per-second series as CSV to this file.") var csv: String?
     @Option(help: "Write an HTML report (index.html: rate and p99 over time, the latency distribution, percentiles; no network needed to view it) into this folder.") var report: String?
     @Option(help: "Loops, each on a thread of its own with its share of the connections (and of --rate); the results merge exactly (histograms added).") var threads = 1
-    @Option(help: "echo (every byte of every echo checked), request (send --template or --payload-file, time the first reply to each), connect (open, close with 1000, again: handshakes per second and their latency), idle (as --idle).")
+    @Option(help: "echo (every byte of every echo checked), request (send --template or --payload-file, time the first reply to each), connect (open, close with 1000, again: handshakes per second and their latency), pubsub (--publishers publish at --rate to a server that sends each message to every connection; delivery latency and loss per connection), idle (as --idle).")
     var scenario = "echo"
+    @Option(help: "pubsub: how many connections publish (the rest only receive).") var publishers = 1
     @Option(help: "The request scenario's text payload; {{counter}} becomes 1, 2, 3, ... per loop.") var template: String?
     @Option(help: "The request scenario's payload from a file (UTF-8 text; {{counter}} as in --template).") var payloadFile: String?
     @Option(help: "Connections to open (with connect: connections opening at once).") var connections = 100
@@ -73,6 +74,9 @@ struct WSBench: ParsableCommand {
         }
         if (kind == .connect || kind == .request) && (raw || publish || idle) {
             throw ValidationError("--scenario \(scenario) is not --raw, --publish or --idle")
+        }
+        if kind == .pubsub && (rate == nil || publishers < 1 || publishers > connections / threads) {
+            throw ValidationError("--scenario pubsub takes --rate and 1...connections/threads --publishers")
         }
         if threads < 1 || threads > 64 { throw ValidationError("--threads must be 1...64") }
         if connections % threads != 0 { throw ValidationError("--connections must be a multiple of --threads") }
@@ -152,6 +156,10 @@ struct WSBench: ParsableCommand {
             var own = config
             // Different payload patterns per loop, the same each run.
             own.seed = config.seed &+ UInt64(index)
+            own.loopIndex = index
+            own.publishers = publishers
+            // Loop 0 publishes at the whole rate.
+            if own.scenario == .pubsub { own.rate = rate }
             benches.append(try Bench(config: own, coordinator: coordinator))
         }
         let failures = Lock<[String]>([])
