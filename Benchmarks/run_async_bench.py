@@ -15,10 +15,9 @@ Usage: run_async_bench.py [--repeats N] [--duration S] [--out docs/benchmarks-as
        run_async_bench.py --render docs/benchmarks-async.json
 """
 import argparse
-import json
 import os
 
-from run_bench import run_stamp, stamp_line, BIN, TOP, fmt, free_port, med, stop
+from run_bench import render_saved, run_stamp, save_run, stamp_line, BIN, TOP, fmt, free_port, med, stop
 from run_tls_bench import start, ws_bench
 
 ECHO = os.path.join(TOP, ".build", "release", "echo-server")
@@ -116,11 +115,7 @@ def main():
     parser.add_argument("--render", help="re-render the page from a saved JSON")
     args = parser.parse_args()
     if args.render:
-        with open(args.render) as f:
-            data = json.load(f)
-        render(os.path.splitext(args.render)[0] + ".md", data)
-        chart(os.path.splitext(args.render)[0] + ".png", data)
-        return
+        return render_saved(args.render, render, chart)
     # Stamped before anything is written, so the page names the tree measured.
     data = {**run_stamp(), "repeats": args.repeats, "duration": args.duration, "warmup": args.warmup,
             "throughput": {str(s): {n: [] for n in SERVERS} for s in SIZES}}
@@ -131,11 +126,7 @@ def main():
                 value = throughput(SERVERS[name], size, args.duration, args.warmup)
                 data["throughput"][str(size)][name].append(value)
                 print("repeat %d %5d B %-24s %s" % (repeat + 1, size, name, fmt(value)), flush=True)
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(data, f, indent=1)
-    render(args.out, data)
-    chart(os.path.splitext(args.out)[0] + ".png", data)
-    print(open(args.out).read())
+    save_run(args.out, data, render, chart)
 
 
 if __name__ == "__main__":

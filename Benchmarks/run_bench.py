@@ -175,6 +175,25 @@ def run_stamp():
             "machine": "%s, %d cores" % (platform.platform(), os.cpu_count())}
 
 
+def render_saved(path, render, chart=None):
+    """`--render JSON`: the page (and its chart) again from a saved run."""
+    with open(path) as f:
+        data = json.load(f)
+    render(os.path.splitext(path)[0] + ".md", data)
+    if chart:
+        chart(os.path.splitext(path)[0] + ".png", data)
+
+
+def save_run(out, data, render, chart=None):
+    """A run's JSON beside its page `out` (and chart), then the page printed."""
+    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+        json.dump(data, f, indent=1)
+    render(out, data)
+    if chart:
+        chart(os.path.splitext(out)[0] + ".png", data)
+    print(open(out).read())
+
+
 def stamp_line(data):
     """"on DATE at commit C, on MACHINE" from a saved run (older runs saved the date only)."""
     return "on %s at commit %s, on %s" % (data.get("date", "an unrecorded date"), data.get("commit", "(not recorded)"),

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import time
 
-from run_bench import run_stamp, stamp_line, BIN, TOP, fmt, free_port, med, stop, wait_until_listening
+from run_bench import render_saved, run_stamp, save_run, stamp_line, BIN, TOP, fmt, free_port, med, stop, wait_until_listening
 
 WS_BENCH = os.path.join(BIN, "ws-bench")
 CONNECTIONS, SIZE = 100, 16
@@ -113,9 +113,7 @@ def main():
     parser.add_argument("--render", help="re-render the page from a saved JSON")
     args = parser.parse_args()
     if args.render:
-        with open(args.render) as f:
-            render(os.path.splitext(args.render)[0] + ".md", json.load(f))
-        return
+        return render_saved(args.render, render)
     if not (args.load_test and args.server):
         raise SystemExit("--load-test and --server are needed (see the docstring)")
     data = {**run_stamp(), "repeats": args.repeats, "server": os.path.basename(args.server),
@@ -132,10 +130,7 @@ def main():
             data[name + " rate"].append(rate)
             print("repeat %d %-10s %s msg per client-CPU-second (%s msg/s)" % (repeat + 1, name, fmt(value), fmt(rate)),
                   flush=True)
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(data, f, indent=1)
-    render(args.out, data)
-    print(open(args.out).read())
+    save_run(args.out, data, render)
 
 
 if __name__ == "__main__":

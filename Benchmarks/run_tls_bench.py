@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 
-from run_bench import run_stamp, stamp_line, BIN, HERE, TOP, fmt, free_port, med, stop, wait_until_listening
+from run_bench import render_saved, run_stamp, save_run, stamp_line, BIN, HERE, TOP, fmt, free_port, med, stop, wait_until_listening
 
 ECHO = os.path.join(TOP, ".build", "release", "echo-server")
 WS_BENCH = os.path.join(BIN, "ws-bench")
@@ -200,11 +200,7 @@ def main():
     parser.add_argument("--render", help="re-render the page from a saved JSON")
     args = parser.parse_args()
     if args.render:
-        with open(args.render) as f:
-            data = json.load(f)
-        render(os.path.splitext(args.render)[0] + ".md", data)
-        chart(os.path.splitext(args.render)[0] + ".png", data)
-        return
+        return render_saved(args.render, render, chart)
     folder = tempfile.mkdtemp(prefix="uvws-tls-bench-")
     subprocess.run(["bash", os.path.join(TOP, "scripts", "make-tls-cert.sh"), folder], check=True, stdout=subprocess.DEVNULL)
     table = servers(os.path.join(folder, "server.pem"), os.path.join(folder, "server.key"))
@@ -227,11 +223,7 @@ def main():
                 data["handshakes"][name].append(handshakes(command, scheme, args.handshake_connections))
                 print("repeat %d idle %-22s %s B, %s connections per CPU-second" % (
                     repeat + 1, name, fmt(data["idle"][name][-1]), fmt(data["handshakes"][name][-1])), flush=True)
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(data, f, indent=1)
-    render(args.out, data)
-    chart(os.path.splitext(args.out)[0] + ".png", data)
-    print(open(args.out).read())
+    save_run(args.out, data, render, chart)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from conftest import free_port, headless_chromium
 from test_nginx_keepalive import nginx_in_front  # noqa: F401 (a fixture)
 from test_ws_bench import WS_BENCH
 
-PEER = os.path.join(os.path.dirname(__file__), "py_peer.py")
 
 
 def bench(url, *args, timeout=60):
@@ -31,13 +30,15 @@ def bench(url, *args, timeout=60):
 
 
 @pytest.fixture
-def python_peer():
+def python_server():
+    """Starts a Python server script of this folder on a free port (its first
+    argument) and stops it after the test; returns the port."""
     procs = []
 
-    def start(mode, cert=None, key=None):
+    def start(script, *args):
         port = free_port()
-        args = [sys.executable, PEER, str(port), mode] + ([str(cert), str(key)] if cert else [])
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), script), str(port),
+                                 *[str(a) for a in args]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append(proc)
         assert "listening" in proc.stdout.readline()
         return port
@@ -46,6 +47,13 @@ def python_peer():
     for proc in procs:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def python_peer(python_server):
+    def start(mode, cert=None, key=None):
+        return python_server("py_peer.py", mode, *([cert, key] if cert else []))
+    return start
 
 
 def ok(result, report):
@@ -162,22 +170,10 @@ def test_compare_names_each_statistic(echo_server, tmp_path):
 
 
 @pytest.fixture
-def stalling_echo():
-    procs = []
-
+def stalling_echo(python_server):
     def start(period_ms, stall_ms):
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "stalling_echo.py"), str(port),
-                                 str(period_ms), str(stall_ms)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-        procs.append(proc)
-        assert "listening" in proc.stdout.readline()
-        return port
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=10)
+        return python_server("stalling_echo.py", period_ms, stall_ms)
+    return start
 
 
 def test_open_loop_latency_shows_a_stall_as_wrk2_would(stalling_echo):
