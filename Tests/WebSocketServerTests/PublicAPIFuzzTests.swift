@@ -124,7 +124,9 @@ final class FuzzWorld {
     func act(on connection: WebSocketConnection<FuzzHandler>?, inside: String) {
         events += 1
         let target = connection ?? (connections.isEmpty ? nil : random.pick(connections))
-        switch random.below(23) {
+        switch random.below(24) {
+        case 23:
+            if random.oneIn(2) { target?.pauseReading() } else { target?.resumeReading() }
         case 20:
             target?.subscribe("t\(random.below(3))")
         case 21:
@@ -166,7 +168,10 @@ final class FuzzWorld {
         case 17:
             server?.requestShutdown(drainTimeout: .milliseconds(random.pick([0, 20])))
         case 18:
-            if let target { _ = (target.isOpen, target.bufferedAmount, target.roundTripTime, target.usesCompression, target.id) }
+            if let target {
+                _ = (target.isOpen, target.bufferedAmount, target.roundTripTime, target.usesCompression, target.id,
+                     target.isReadingPaused)
+            }
         default:
             server?.forEachOpenConnection { $0.send(text: "all") }
         }
