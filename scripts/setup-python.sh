@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Creates the Python environments the external-peer tests need, once:
-#   .venv        Python 3: websockets, pytest, selenium (interop, page, proxy tests)
+#   .venv        Python 3: websockets, pytest, selenium, Pillow (interop, page, proxy
+#                tests; Pillow reads the screenshots they take)
 #   .venv-ab     Python 2.7: Autobahn|Testsuite (it is still Python 2 code)
 # Both are reused when present, so a warm machine pays nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/pytest ] || ! .venv/bin/python -c 'import websockets, selenium, pytest' 2>/dev/null; then
+if [ ! -x .venv/bin/pytest ] || ! .venv/bin/python -c 'import websockets, selenium, pytest, PIL' 2>/dev/null; then
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check \
-        'websockets>=15,<18' 'pytest>=8' 'selenium>=4.20' 'uvloop>=0.19'
+        'websockets>=15,<18' 'pytest>=8' 'selenium>=4.20' 'uvloop>=0.19' 'pillow>=10'
 fi
 
 if [ "${1:-}" = bench ]; then

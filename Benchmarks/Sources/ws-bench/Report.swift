@@ -128,7 +128,11 @@ struct Report: Codable {
             lines.append("pubsub: \(p.published) published, \(p.deliveries) of \(p.expected) deliveries to \(p.subscribers) connections; "
                          + "lost \(p.lost) (per connection \(p.lossMin)-\(p.lossMax))")
         }
-        lines.append("connections: \(connected) of \(connections) open, \(failed) failed")
+        if scenario == "connect" {
+            lines.append("connection slots: \(connections), each opening and closing in turn; \(failed) attempts failed")
+        } else {
+            lines.append("connections: \(connected) of \(connections) open, \(failed) failed")
+        }
         if idle {
             if let b = serverRSSBefore, let a = serverRSSAfter {
                 lines.append("server RSS: \(b / 1024) KiB before, \(a / 1024) KiB after; \(idleBytesPerConnection ?? 0) B per idle connection")
