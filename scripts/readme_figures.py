@@ -40,6 +40,8 @@ def rows():
     files = load("benchmarks-files.json")
     per_cpu = {name: statistics.median(r["requestsPerServerCPUSecond"] for r in runs)
                for name, runs in files["results"].items()}
+    async_run = load("benchmarks-async.json")
+    async_small = {name: statistics.median(values) for name, values in async_run["throughput"]["16"].items()}
     return [
         ("Echo, 100 connections × 16 B, 16 in flight", "%s msg per server-CPU-second" % format(round(small["echo-server"]), ","),
          "%s µWebSockets (epoll), %s SwiftNIO, %s node `ws`" % (
@@ -49,6 +51,10 @@ def rows():
          "%s µWebSockets (epoll), %s SwiftNIO" % (
              x(large["echo-server"], large["µWebSockets (epoll)"]), x(large["echo-server"], large["SwiftNIO NIOWebSocket"])),
          load_page),
+        ("Async echo (a task per connection), 100 × 16 B, 16 in flight", "%s msg per server-CPU-second" % format(
+            round(async_small["echo-server --async"]), ","),
+         "%s Hummingbird WebSocket" % x(async_small["echo-server --async"], async_small["Hummingbird WebSocket"]),
+         "[benchmarks-async.md](docs/benchmarks-async.md), run of %s at %s" % (async_run["date"], async_run["commit"])),
         ("Idle connection at 10,000 connections", "%s B of server memory" % format(round(idle["echo-server"]), ","),
          "µWebSockets (epoll) %s B, node `ws` %s B" % (format(round(idle["µWebSockets (epoll)"]), ","), format(round(idle["node ws"]), ",")),
          load_page),
