@@ -75,16 +75,25 @@ struct WSBench: ParsableCommand {
         if (kind == .connect || kind == .request) && (raw || publish || idle) {
             throw ValidationError("--scenario \(scenario) is not --raw, --publish or --idle")
         }
+        // Before anything divides by it.
+        if threads < 1 || threads > 64 { throw ValidationError("--threads must be 1...64") }
         if kind == .pubsub && (rate == nil || publishers < 1 || publishers > connections / threads) {
             throw ValidationError("--scenario pubsub takes --rate and 1...connections/threads --publishers")
         }
-        if threads < 1 || threads > 64 { throw ValidationError("--threads must be 1...64") }
         if connections % threads != 0 { throw ValidationError("--connections must be a multiple of --threads") }
         if publish && threads > 1 { throw ValidationError("--publish runs on one thread") }
         if insecure && caFile != nil { throw ValidationError("--insecure and --ca-file exclude each other") }
         for header in headers where !header.contains(":") {
             throw ValidationError("--header \(header.debugDescription) is not 'Name: value'")
         }
+        // Bounds on everything that sizes an allocation or becomes a timer's
+        // milliseconds: a typo must give a usage error, not a trap.
+        if let rate, !(rate > 0 && rate <= 1e9) { throw ValidationError("--rate must be in (0, 1e9] messages per second") }
+        if !(warmup >= 0 && warmup <= 3600) { throw ValidationError("--warmup must be in [0, 3600] seconds") }
+        if size > 64 << 20 { throw ValidationError("--size must be at most 64 MiB") }
+        if inFlight > 65536 { throw ValidationError("--in-flight must be at most 65536") }
+        if connections > 1_000_000 { throw ValidationError("--connections must be at most 1,000,000") }
+        if sourceAddresses < 1 || sourceAddresses > 254 { throw ValidationError("--source-addresses must be 1...254") }
         if size < 0 { throw ValidationError("--size must not be negative") }
         if connections < 1 { throw ValidationError("--connections must be at least 1") }
         if inFlight < 1 { throw ValidationError("--in-flight must be at least 1") }
@@ -129,7 +138,7 @@ struct WSBench: ParsableCommand {
             config.template = template
         }
         let report = try runOnLoops(config)
-        print(report.printed(idle: idle))
+        print(report.printed(idle: config.idle))
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
