@@ -25,9 +25,13 @@ extension AsyncWebSocketConnection {
                     defer { index &+= 1 }
                     return batch[index]
                 }
-                batch.removeAll(keepingCapacity: true)
+                // Moved out, not copied: a second reference to the buffer
+                // would make the loop's next append copy it (copy-on-write).
+                var spare: [WebSocketMessage] = []
+                swap(&spare, &batch)
+                spare.removeAll(keepingCapacity: true)
                 index = 0
-                batch = try await connection.takeBatch(reusing: batch)
+                batch = try await connection.takeBatch(reusing: spare)
                 if batch.isEmpty { return nil }
                 index = 1
                 return batch[0]
@@ -37,8 +41,7 @@ extension AsyncWebSocketConnection {
 
     /// Everything buffered, swapped for the consumer's emptied list (which
     /// keeps its capacity for the loop's next messages); empty at the end.
-    func takeBatch(reusing spare: [WebSocketMessage]) async throws -> [WebSocketMessage] {
-        var spare = spare
+    func takeBatch(reusing spare: consuming [WebSocketMessage]) async throws -> [WebSocketMessage] {
         while true {
             try Task.checkCancellation()
             enum Step { case taken(resume: Bool), ended, wait }

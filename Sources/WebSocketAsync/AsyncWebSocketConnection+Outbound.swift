@@ -117,7 +117,10 @@ extension AsyncWebSocketConnection {
     /// Writes what senders appended, in order, in one corked batch (loop
     /// thread), then wakes the senders if the queue left is under the limit.
     func flush() {
-        var batch = spareOutgoing
+        // Moved out of `spareOutgoing`, not copied: a buffer referenced twice
+        // would be copied (copy-on-write) at the senders' next append.
+        var batch: [Outgoing] = []
+        swap(&batch, &spareOutgoing)
         state.withLock { state in
             swap(&state.outgoing, &batch)
             state.outgoingBytes = 0
