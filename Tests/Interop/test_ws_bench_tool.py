@@ -135,7 +135,7 @@ def test_the_html_report_shows_its_plots_in_chromium(echo_server, tmp_path):
     browser = headless_chromium(900, 1600)
     try:
         browser.get("file://%s" % (folder / "index.html"))
-        for chart in ("rate", "p99", "distribution"):
+        for chart in ("rate", "p99", "open", "distribution"):
             points = browser.execute_script(
                 "return document.querySelector('#%s polyline').getAttribute('points').trim().split(' ').length" % chart)
             box = browser.execute_script("return document.querySelector('#%s').getBoundingClientRect().height" % chart)
@@ -278,3 +278,67 @@ def test_pubsub_counts_every_delivery_and_its_latency(python_peer):
     finally:
         chat.terminate()
         chat.wait(timeout=10)
+
+
+def staged(url, *args, timeout=60):
+    """Runs ws-bench with a plan of its own (no --duration or --warmup)."""
+    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    result = subprocess.run([WS_BENCH, "--url", url, "--json", out, "--quiet", *args],
+                            capture_output=True, text=True, timeout=timeout)
+    with open(out) as f:
+        text = f.read()
+    os.unlink(out)
+    return result, (json.loads(text) if text else None)
+
+
+def test_stages_step_the_connections_and_the_rate(echo_server, tmp_path):
+    """A step test: 20, 60, then 10 connections at 2,000, 6,000 and 1,000
+    messages a second, each step reached at 500 connections a second. Every
+    stage gets its rate, the series shows its connections, and the 50 the
+    last stage no longer wants close with 1000 (the server counts them)."""
+    from test_metrics import value, wait_for
+    server = echo_server("--metrics")
+    result, report = staged(server.url, "--stage", "2s:20conn:2000rps", "--stage", "2s:60conn:6000rps",
+                            "--stage", "2s:10conn:1000rps", "--connect-rate", "500", "--report", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(count == 0 for count in report["errors"].values()) and report["mismatches"] == 0
+    stages = report["stages"]
+    print(stages)
+    assert [s["connections"] for s in stages] == [20, 60, 10]
+    for s in stages:
+        assert abs(s["messagesPerSecond"] - s["rate"]) <= 0.1 * s["rate"], s
+        assert s["errors"] == 0 and 0 < s["latencyMicroseconds"]["p50"] <= s["latencyMicroseconds"]["p99"]
+    # Each stage's last second has its count open (reached in well under a second).
+    last = {}
+    for sample in report["series"]:
+        last[sample["phase"]] = sample["open"]
+    assert last == {"stage 1": 20, "stage 2": 60, "stage 3": 10}, report["series"]
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<tr><td>") - page.count("<tr><td>stage</td>") >= 3 + 14 and 'id="stages"' in page
+    samples = wait_for(server.port, lambda s: (value(s, "websocket_closes_total", code="1000") or 0) >= 50)
+    assert value(samples, "websocket_closes_total", code="1000") >= 50
+
+
+def test_an_even_ramp_over_two_threads_and_a_connect_rate(echo_server):
+    """Without --connect-rate a stage moves its count evenly (a ramp up, a
+    hold, a ramp down), on two threads, closed loop. Without stages,
+    --connect-rate opens the connections at that pace before the load."""
+    server = echo_server("--loops", "2")
+    result, report = staged(server.url, "--stage", "2s:40conn", "--stage", "1s:40conn", "--stage", "2s:0conn",
+                            "--threads", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    opened = [s["open"] for s in report["series"]]
+    print(opened, report["stages"])
+    # Up by about 20 a second, then 40 held, then down by about 20 a second.
+    assert 12 <= opened[0] <= 28 and 32 <= opened[1] <= 40 and opened[2] == 40
+    assert 12 <= opened[3] <= 28 and opened[4] <= 8, opened
+    assert all(s["messages"] > 100 for s in report["stages"]) and report["failed"] == 0
+    result, report = bench(server.url, "--connections", "100", "--connect-rate", "50", "--threads", "2")
+    ok(result, report)
+    first = report["series"][0]
+    assert first["phase"] == "connect" and 35 <= first["open"] <= 65, report["series"]
+    # A plan that does not hold together is a usage error (64), not a run.
+    for bad in (["--stage", "1s:10:100", "--stage", "1s:10"], ["--stage", "1x:10"],
+                ["--stage", "1s:10", "--duration", "3"], ["--stage", "1s:11", "--threads", "2"]):
+        out = subprocess.run([WS_BENCH, "--url", server.url, *bad], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 64 and "--stage" in out.stderr, (bad, out.stderr)

@@ -54,6 +54,10 @@ struct BenchConfig {
     /// The request scenario's payload: `{{counter}}` becomes a number that
     /// grows by one per request.
     var template: String?
+    /// `--stage`s, this loop's share of each (empty: one steady load).
+    var stages: [Stage] = []
+    /// Connections this loop opens a second (nil: waves of 256 at once).
+    var connectRate: Double?
 }
 
 enum Scenario: String, CaseIterable, Codable {
@@ -88,6 +92,19 @@ final class Bench {
     let live: Bool
     /// The run's loops together (one alone without --threads).
     let coordinator: RunCoordinator
+    /// A staged run (`--stage`): the plan, where it is, and each stage's figures.
+    let staged: Bool
+    let plan: StagePlan
+    var stageIndex = 0
+    var stageStartedAt: UInt64 = 0
+    var stageFailedAtStart = 0
+    var stageReceived = 0
+    var stageHistogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+    var finishedStages: [(seconds: Double, messages: Int, histogram: Histogram<UInt64>, errors: Int)] = []
+    /// The load runs (a staged run's connections send from the moment they open).
+    var loadStarted = false
+    /// The open loop's rate now: the run's, or the current stage's.
+    var currentRate: Double?
 
     var size: Int { config.size }
     var raw: Bool { config.raw }
@@ -134,6 +151,9 @@ final class Bench {
         self.config = config
         self.coordinator = coordinator
         live = coordinator.live
+        staged = !config.stages.isEmpty
+        plan = StagePlan(stages: config.stages, connectRate: config.connectRate)
+        currentRate = config.rate
         loop = try EventLoop()
         pattern = PayloadPattern(size: config.size, seed: config.seed, text: config.text, json: config.json)
         var options = WebSocketClientOptions()
@@ -175,10 +195,17 @@ final class Bench {
         serverRSSBefore = config.serverPID.flatMap(ProcessStats.rss)
         serverAnonRSSBefore = config.serverPID.flatMap(ProcessStats.anonymousRSS)
         startedAt = Bench.nanoseconds()
-        if config.scenario == .connect {
-            // No standing connections: the load is the connecting itself.
+        if config.scenario == .connect || staged {
+            // No standing connections: the load is the connecting itself, or
+            // the stages open them as they go.
             started = true
             coordinator.arrived()
+        } else if let connectRate = config.connectRate {
+            // A ramp: this many a second until all are open; then the load.
+            _ = timer(every: 10) { [unowned self] in
+                let due = Int(Double(Bench.nanoseconds() - startedAt) / 1e9 * connectRate) + 1
+                while nextToConnect < min(due, config.connections) && connecting < 256 { connectNext() }
+            }
         } else {
             // Connect in waves: a burst of thousands of SYNs overflows the backlog.
             for _ in 0..<min(256, config.connections) { connectNext() }
@@ -205,7 +232,8 @@ final class Bench {
     }
 
     func connectNext() {
-        guard nextToConnect < config.connections, !stopping else { return }
+        // A staged run opens as many as its stages ask, again after closing some.
+        guard staged || nextToConnect < config.connections, !stopping else { return }
         let id = nextToConnect
         nextToConnect += 1
         let capacity = config.rate == nil ? max(1, config.inFlight) : 65536
@@ -256,9 +284,16 @@ final class Bench {
     func connectionReady(_ c: BenchConnection) {
         ready += 1
         connecting -= 1
-        connectNext()
+        if wavesOfConnects { connectNext() }
         checkAllConnected()
+        // A staged run's closed loop: a connection sends once it is open.
+        if staged && loadStarted && config.rate == nil && !stopping {
+            for _ in 0..<config.inFlight { c.sendMessage(at: Bench.nanoseconds()) }
+        }
     }
+
+    /// Each connect that ends starts the next (no ramp, no stages).
+    var wavesOfConnects: Bool { !staged && config.connectRate == nil }
 
     func connectionFailed(_ c: BenchConnection, _ message: String, _ kind: ErrorClass) {
         if c.state == .connecting { connecting -= 1 }
@@ -269,7 +304,7 @@ final class Bench {
             if c.state == .running { ready -= 1 }
             c.shut()
         }
-        connectNext()
+        if wavesOfConnects { connectNext() }
         checkAllConnected()
     }
 
@@ -306,6 +341,7 @@ final class Bench {
     /// Every loop of the run has its connections: the load starts.
     func startLoad() {
         if config.scenario == .connect { return startChurn() }
+        if staged { return startStages() }
         if config.idle {
             serverRSSAfter = config.serverPID.flatMap(ProcessStats.rss)
             serverAnonRSSAfter = config.serverPID.flatMap(ProcessStats.anonymousRSS)
@@ -337,7 +373,7 @@ final class Bench {
     /// message stamped with the time it should have left (so a stall shows in
     /// the latency instead of being hidden: no coordinated omission).
     func sendAtRate() {
-        guard let rate = config.rate, !stopping else { return }
+        guard let rate = currentRate, !stopping else { return }
         let now = Bench.nanoseconds()
         let due = Int(Double(now - rateStart) / 1e9 * rate) - Int(scheduled)
         if due <= 0 { return }
@@ -389,6 +425,7 @@ final class Bench {
         }
         // The last, partial second of the window.
         if measuring { histogram.add(secondHistogram) }
+        if staged && loadStarted && finishedStages.count == stageIndex { endStage() }
         stopping = true
         measuring = false
         for c in connections { c.shut() }
@@ -401,12 +438,16 @@ final class Bench {
         receivedInSecond += 1
         if measuring { received += 1 }
         if let latencyNanoseconds { secondHistogram.record(latencyNanoseconds) }
+        if staged {
+            stageReceived += 1
+            if let latencyNanoseconds { stageHistogram.record(latencyNanoseconds) }
+        }
     }
 
     /// Once a second: a sample of the series and, on a terminal, the live line.
     func printProgress() {
         let open = connections.filter { $0.state == .running }.count
-        let phase = measuring ? "measure" : (started ? "warmup" : "connect")
+        let phase = staged && loadStarted ? "stage \(stageIndex + 1)" : measuring ? "measure" : (started ? "warmup" : "connect")
         var whole = secondHistogram
         if let before = beforeWindow {
             whole.add(before)
@@ -501,7 +542,8 @@ final class Bench {
             threads: benches.count,
             scenario: config.scenario.rawValue,
             pubsub: config.scenario == .pubsub ? PubSubFigures(benches) : nil,
-            interrupted: benches.contains { $0.interrupted }
+            interrupted: benches.contains { $0.interrupted },
+            stages: stageFigures(benches)
         )
     }
 }

@@ -124,7 +124,9 @@ final class BenchConnection {
             if receivedSequence == 1 { bench.connectionReady(self) }
             return
         }
-        if closedLoop && !receivesOnly && !stopping { sendMessage(at: now) }
+        // A retired connection (a stage wanted fewer) still counts the echoes
+        // on their way, and sends no more.
+        if closedLoop && !receivesOnly && !stopping && state == .running { sendMessage(at: now) }
     }
 
     /// Sends the next message, stamped with `time` (the intended send time in
@@ -152,6 +154,15 @@ final class BenchConnection {
 
     /// Raw mode writes what it queued; the client writes its own.
     func flush() { rawStream?.flush() }
+
+    /// A staged run wants fewer connections: this one closes with 1000 (§7.1.2,
+    /// the closing handshake), which the run does not count as an error.
+    func retire() {
+        if state == .closed { return }
+        state = .closed
+        socket?.close(code: .normalClosure)
+        socket = nil
+    }
 
     /// Ends the connection without a closing handshake (the run is over or failed).
     func shut() {

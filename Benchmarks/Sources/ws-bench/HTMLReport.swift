@@ -12,6 +12,7 @@ enum HTMLReport {
 
     static func page(_ report: Report, command: String) -> String {
         let rate = report.series.map { (Double($0.second), Double($0.messages)) }
+        let open = report.series.map { (Double($0.second), Double($0.open)) }
         let p99 = report.series.compactMap { s in s.p99Microseconds.map { (Double(s.second), $0 / 1000) } }
         // The distribution on a "nines" axis: x = -log10(1 - p), so p50 is
         // 0.3, p99 is 2 and p99.99 is 4; the maximum is drawn at 6.
@@ -23,6 +24,13 @@ enum HTMLReport {
             "<tr><td>p\(String(format: "%g", pair[0]))</td><td>\(number(pair[1] / 1000, digits: 3)) ms</td></tr>"
         }
         rows.append("<tr><td>max</td><td>\(number((report.latencyMicroseconds["max"] ?? 0) / 1000, digits: 3)) ms</td></tr>")
+        let stages = (report.stages ?? []).map { s in
+            "<tr><td>\(s.stage)</td><td>\(s.connections)</td><td>\(s.rate.map { number($0) } ?? "closed loop")</td>"
+                + "<td>\(number(s.messagesPerSecond))</td><td>\(number((s.latencyMicroseconds["p99"] ?? 0) / 1000, digits: 3)) ms</td>"
+                + "<td>\(s.errors)</td></tr>"
+        }
+        let stageTable = stages.isEmpty ? "" : "<h2>Stages</h2>\n<table id=\"stages\"><tr><td>stage</td><td>connections</td>"
+            + "<td>offered msg/s</td><td>msg/s</td><td>p99</td><td>failed</td></tr>\(stages.joined())</table>"
         let errors = report.errors.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
             .map { "<li>\(escape($0.key.rawValue)): \($0.value)</li>" }
         let summary = [
@@ -50,6 +58,9 @@ enum HTMLReport {
         \(chart(id: "rate", points: rate, xLabel: "second", yLabel: "messages per second"))
         <h2>p99 latency per second</h2>
         \(chart(id: "p99", points: p99, xLabel: "second", yLabel: "ms"))
+        <h2>Open connections</h2>
+        \(chart(id: "open", points: open, xLabel: "second", yLabel: "connections"))
+        \(stageTable)
         <h2>Latency distribution</h2>
         \(chart(id: "distribution", points: distribution, xLabel: "nines: 1 = p90, 2 = p99, 3 = p99.9, 4 = p99.99", yLabel: "ms"))
         <h2>Percentiles</h2>

@@ -103,6 +103,8 @@ struct Report: Codable {
     var pubsub: PubSubFigures?
     /// Ctrl-C ended the run before its duration: the figures are the run so far.
     var interrupted: Bool
+    /// A staged run's figures, stage by stage (nil for one steady load).
+    var stages: [StageFigures]?
 
     /// The series as CSV, a header line first.
     func seriesCSV() -> String {
@@ -130,6 +132,8 @@ struct Report: Codable {
         }
         if scenario == "connect" {
             lines.append("connection slots: \(connections), each opening and closing in turn; \(failed) attempts failed")
+        } else if stages != nil {
+            lines.append("connections: \(connected) open at the end of the plan (its largest stage \(connections)), \(failed) failed")
         } else {
             lines.append("connections: \(connected) of \(connections) open, \(failed) failed")
         }
@@ -162,6 +166,12 @@ struct Report: Codable {
                 if let m = messagesPerServerCPUSecond { cpu += ", \(f(m, 0)) msg per server-CPU-second" }
             }
             lines.append(cpu)
+        }
+        for stage in stages ?? [] {
+            let l = stage.latencyMicroseconds
+            lines.append("stage \(stage.stage): \(stage.connections) connections\(stage.rate.map { ", offered \(f($0, 0)) msg/s" } ?? ""); "
+                         + "\(stage.messages) messages in \(f(stage.seconds, 2)) s = \(f(stage.messagesPerSecond, 0)) msg/s; "
+                         + "p50 \(f(l["p50"] ?? 0)) p99 \(f(l["p99"] ?? 0)) max \(f(l["max"] ?? 0)) µs; \(stage.errors) failed")
         }
         let classes = ErrorClass.allCases.compactMap { kind in errors[kind].flatMap { $0 > 0 ? "\(kind.rawValue) \($0)" : nil } }
         lines.append("errors: \(classes.isEmpty ? "none" : classes.joined(separator: ", ")); overloaded \(overloaded)"

@@ -33,11 +33,17 @@ struct WSBench: ParsableCommand {
     @Option(help: "pubsub: how many connections publish (the rest only receive).") var publishers = 1
     @Option(help: "The request scenario's text payload; {{counter}} becomes 1, 2, 3, ... per loop.") var template: String?
     @Option(help: "The request scenario's payload from a file (UTF-8 text; {{counter}} as in --template).") var payloadFile: String?
-    @Option(help: "Connections to open (with connect: connections opening at once).") var connections = 100
+    @Option(name: .customLong("connections"), help: "Connections to open (with connect: connections opening at once); 100 if not given.")
+    var connectionsOption: Int?
+    var connections: Int { connectionsOption ?? 100 }
+    @Option(help: "Open the connections at this many a second (a ramp; the load starts once all are open), instead of at once. With --stage: the pace at which each stage reaches its count (a step), instead of evenly over the stage.")
+    var connectRate: Double?
+    @Option(name: .customLong("stage"), help: "A stage of a staged run, DURATION:CONNECTIONS[:RATE] such as 30s:1000conn:5000rps (repeatable, run in order; durations in ms, s or m). Over a stage the open connections move from the previous stage's count (0 at first) to its own, evenly or at --connect-rate; RATE is the open loop's messages a second (give it on every stage or on none: closed loop, --in-flight each). The whole plan is measured, stage by stage; no --duration, --warmup, --rate or --connections.")
+    var stageTexts: [String] = []
     @Option(help: "Payload bytes per message.") var size = 16
     @Option(help: "Messages in flight per connection (closed loop).") var inFlight = 1
-    @Option(help: "Seconds to measure (or, with --idle, to hold).") var duration = 10.0
-    @Option(help: "Seconds of load before measuring.") var warmup = 2.0
+    @Option(help: "Seconds to measure (or, with --idle, to hold); 10 if not given.") var duration: Double?
+    @Option(help: "Seconds of load before measuring; 2 if not given.") var warmup: Double?
     @Option(help: "Fixed total rate in messages per second (open loop, for latency).") var rate: Double?
     @Flag(help: "Send text messages (printable ASCII) instead of binary.") var text = false
     @Flag(help: "Raw TCP echo: no handshake, no framing (the ceiling).") var raw = false
@@ -89,7 +95,8 @@ struct WSBench: ParsableCommand {
         // Bounds on everything that sizes an allocation or becomes a timer's
         // milliseconds: a typo must give a usage error, not a trap.
         if let rate, !(rate > 0 && rate <= 1e9) { throw ValidationError("--rate must be in (0, 1e9] messages per second") }
-        if !(warmup >= 0 && warmup <= 3600) { throw ValidationError("--warmup must be in [0, 3600] seconds") }
+        try validateStages()
+        if !(warmupSeconds >= 0 && warmupSeconds <= 3600) { throw ValidationError("--warmup must be in [0, 3600] seconds") }
         if size > 64 << 20 { throw ValidationError("--size must be at most 64 MiB") }
         if inFlight > 65536 { throw ValidationError("--in-flight must be at most 65536") }
         if connections > 1_000_000 { throw ValidationError("--connections must be at most 1,000,000") }
@@ -97,9 +104,37 @@ struct WSBench: ParsableCommand {
         if size < 0 { throw ValidationError("--size must not be negative") }
         if connections < 1 { throw ValidationError("--connections must be at least 1") }
         if inFlight < 1 { throw ValidationError("--in-flight must be at least 1") }
-        if !(duration > 0 && duration <= 3600) { throw ValidationError("--duration must be in (0, 3600]") }
+        if !(measuredSeconds > 0 && measuredSeconds <= 3600) { throw ValidationError("--duration must be in (0, 3600]") }
         if raw && size == 0 { throw ValidationError("--raw needs --size > 0") }
         if publish && (raw || idle || rate != nil) { throw ValidationError("--publish is closed-loop WebSocket load") }
+    }
+
+    var measuredSeconds: Double { duration ?? 10 }
+    var warmupSeconds: Double { warmup ?? 2 }
+
+    /// --stage and --connect-rate: the plan is whole and consistent.
+    func validateStages() throws {
+        if let connectRate, !(connectRate > 0 && connectRate <= 1e6) {
+            throw ValidationError("--connect-rate must be in (0, 1e6] connections per second")
+        }
+        if connectRate != nil && scenario == "connect" { throw ValidationError("--connect-rate does not go with --scenario connect") }
+        if stageTexts.isEmpty { return }
+        let stages = try stageTexts.map { text in
+            do { return try Stage(parsing: text) } catch { throw ValidationError("\(error)") }
+        }
+        if !["echo", "request"].contains(scenario) || raw || idle || publish {
+            throw ValidationError("--stage runs the echo or request scenario (not --raw, --idle or --publish)")
+        }
+        if duration != nil || warmup != nil || rate != nil || connectionsOption != nil {
+            throw ValidationError("--stage plans the whole run: no --duration, --warmup, --rate or --connections")
+        }
+        if Set(stages.map { $0.rate == nil }).count > 1 {
+            throw ValidationError("--stage: give a rate on every stage (open loop) or on none (closed loop)")
+        }
+        if stages.contains(where: { $0.connections % threads != 0 }) {
+            throw ValidationError("--stage: each stage's connections must be a multiple of --threads")
+        }
+        if stages.reduce(0, { $0 + $1.seconds }) > 3600 { throw ValidationError("--stage: the plan must be at most an hour") }
     }
 
     func run() throws {
@@ -118,7 +153,7 @@ struct WSBench: ParsableCommand {
         }
         raiseOpenFileLimit()
         var config = BenchConfig(host: host, port: port, path: path, connections: connections / threads, size: size,
-                                 inFlight: inFlight, duration: duration, warmup: warmup, rate: rate, text: text,
+                                 inFlight: inFlight, duration: measuredSeconds, warmup: warmupSeconds, rate: rate, text: text,
                                  raw: raw, idle: idle, sourceAddresses: sourceAddresses, serverPID: serverPid,
                                  seed: seed, quiet: quiet,
                                  compression: compressionNoContext ? true : (compression ? false : nil),
@@ -127,6 +162,13 @@ struct WSBench: ParsableCommand {
                                  trust: insecure ? .acceptAnyCertificate : caFile.map { .certificateAuthorities(file: $0) } ?? .system,
                                  headers: headers, subprotocols: subprotocols)
         config.rate = rate.map { $0 / Double(threads) }
+        config.connectRate = connectRate.map { $0 / Double(threads) }
+        config.stages = try stageTexts.map { try Stage(parsing: $0).share(of: threads) }
+        if let first = config.stages.first {
+            // The open loop or the closed one for the whole plan (validated alike on every stage).
+            config.rate = first.rate
+            config.connections = config.stages.map(\.connections).max() ?? 0
+        }
         config.scenario = idle ? .idle : Scenario(rawValue: scenario) ?? .echo
         config.idle = config.scenario == .idle
         if let payloadFile {
