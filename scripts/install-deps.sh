@@ -10,7 +10,8 @@ case "$what" in
     chat) packages+=(redis-server) ;;  # make chat REDIS=1
     # openssl: the CLI that makes the TLS tests' certificates.
     # redis-server: the chat sample's backplane tests start their own.
-    test) packages+=(chromium chromium-driver nginx-light python3-venv openssl redis-server) ;;
+    # node-ws: node `ws`, one of the servers ws-bench is tested against.
+    test) packages+=(chromium chromium-driver nginx-light python3-venv openssl redis-server node-ws) ;;
     # node-redis, redis-server: the fan-out benchmark's servers through Redis.
     # nginx-light, wrk: the static-file benchmark against nginx.
     bench) packages+=(node-ws node-redis redis-server python3-venv valgrind nginx-light wrk) ;;

@@ -1,8 +1,9 @@
 """ws-bench as a load tool for any server: URLs with DNS names and verified
 certificates, headers and subprotocols, every error class with its exit
 status, several threads merged, the per-second series as CSV, the HTML report
-(opened in headless Chromium) and `compare`. Servers this project did not
-write (Python `websockets`, nginx in front of echo-server) and echo-server,
+(opened in headless Chromium), `compare`, ramps and stages. Servers this
+project did not write (Python `websockets`, node `ws`, nginx in front of
+echo-server) and echo-server,
 all on 127.0.0.1."""
 import json
 import os
@@ -56,6 +57,30 @@ def python_peer(python_server):
     return start
 
 
+@pytest.fixture
+def node_ws():
+    """Starts node `ws` (Debian's node-ws) as an echo server on a free port:
+    the benchmarks' peer, with its arguments (--compression, or --tls CERT
+    KEY); returns the port."""
+    procs = []
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "Benchmarks", "peers", "ws-echo.js")
+
+    def start(*args):
+        port = free_port()
+        proc = subprocess.Popen(["node", script, str(port), *[str(a) for a in args]],
+                                env={**os.environ, "NODE_PATH": "/usr/share/nodejs"},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
+        line = proc.stdout.readline()
+        assert "listening" in line, line + proc.stdout.read()
+        return port
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def ok(result, report):
     assert result.returncode == 0, result.stdout + result.stderr
     assert report["failed"] == 0 and report["mismatches"] == 0 and report["messages"] > 10
@@ -72,6 +97,18 @@ def test_python_websockets_over_ws_and_verified_wss(python_peer, certificates):
     result, report = bench("wss://localhost:%d/" % port, "--connections", "2")
     assert result.returncode == 1 and report["errors"]["tls-untrusted"] == 2
     ok(*bench("wss://127.0.0.1:%d/" % port, "--connections", "2", "--insecure"))
+
+
+def test_node_ws_over_ws_wss_and_with_deflate(node_ws, certificates):
+    ok(*bench("ws://127.0.0.1:%d/" % node_ws(), "--connections", "8", "--in-flight", "4", "--size", "1024"))
+    folder = certificates()
+    port = node_ws("--tls", folder / "server.pem", folder / "server.key")
+    ok(*bench("wss://localhost:%d/" % port, "--connections", "4", "--ca-file", str(folder / "ca.pem")))
+    # permessage-deflate offered and agreed (ws-bench fails the run if refused).
+    ok(*bench("ws://127.0.0.1:%d/" % node_ws("--compression"), "--connections", "4", "--compression", "--json-payload",
+              "--text", "--size", "2048"))
+    result, report = bench("ws://127.0.0.1:%d/" % node_ws(), "--connections", "2", "--compression")
+    assert result.returncode == 1 and report["failed"] == 2 and "permessage-deflate" in report["firstError"]
 
 
 def test_through_nginx_to_echo_server(echo_server, nginx_in_front):  # noqa: F811

@@ -268,10 +268,13 @@ final class Bench {
                 }
                 socket.data = Unmanaged.passUnretained(connection)
                 connection.socket = socket
-                connection.state = .running
                 if config.compression != nil && !socket.usesCompression {
+                    // Still connecting: the failure ends the connect (and aborts the socket).
                     connectionFailed(connection, "the server did not agree to permessage-deflate", .other)
-                } else if config.idle && config.idleMessage {
+                    return
+                }
+                connection.state = .running
+                if config.idle && config.idleMessage {
                     // Ready once its one message has come back.
                     connection.sendMessage(at: Bench.nanoseconds())
                 } else {
