@@ -23,11 +23,16 @@ TEMPLATE = os.path.join(os.path.dirname(__file__), "nginx.conf.template")
 def nginx_in_front():
     procs = []
 
-    def start(upstream_port):
+    def start(upstream_port, tls=None):
+        """nginx on a free port proxying /ws to upstream_port; with tls (a
+        certificate and key file) it terminates TLS: a wss:// URL."""
         prefix = tempfile.mkdtemp(prefix="uvws-nginx-")
         port = free_port()
         with open(TEMPLATE) as f:
             conf = f.read().replace("@PREFIX@", prefix).replace("@PORT@", str(port)).replace("@UPSTREAM_PORT@", str(upstream_port))
+        if tls:
+            conf = conf.replace("listen 127.0.0.1:%d;" % port, "listen 127.0.0.1:%d ssl; ssl_certificate %s; ssl_certificate_key %s;"
+                                % (port, tls[0], tls[1]))
         path = os.path.join(prefix, "nginx.conf")
         with open(path, "w") as f:
             f.write(conf)
@@ -37,7 +42,7 @@ def nginx_in_front():
         while time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return "ws://127.0.0.1:%d/ws" % port
+                return "%s://127.0.0.1:%d/ws" % ("wss" if tls else "ws", port)
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("nginx did not start: " + open(os.path.join(prefix, "error.log")).read())

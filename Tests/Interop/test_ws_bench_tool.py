@@ -111,9 +111,14 @@ def test_node_ws_over_ws_wss_and_with_deflate(node_ws, certificates):
     assert result.returncode == 1 and report["failed"] == 2 and "permessage-deflate" in report["firstError"]
 
 
-def test_through_nginx_to_echo_server(echo_server, nginx_in_front):  # noqa: F811
+def test_through_nginx_to_echo_server(echo_server, nginx_in_front, certificates):  # noqa: F811
     server = echo_server()
     ok(*bench(nginx_in_front(server.port), "--connections", "8", "--in-flight", "4", "--size", "1024"))
+    # nginx terminating TLS with a certificate made for the test, verified.
+    folder = certificates()
+    url = nginx_in_front(server.port, tls=(folder / "server.pem", folder / "server.key"))
+    ok(*bench(url.replace("127.0.0.1", "localhost"), "--connections", "8", "--in-flight", "4", "--size", "1024",
+              "--ca-file", str(folder / "ca.pem")))
 
 
 def test_headers_and_subprotocols_reach_the_server(echo_server):
@@ -290,7 +295,7 @@ def test_request_scenario_sends_the_template_and_times_each_reply(echo_server, p
     assert bad.returncode == 64 and "--template or --payload-file" in bad.stderr
 
 
-def test_pubsub_counts_every_delivery_and_its_latency(python_peer):
+def test_pubsub_counts_every_delivery_and_its_latency(python_peer, certificates):
     chat = subprocess.Popen([os.environ.get("CHAT_SERVER", os.path.join(os.path.dirname(WS_BENCH), "..", "..", "..",
                                                                           ".build", "release", "chat-server")),
                              "--host", "127.0.0.1", "--port", str(free_port()), "--loops", "2", "--log-level", "warning"],
@@ -300,11 +305,15 @@ def test_pubsub_counts_every_delivery_and_its_latency(python_peer):
         assert "listening on" in line, line
         chat_url = line.split()[-1].replace("http://", "ws://") + "/ws?room=bench&name=load"
         python_url = "ws://127.0.0.1:%d/" % python_peer("broadcast")
+        folder = certificates()
+        python_wss = "wss://localhost:%d/" % python_peer("broadcast", folder / "server.pem", folder / "server.key")
         # The chat sample (rooms on topics, join notices ignored) on 2 loops,
-        # and a Python websockets broadcast server this project did not write.
-        for url, connections, rate in ((chat_url, "40", "2000"), (python_url, "10", "200")):
+        # and a Python websockets broadcast server this project did not
+        # write, over ws:// and over wss:// (verified against the test's CA).
+        for url, connections, rate, extra in ((chat_url, "40", "2000", []), (python_url, "10", "200", []),
+                                              (python_wss, "10", "200", ["--ca-file", str(folder / "ca.pem")])):
             result, report = bench(url, "--scenario", "pubsub", "--connections", connections, "--publishers", "2",
-                                   "--rate", rate, "--duration", "2", "--threads", "2")
+                                   "--rate", rate, "--duration", "2", "--threads", "2", *extra)
             assert result.returncode == 0, result.stdout + result.stderr
             p = report["pubsub"]
             assert p["subscribers"] == int(connections) and p["published"] > 100
