@@ -150,7 +150,7 @@ bench-async: bench-deps
 	cd Benchmarks && $(SWIFT) build $(RELEASE_FLAGS) --product hummingbird-echo
 	.venv/bin/python Benchmarks/run_async_bench.py
 
-## ws-bench against µWebSockets' load_test on one server (about 3 minutes; LOAD_TEST=path/to/load_test SERVER=path/to/echo-at-every-path, both built elsewhere as docs/benchmarks.md describes): docs/benchmarks-loadgen.md.
+## ws-bench against µWebSockets' load_test on one server, and --threads 2 against 1 (about 5 minutes; LOAD_TEST=path/to/load_test SERVER=path/to/echo-at-every-path, both built elsewhere as docs/benchmarks.md describes): docs/benchmarks-loadgen.md.
 bench-loadgen: bench-deps
 	.venv/bin/python Benchmarks/run_loadgen_bench.py --load-test "$(LOAD_TEST)" --server "$(SERVER)"
 

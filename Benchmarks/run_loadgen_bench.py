@@ -14,6 +14,11 @@ prints its rate every 4 seconds and never stops: it runs for a set time, its
 CPU time is read from /proc at each line, and the first interval (its
 connects) is left out. ws-bench measures its own window after a warm-up.
 
+The second part shows `--threads`: ws-bench with one thread and with two
+against `echo-server --loops 2` (this repository's, from .build/release),
+alternated, nothing pinned: 64 connections, 8 messages of 4 KiB in flight on
+each, where one client thread at a whole core is the bottleneck.
+
 Every load goes to 127.0.0.1 only and every run is bounded in time.
 
 Usage: run_loadgen_bench.py --load-test PATH --server PATH [--repeats N]
@@ -30,6 +35,8 @@ from run_bench import render_saved, run_stamp, save_run, stamp_line, BIN, TOP, f
 
 WS_BENCH = os.path.join(BIN, "ws-bench")
 CONNECTIONS, SIZE = 100, 16
+ECHO_SERVER = os.path.join(TOP, ".build", "release", "echo-server")
+THREADS_LOAD = ["--connections", "64", "--in-flight", "8", "--size", "4096"]
 
 
 def cpu_seconds(pid):
@@ -84,6 +91,27 @@ def load_test(path, port, intervals):
     return messages / cpu, messages / (4 * len(measured))
 
 
+def threads_run(threads, duration=5):
+    """(messages per second, client CPU in cores) of ws-bench with `threads`
+    loops against a fresh echo-server --loops 2."""
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen([ECHO_SERVER, "--host", "127.0.0.1", "--port", str(port), "--loops", "2",
+                               "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    try:
+        wait_until_listening(server, port, log, "echo-server")
+        subprocess.run([WS_BENCH, "--url", "ws://127.0.0.1:%d/ws" % port, *THREADS_LOAD, "--threads", str(threads),
+                        "--duration", str(duration), "--warmup", "1", "--json", out, "--quiet"],
+                       check=True, capture_output=True, timeout=duration + 120)
+        with open(out) as f:
+            report = json.load(f)
+    finally:
+        os.unlink(out)
+        stop(server)
+    return report["messagesPerSecond"], report["clientCPUSeconds"] / report["seconds"]
+
+
 def render(path, data):
     ours, theirs = data["ws-bench"], data["load_test"]
     paired = med([a / b for a, b in zip(ours, theirs) if a and b])
@@ -100,6 +128,20 @@ def render(path, data):
                                                  fmt(med(rates))))
     lines += ["", "ws-bench ÷ load_test: **%s** (ratio of the medians), **%s** (median of the paired ratios)." % (
         fmt(med(ours) / med(theirs), 2), fmt(paired, 2)), ""]
+    if "threads 1" in data:
+        one, two = data["threads 1"], data["threads 2"]
+        lines += ["## --threads 2 against echo-server --loops 2", "",
+                  "Alternated in each repeat, nothing pinned (both clients and both server loops share the 2 cores): "
+                  "%s (connections, in flight each, payload bytes). One thread can use one core at most; "
+                  "two take what the server leaves." % " ".join(THREADS_LOAD), "",
+                  "| ws-bench | msg/s, median | min-max | client CPU, cores (median) |", "|---|---|---|---|"]
+        for name, runs in (("--threads 1", one), ("--threads 2", two)):
+            rates = [r[0] for r in runs]
+            lines.append("| %s | %s | %s-%s | %s |" % (name, fmt(med(rates)), fmt(min(rates)), fmt(max(rates)),
+                                                     fmt(med([r[1] for r in runs]), 2)))
+        lines += ["", "--threads 2 ÷ --threads 1: **%s** (ratio of the medians), **%s** (median of the paired ratios)." % (
+            fmt(med([r[0] for r in two]) / med([r[0] for r in one]), 2),
+            fmt(med([b[0] / a[0] for a, b in zip(one, two)]), 2)), ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
@@ -129,6 +171,13 @@ def main():
             data[name].append(value)
             data[name + " rate"].append(rate)
             print("repeat %d %-10s %s msg per client-CPU-second (%s msg/s)" % (repeat + 1, name, fmt(value), fmt(rate)),
+                  flush=True)
+    data["threads 1"], data["threads 2"] = [], []
+    for repeat in range(args.repeats):
+        for threads in ((1, 2) if repeat % 2 == 0 else (2, 1)):
+            rate, cores = threads_run(threads)
+            data["threads %d" % threads].append([rate, cores])
+            print("repeat %d --threads %d: %s msg/s, client %s cores" % (repeat + 1, threads, fmt(rate), fmt(cores, 2)),
                   flush=True)
     save_run(args.out, data, render)
 
