@@ -520,7 +520,7 @@ final class Bench {
         return Report(
             connections: config.connections * benches.count, connected: ready,
             failed: benches.map(\.failed).reduce(0, +),
-            size: config.size, inFlight: config.inFlight, rate: config.rate.map { $0 * Double(benches.count) },
+            size: config.size, inFlight: config.inFlight, rate: first.staged ? nil : config.rate.map { $0 * Double(benches.count) },
             seconds: seconds,
             messages: received,
             messagesPerSecond: seconds > 0 ? messages / seconds : 0,

@@ -33,11 +33,14 @@ enum HTMLReport {
             + "<td>offered msg/s</td><td>msg/s</td><td>p99</td><td>failed</td></tr>\(stages.joined())</table>"
         let errors = report.errors.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
             .map { "<li>\(escape($0.key.rawValue)): \($0.value)</li>" }
+        // Open loop: a --rate, or a staged plan whose stages give rates.
+        let openLoop = report.rate != nil || report.stages?.first?.rate != nil
         let summary = [
             "Connections: \(report.connected) of \(report.connections) open on \(report.threads) thread(s)",
             "Messages: \(number(Double(report.messages))) in \(number(report.seconds, digits: 2)) s, "
-                + "\(number(report.messagesPerSecond)) per second" + (report.rate.map { " (offered: \(number($0)) per second, open loop)" } ?? ""),
-            "Payload: \(report.size) B, \(report.rate == nil ? "\(report.inFlight) in flight per connection" : "latency from each message's intended send time")",
+                + "\(number(report.messagesPerSecond)) per second" + (report.rate.map { " (offered: \(number($0)) per second, open loop)" }
+                    ?? (report.stages == nil ? "" : " over the whole plan (each stage's below)")),
+            "Payload: \(report.size) B, \(openLoop ? "latency from each message's intended send time" : "\(report.inFlight) in flight per connection")",
         ]
         return """
         <!DOCTYPE html>
