@@ -29,25 +29,13 @@ import Glibc
 /// marks) or a loop's inbox; `servers` is read from other threads only
 /// before `run()`, and after it each server is its own loop's.
 public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked Sendable {
-    /// How connections reach the loops.
-    public enum Distribution: Sendable {
-        /// Each loop listens on the address with `SO_REUSEPORT` and the
-        /// kernel spreads connections by a hash of their addresses. No hand
-        /// over, so the cheapest; a busy loop still gets its share.
-        case reusePort
-        /// Loop 0 alone accepts and hands the sockets to the loops in turn:
-        /// an even spread whatever the kernel does (or where it does not
-        /// balance), for a descriptor passed per connection.
-        case roundRobin
-    }
-
     /// The most loops a group runs (a loop is a thread).
     public static var maxLoops: Int { groupMaxLoops }
 
     /// How many loops (threads) the group runs.
     public let loopCount: Int
     /// How accepted connections are spread over the loops.
-    public let distribution: Distribution
+    public let distribution: ConnectionDistribution
     /// The loops' servers, in order. Set-up time only: once `run()` starts,
     /// each belongs to its loop's thread (a handler reaches its own through
     /// `connection.server`).
@@ -81,7 +69,7 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
     ///     other threads are refused (`send` returns false).
     ///   - logger: every loop's, with the loop's index in its metadata.
     ///   - makeHandler: called once per loop, with its index, on this thread.
-    public init(loops: Int, options: WebSocketOptions = WebSocketOptions(), distribution: Distribution = .reusePort,
+    public init(loops: Int, options: WebSocketOptions = WebSocketOptions(), distribution: ConnectionDistribution = .reusePort,
                 inboxLimit: Int = 64 << 20, logger: Logger = Logger(label: "UVWebSocket"),
                 makeHandler: (Int) throws -> Handler) throws {
         guard loops >= 1 && loops <= groupMaxLoops else {
@@ -111,7 +99,7 @@ public final class WebSocketServerGroup<Handler: WebSocketHandler>: @unchecked S
     /// One handler for every loop: it must be safe to call from several
     /// threads at once, which `Sendable` declares.
     public convenience init(loops: Int, options: WebSocketOptions = WebSocketOptions(),
-                            distribution: Distribution = .reusePort, inboxLimit: Int = 64 << 20,
+                            distribution: ConnectionDistribution = .reusePort, inboxLimit: Int = 64 << 20,
                             logger: Logger = Logger(label: "UVWebSocket"), sharedHandler: Handler) throws
     where Handler: Sendable {
         try self.init(loops: loops, options: options, distribution: distribution, inboxLimit: inboxLimit,

@@ -106,9 +106,7 @@ struct EchoServerCommand: ParsableCommand {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
-    func distribution<Handler>(for _: Handler.Type) -> WebSocketServerGroup<Handler>.Distribution {
-        accept == "round-robin" ? .roundRobin : .reusePort
-    }
+    var distribution: ConnectionDistribution { accept == "round-robin" ? .roundRobin : .reusePort }
 
     // Not an async main: on Linux that ends the main thread in Dispatch's
     // signal wait, which valgrind cannot run (`make bench-instructions`
@@ -170,12 +168,12 @@ struct EchoServerCommand: ParsableCommand {
             // queue is: by --max-backpressure.
             let handler = try AsyncEcho.handler(limit: maxBackpressure)
             try await serve(WebSocketServerGroup(loops: loops, options: options,
-                                                 distribution: distribution(for: AsyncWebSocketHandler.self),
+                                                 distribution: distribution,
                                                  logger: logger, sharedHandler: handler),
                             registry: registry, logger: logger)
         } else {
             try await serve(WebSocketServerGroup(loops: loops, options: options,
-                                                 distribution: distribution(for: EchoHandler.self),
+                                                 distribution: distribution,
                                                  logger: logger) { _ in EchoHandler() },
                             registry: registry, logger: logger)
         }

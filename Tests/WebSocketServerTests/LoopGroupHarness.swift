@@ -15,7 +15,7 @@ final class GroupHarness<Handler: WebSocketHandler>: @unchecked Sendable {
     private var thread: Thread?
     private(set) var runError: Error?
 
-    init(loops: Int, distribution: WebSocketServerGroup<Handler>.Distribution = .reusePort,
+    init(loops: Int, distribution: ConnectionDistribution = .reusePort,
          options: WebSocketOptions = WebSocketOptions(), makeHandler: (Int) -> Handler) throws {
         var logger = Logger(label: "test-group")
         logger.logLevel = .warning
