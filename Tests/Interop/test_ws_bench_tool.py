@@ -147,6 +147,15 @@ def test_every_error_class_is_counted_and_fails_the_run(echo_server, python_peer
     result, report = bench("ws://127.0.0.1:%d/" % python_peer("close4000"), "--connections", "2")
     assert result.returncode == 1
     assert report["errors"]["closed-by-peer"] == 2 and report["peerCloseCodes"] == {"4000": 2}
+    # A listener that never answers the upgrade (the kernel completes the TCP
+    # handshake from its backlog; nothing reads the request).
+    import socket
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        result, report = bench("ws://127.0.0.1:%d/" % silent.getsockname()[1], "--connections", "2",
+                               "--handshake-timeout", "0.5")
+    assert result.returncode == 1 and report["errors"]["timeout"] == 2, report["errors"]
     print(result.stdout)
 
 

@@ -58,6 +58,8 @@ struct BenchConfig {
     var stages: [Stage] = []
     /// Connections this loop opens a second (nil: waves of 256 at once).
     var connectRate: Double?
+    /// Seconds a connect may take, TCP to the 101, before it is a timeout.
+    var handshakeTimeout = 60.0
 }
 
 enum Scenario: String, CaseIterable, Codable {
@@ -170,7 +172,7 @@ final class Bench {
         options.keepAliveInterval = .zero
         options.keepAliveTimeout = .zero
         options.maxMessageSize = max(config.size, 1) + 1024
-        options.handshakeTimeout = .seconds(60)
+        options.handshakeTimeout = .milliseconds(Int64(config.handshakeTimeout * 1000))
         options.tls = TLSClientConfiguration(trust: config.trust)
         options.headers = config.headers
         options.subprotocols = config.subprotocols

@@ -43,6 +43,8 @@ struct WSBench: ParsableCommand {
     @Option(help: "Payload bytes per message.") var size = 16
     @Option(help: "Messages in flight per connection (closed loop).") var inFlight = 1
     @Option(help: "Seconds to measure (or, with --idle, to hold); 10 if not given.") var duration: Double?
+    @Option(help: "Seconds a connection may take to open (TCP, TLS and the upgrade) before it counts as a timeout.")
+    var handshakeTimeout = 60.0
     @Option(help: "Seconds of load before measuring; 2 if not given.") var warmup: Double?
     @Option(help: "Fixed total rate in messages per second (open loop, for latency).") var rate: Double?
     @Flag(help: "Send text messages (printable ASCII) instead of binary.") var text = false
@@ -100,6 +102,7 @@ struct WSBench: ParsableCommand {
         if size > 64 << 20 { throw ValidationError("--size must be at most 64 MiB") }
         if inFlight > 65536 { throw ValidationError("--in-flight must be at most 65536") }
         if connections > 1_000_000 { throw ValidationError("--connections must be at most 1,000,000") }
+        if !(handshakeTimeout > 0 && handshakeTimeout <= 3600) { throw ValidationError("--handshake-timeout must be in (0, 3600] seconds") }
         if sourceAddresses < 1 || sourceAddresses > 254 { throw ValidationError("--source-addresses must be 1...254") }
         if size < 0 { throw ValidationError("--size must not be negative") }
         if connections < 1 { throw ValidationError("--connections must be at least 1") }
@@ -162,6 +165,7 @@ struct WSBench: ParsableCommand {
                                  trust: insecure ? .acceptAnyCertificate : caFile.map { .certificateAuthorities(file: $0) } ?? .system,
                                  headers: headers, subprotocols: subprotocols)
         config.rate = rate.map { $0 / Double(threads) }
+        config.handshakeTimeout = handshakeTimeout
         config.connectRate = connectRate.map { $0 / Double(threads) }
         config.stages = try stageTexts.map { try Stage(parsing: $0).share(of: threads) }
         if let first = config.stages.first {
