@@ -116,9 +116,9 @@ asan: deps
 safety-release: deps
 	$(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build-release-tests --filter PublicAPISafetyTests
 
-## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS, topics across loops, static files on the thread pool, a group in a ServiceGroup).
+## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS, topics across loops, static files on the thread pool, a group in a ServiceGroup, the async face and its reconnecting client).
 tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests|StaticFileTests|ServiceLifecycleTests|AsyncFaceTests'
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests|StaticFileTests|ServiceLifecycleTests|AsyncFaceTests|ReconnectTests'
 
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps

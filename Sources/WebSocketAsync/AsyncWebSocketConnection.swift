@@ -64,6 +64,11 @@ public final class AsyncWebSocketConnection: @unchecked Sendable {
     public var closeCode: CloseCode? { state.withLock { $0.closeCode } }
     /// The reason that came with `closeCode`.
     public var closeReason: String { state.withLock { $0.closeReason } }
+    /// How the connection ended, nil while it is open or closing: its code,
+    /// and whether this end asked for the close (`close`, or its loop's end).
+    var end: (code: CloseCode?, closedHere: Bool)? {
+        state.withLock { $0.ended ? ($0.closeCode, $0.closing) : nil }
+    }
     /// Bytes of received messages waiting for the consumer.
     public var bufferedInbound: Int { state.withLock { $0.inboxBytes } }
 
