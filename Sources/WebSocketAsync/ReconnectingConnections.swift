@@ -38,6 +38,7 @@ extension AsyncWebSocketClient {
 
 /// The connections of `AsyncWebSocketClient.connections(to:)`, in order.
 public struct ReconnectingConnections: AsyncSequence, Sendable {
+    /// Each element is one open connection.
     public typealias Element = AsyncWebSocketConnection
     let url: String
     let options: WebSocketClientOptions
@@ -45,6 +46,7 @@ public struct ReconnectingConnections: AsyncSequence, Sendable {
     let inboundLimit: Int
     let outboundLimit: Int
 
+    /// An iterator that opens each connection when asked for it.
     public func makeAsyncIterator() -> Iterator { Iterator(sequence: self) }
 
     /// Opens each connection when asked for it, after the last has ended.
