@@ -118,7 +118,7 @@ safety-release: deps
 
 ## ThreadSanitizer over the suites whose code crosses threads (the loop inbox, server groups, TLS, topics across loops, static files on the thread pool, a group in a ServiceGroup, the async face and its reconnecting client).
 tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests|StaticFileTests|ServiceLifecycleTests|AsyncFaceTests|ReconnectTests'
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'LoopInboxTests|LoopGroupTests|UVKitTests|TLSTests|TopicDeliveryTests|StaticFileTests|ServiceLifecycleTests|AsyncFaceTests'
 
 ## A bounded libFuzzer run over the frame and request-head parsers.
 fuzz: deps

@@ -52,17 +52,21 @@ def serve(server):
     return port, wait_until_listening(proc, port, log, server)
 
 
-def ws_bench(port, duration):
+def ws_bench_report(command, duration):
+    """Runs ws-bench (`command`, without --json), bounded in time; its --json report."""
     out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
     try:
-        subprocess.run(["taskset", "-c", "0", WS_BENCH, "--url", "ws://127.0.0.1:%d/" % port,
-                        "--connections", str(CONNECTIONS), "--size", str(SIZE), "--in-flight", "1",
-                        "--duration", str(duration), "--warmup", "2", "--json", out, "--quiet"],
-                       check=True, capture_output=True, timeout=duration + 120)
+        subprocess.run([*command, "--json", out, "--quiet"], check=True, capture_output=True, timeout=duration + 120)
         with open(out) as f:
-            report = json.load(f)
+            return json.load(f)
     finally:
         os.unlink(out)
+
+
+def ws_bench(port, duration):
+    report = ws_bench_report(["taskset", "-c", "0", WS_BENCH, "--url", "ws://127.0.0.1:%d/" % port,
+                              "--connections", str(CONNECTIONS), "--size", str(SIZE), "--in-flight", "1",
+                              "--duration", str(duration), "--warmup", "2"], duration)
     return report["messages"] / report["clientCPUSeconds"], report["messagesPerSecond"]
 
 
@@ -98,16 +102,11 @@ def threads_run(threads, duration=5):
     log = tempfile.TemporaryFile()
     server = subprocess.Popen([ECHO_SERVER, "--host", "127.0.0.1", "--port", str(port), "--loops", "2",
                                "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
-    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
     try:
         wait_until_listening(server, port, log, "echo-server")
-        subprocess.run([WS_BENCH, "--url", "ws://127.0.0.1:%d/ws" % port, *THREADS_LOAD, "--threads", str(threads),
-                        "--duration", str(duration), "--warmup", "1", "--json", out, "--quiet"],
-                       check=True, capture_output=True, timeout=duration + 120)
-        with open(out) as f:
-            report = json.load(f)
+        report = ws_bench_report([WS_BENCH, "--url", "ws://127.0.0.1:%d/ws" % port, *THREADS_LOAD, "--threads",
+                                  str(threads), "--duration", str(duration), "--warmup", "1"], duration)
     finally:
-        os.unlink(out)
         stop(server)
     return report["messagesPerSecond"], report["clientCPUSeconds"] / report["seconds"]
 

@@ -131,6 +131,22 @@ public final class EventLoop: @unchecked Sendable {
         closed = true
     }
 
+    /// The handles still open on this loop, each by libuv's type name and
+    /// marked when unreferenced or closing: what a `close()` that threw
+    /// `EBUSY` found (for a test's or a log's diagnosis). Loop thread only.
+    package func openHandles() -> [String] {
+        var names: [String] = []
+        withUnsafeMutablePointer(to: &names) { pointer in
+            uv_walk(raw, { handle, argument in
+                guard let handle, let argument else { return }
+                let name = uv_handle_type_name(uv_handle_get_type(handle)).map { String(cString: $0) } ?? "?"
+                let marks = (uv_has_ref(handle) == 0 ? " unref" : "") + (uv_is_closing(handle) != 0 ? " closing" : "")
+                argument.assumingMemoryBound(to: [String].self).pointee.append(name + marks)
+            }, pointer)
+        }
+        return names
+    }
+
     func takeWriteRequest() -> UnsafeMutablePointer<uv_write_t> {
         writeRequests.popLast() ?? .allocate(capacity: 1)
     }

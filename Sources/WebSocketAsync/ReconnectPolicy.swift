@@ -82,6 +82,8 @@ public struct ReconnectPolicy: Sendable {
         for delay in [firstDelay, backoff, maxDelay] where delay < .zero || delay > .seconds(86_400) {
             return "delays must be from 0 to 24 hours"
         }
+        // Attempts with no wait between them would spin on a server that is down.
+        if backoff == .zero { return "backoff must be positive" }
         if let maxAttempts, maxAttempts < 1 { return "maxAttempts must be at least 1" }
         if !(0...1).contains(jitter) { return "jitter must be in 0...1" }
         return nil

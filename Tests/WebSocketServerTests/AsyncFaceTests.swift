@@ -154,16 +154,17 @@ struct AsyncFaceTests {
             // The figures, for the log (docs/options.md quotes a run's).
             print("slow consumer: the sender stalled after \(stalledAt) of \(total) messages of 32 KiB; the loop held "
                   + "\(buffered) B for the task; RSS grew \(rssGrowth >> 20) MiB")
-            #expect(stalledAt < total / 4, "the sender never stalled: \(stalledAt) of \(total) sent")
+            // What the sender got through bounds what either end can hold:
+            // at most 16 of the 128 MiB offered.
+            #expect(stalledAt < total / 8, "the sender never stalled: \(stalledAt) of \(total) sent")
             // The loop holds the limit and what the reads under way when it
             // paused add past it (a few 64 KiB receive buffers), not the
             // 128 MiB offered.
             #expect(buffered <= inboundLimit + 3 * (64 << 10), "buffered \(buffered)")
-            // Under AddressSanitizer freed memory sits in its quarantine (256
-            // MiB), so RSS says nothing there; the two figures above do.
-            if !runningUnderAddressSanitizer() {
-                #expect(rssGrowth < 48 << 20, "RSS grew \(rssGrowth >> 20) MiB while 128 MiB were offered")
-            }
+            // RSS is printed, not asserted: it is the whole test process's,
+            // and the suites running beside this one move it by tens of MiB
+            // either way (seen: -27 to +60 MiB); under AddressSanitizer its
+            // quarantine holds freed memory. The two figures above bound it.
             gate.open()
             try await sender.value
             // Everything arrives, in order, once the consumer catches up.
@@ -305,11 +306,6 @@ struct AsyncFaceTests {
             _ = try await AsyncWebSocketClient.connect(to: "ws://127.0.0.1:1/", inboundLimit: 0)
         }
     }
-}
-
-/// Whether AddressSanitizer's runtime is in the process.
-func runningUnderAddressSanitizer() -> Bool {
-    dlsym(dlopen(nil, RTLD_NOW), "__asan_init") != nil
 }
 
 /// How far a sender got, read by the test while it runs.

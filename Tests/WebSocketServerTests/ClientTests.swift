@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UVKit
 import WebSocketClient
 import WebSocketServer
 #if canImport(Glibc)
@@ -288,5 +289,51 @@ struct ClientIdleTests {
         }
         try client.run()
         #expect(events == ["open", "idle with 0 connections, 1 closes heard"])
+    }
+
+    @Test("a connection whose reading is paused keeps run() going until it resumes, closes, and then run() returns")
+    func pausedReadingKeepsTheLoop() throws {
+        let harness = try ServerHarness(handler: EchoHandler())
+        defer { harness.stop() }
+        let handler = PausingClient()
+        let started = Date()
+        let client = try WebSocketClient(handler: handler)
+        client.connect(to: "ws://127.0.0.1:\(harness.port)/ws") { _ in }
+        try client.run()
+        // The echo waited in the kernel while reading was paused; the timer
+        // that resumed it does not keep the loop running by itself.
+        #expect(handler.received == [[7]])
+        #expect(Date().timeIntervalSince(started) >= 0.3)
+        #expect(handler.closes == [1000])
+    }
+}
+
+/// Pauses reading as it opens, sends one message, resumes 300 ms later from
+/// an unreferenced timer, and closes once the echo is in.
+final class PausingClient: WebSocketHandler {
+    var received: [[UInt8]] = []
+    var closes: [UInt16] = []
+    var timer: UVKit.Timer?
+
+    func didOpen(_ connection: WebSocketConnection<PausingClient>) {
+        connection.pauseReading()
+        connection.send(binary: [7])
+        let timer = UVKit.Timer(loop: connection.eventLoop)
+        timer.start(timeout: 300, repeat: 0) { connection.resumeReading() }
+        timer.unref()
+        self.timer = timer
+    }
+
+    func didReceive(_ connection: WebSocketConnection<PausingClient>, chunk: UnsafeRawBufferPointer,
+                    type: MessageType, isFinal: Bool) {
+        guard let message = connection.wholeMessage(chunk, isFinal: isFinal) else { return }
+        received.append(Array(message))
+        connection.close()
+    }
+
+    func didClose(_ connection: WebSocketConnection<PausingClient>, code: CloseCode, reason: String) {
+        closes.append(code.rawValue)
+        timer?.close()
+        timer = nil
     }
 }

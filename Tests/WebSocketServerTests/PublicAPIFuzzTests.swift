@@ -185,7 +185,11 @@ final class FuzzWorld {
             turn()
             act(on: nil, inside: "outside")
         }
-        // Release in random order, then every loop must close.
+        // A paused connection keeps its loop running until it resumes or
+        // closes (it would not see its peer leave): resume them, as an
+        // application letting go does. Then release in random order, and
+        // every loop must close.
+        for connection in connections { connection.resumeReading() }
         while !clients.isEmpty { clients.remove(at: random.below(clients.count)) }
         if random.oneIn(2) { server?.shutdown(drainTimeout: .zero) }
         server = nil
@@ -195,7 +199,10 @@ final class FuzzWorld {
             if Date() > deadline { throw TestError("the loop did not wind down") }
             usleep(100)
         }
-        try loop.close()
+        do { try loop.close() } catch {
+            let users = (loop.runtimeContext as? LoopContext)?.userCount
+            throw TestError("closing the loop: \(error); open: \(loop.openHandles()); context users: \(users.map(String.init) ?? "none")")
+        }
     }
 }
 
@@ -270,7 +277,9 @@ func fuzzGroup(seed: UInt64) throws {
         loop.runNoWait()
         usleep(200)
     }
-    try loop.close()
+    do { try loop.close() } catch {
+        throw TestError("closing the client's loop: \(error); open: \(loop.openHandles())")
+    }
 }
 
 final class GroupFuzzHandler: WebSocketHandler, @unchecked Sendable {

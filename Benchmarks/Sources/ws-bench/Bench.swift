@@ -394,28 +394,30 @@ final class Bench {
     }
 
     func startWindow() {
-        histogram.reset()
         beforeWindow = secondHistogram
         secondHistogram.reset()
+        openWindow()
+        _ = timer(after: UInt64(config.duration * 1000)) { [unowned self] in
+            if config.scenario == .pubsub { stopPublishing() } else { finish() }
+        }
+    }
+
+    /// The measurement window starts now: counts, the window's histogram
+    /// and both processes' CPU times from here.
+    func openWindow() {
+        histogram.reset()
         received = 0
         measuring = true
         windowStart = Bench.nanoseconds()
         clientCPUStart = ProcessStats.selfCPU()
         serverCPUStart = config.serverPID.flatMap(ProcessStats.cpuTimes)
-        _ = timer(after: UInt64(config.duration * 1000)) { [unowned self] in
-            if config.scenario == .pubsub { stopPublishing() } else { finish() }
-        }
     }
 
     /// Ctrl-C: the window ends now (or, before it began, is empty).
     func interrupt() {
         if stopping { return }
         interrupted = true
-        if !measuring {
-            windowStart = Bench.nanoseconds()
-            clientCPUStart = ProcessStats.selfCPU()
-            serverCPUStart = config.serverPID.flatMap(ProcessStats.cpuTimes)
-        }
+        if !measuring { openWindow() }
         finish()
     }
 

@@ -6,12 +6,7 @@
 extension Bench {
     func startStages() {
         loadStarted = true
-        histogram.reset()
-        received = 0
-        measuring = true
-        windowStart = Bench.nanoseconds()
-        clientCPUStart = ProcessStats.selfCPU()
-        serverCPUStart = config.serverPID.flatMap(ProcessStats.cpuTimes)
+        openWindow()
         beginStage(0, at: windowStart)
         if config.rate != nil {
             _ = timer(every: 1) { [unowned self] in sendAtRate() }

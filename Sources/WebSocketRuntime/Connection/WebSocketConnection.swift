@@ -254,6 +254,9 @@ public final class WebSocketConnection<Handler: WebSocketHandler> {
     /// peer. While reading is paused, keep-alive neither pings nor times the
     /// peer out: a pong could not be read, and the stall is this end's.
     /// Starting a close resumes reading, so the peer's close frame is seen.
+    /// A paused connection keeps its loop running (`run()` does not return
+    /// while it is open), so pause only what will be resumed or closed: a
+    /// peer that leaves meanwhile is seen only once reading resumes.
     public func pauseReading() {
         checkThread("WebSocketConnection.pauseReading")
         guard phase == .frames else { return }

@@ -68,6 +68,11 @@ package final class LoopContext {
     /// released while its connections close), and its last callbacks use
     /// the wheel and the rings.
     private var users = 0
+    /// Connections whose application holds their reading (`pauseReading`).
+    /// A held connection's handle is not active, so libuv would end `run()`
+    /// with it still open; while any is held, the flush hook is referenced
+    /// and keeps the loop running.
+    private var readingHolds = 0
     /// A larger ring asked for while a read was being parsed in the ring (a
     /// client made in a handler): it is applied after the poll phase, since
     /// the running read's chunk points into the ring.
@@ -95,6 +100,18 @@ package final class LoopContext {
             if pendingRingCapacity > 0 { growRing() }
         }
         flushCheck.unref()
+    }
+
+    /// A connection's application began holding its reading.
+    func readingHoldBegan() {
+        readingHolds += 1
+        if readingHolds == 1 { flushCheck.ref() }
+    }
+
+    /// A hold ended: released, or its connection resumed or closed.
+    func readingHoldEnded() {
+        readingHolds -= 1
+        if readingHolds == 0 { flushCheck.unref() }
     }
 
     deinit {
@@ -156,6 +173,10 @@ package final class LoopContext {
     /// A connection's share: the context's handles stay open until its close
     /// callback, even if its server or client has gone. Paired with `release`.
     package func addUser() { users += 1 }
+
+    /// Servers, clients and connections holding this context (for a test's
+    /// diagnosis of a loop that would not close).
+    package var userCount: Int { users }
 
     package func release() {
         users -= 1

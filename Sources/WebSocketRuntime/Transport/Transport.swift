@@ -420,7 +420,7 @@ package class Transport: TCPStream {
     /// hold) for a connection that must see the peer's FIN or close frame.
     package final func resumeReading() {
         pausedForBackpressure = false
-        readingHeld = false
+        endReadingHold()
         try? startReading()
     }
 
@@ -430,14 +430,23 @@ package class Transport: TCPStream {
     package final func holdReading() {
         if readingHeld || writesClosed { return }
         readingHeld = true
+        context.readingHoldBegan()
         stopReading()
+    }
+
+    /// The application's hold is over (released, resumed or closed): the
+    /// loop no longer runs for it alone.
+    private func endReadingHold() {
+        guard readingHeld else { return }
+        readingHeld = false
+        context.readingHoldEnded()
     }
 
     /// Ends the application's hold; reading restarts unless the queue still
     /// holds it paused for backpressure (then its drain restarts it).
     package final func releaseReading() {
         guard readingHeld else { return }
-        readingHeld = false
+        endReadingHold()
         if !pausedForBackpressure && !writesClosed { try? startReading() }
     }
 
@@ -462,6 +471,7 @@ package class Transport: TCPStream {
 
     /// Closes the handle now; `didClose` follows in a later iteration.
     package final func closeNow() {
+        endReadingHold()
         writesClosed = true
         context.forgetCork(self)
         context.wheel.cancel(slot)
@@ -470,6 +480,7 @@ package class Transport: TCPStream {
     }
 
     package override func didClose() {
+        endReadingHold()
         outbound.deallocate()
         context.freeSlot(slot)
     }
