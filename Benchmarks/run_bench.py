@@ -141,25 +141,34 @@ def stop(proc):
         proc.wait()
 
 
+def ws_bench_json(command, timeout, what="the server"):
+    """Runs a ws-bench command line with `--json` and `--quiet` added, bounded
+    by `timeout` seconds, and returns its --json report; a failed run raises
+    with ws-bench's output."""
+    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    try:
+        result = subprocess.run(list(command) + ["--json", out, "--quiet"], capture_output=True, text=True,
+                                timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError("ws-bench against %s failed:\n%s%s" % (what, result.stdout, result.stderr))
+        with open(out) as f:
+            return json.load(f)
+    finally:
+        os.unlink(out)
+
+
 def bench(name, args, duration, warmup, flags=(), server_bound=False):
     port = free_port()
     proc = start(name, port, flags)
-    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
     ballast = start_ballast(duration + warmup + 60) if server_bound else None
     try:
         cmd = ["taskset", "-c", "0", os.path.join(BIN, "ws-bench"), "--url", "ws://127.0.0.1:%d/ws" % port,
-               "--duration", str(duration), "--warmup", str(warmup), "--server-pid", str(proc.pid),
-               "--json", out, "--quiet"] + args + SERVERS[name][1]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + warmup + 120)
-        if result.returncode != 0:
-            raise RuntimeError("ws-bench against %s failed:\n%s%s" % (name, result.stdout, result.stderr))
-        with open(out) as f:
-            return json.load(f)
+               "--duration", str(duration), "--warmup", str(warmup), "--server-pid", str(proc.pid)]
+        return ws_bench_json(cmd + args + SERVERS[name][1], duration + warmup + 120, name)
     finally:
         if ballast:
             stop(ballast)
         stop(proc)
-        os.unlink(out)
 
 
 def run_stamp():

@@ -25,13 +25,12 @@ Usage: run_loadgen_bench.py --load-test PATH --server PATH [--repeats N]
        run_loadgen_bench.py --render docs/benchmarks-loadgen.json
 """
 import argparse
-import json
 import os
 import subprocess
 import tempfile
 import time
 
-from run_bench import render_saved, run_stamp, save_run, stamp_line, BIN, TOP, fmt, free_port, med, stop, wait_until_listening
+from run_bench import render_saved, run_stamp, save_run, stamp_line, BIN, TOP, fmt, free_port, med, stop, wait_until_listening, ws_bench_json
 
 WS_BENCH = os.path.join(BIN, "ws-bench")
 CONNECTIONS, SIZE = 100, 16
@@ -52,21 +51,10 @@ def serve(server):
     return port, wait_until_listening(proc, port, log, server)
 
 
-def ws_bench_report(command, duration):
-    """Runs ws-bench (`command`, without --json), bounded in time; its --json report."""
-    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
-    try:
-        subprocess.run([*command, "--json", out, "--quiet"], check=True, capture_output=True, timeout=duration + 120)
-        with open(out) as f:
-            return json.load(f)
-    finally:
-        os.unlink(out)
-
-
 def ws_bench(port, duration):
-    report = ws_bench_report(["taskset", "-c", "0", WS_BENCH, "--url", "ws://127.0.0.1:%d/" % port,
+    report = ws_bench_json(["taskset", "-c", "0", WS_BENCH, "--url", "ws://127.0.0.1:%d/" % port,
                               "--connections", str(CONNECTIONS), "--size", str(SIZE), "--in-flight", "1",
-                              "--duration", str(duration), "--warmup", "2"], duration)
+                              "--duration", str(duration), "--warmup", "2"], duration + 120)
     return report["messages"] / report["clientCPUSeconds"], report["messagesPerSecond"]
 
 
@@ -104,8 +92,8 @@ def threads_run(threads, duration=5):
                                "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_until_listening(server, port, log, "echo-server")
-        report = ws_bench_report([WS_BENCH, "--url", "ws://127.0.0.1:%d/ws" % port, *THREADS_LOAD, "--threads",
-                                  str(threads), "--duration", str(duration), "--warmup", "1"], duration)
+        report = ws_bench_json([WS_BENCH, "--url", "ws://127.0.0.1:%d/ws" % port, *THREADS_LOAD, "--threads",
+                                str(threads), "--duration", str(duration), "--warmup", "1"], duration + 120, "echo-server")
     finally:
         stop(server)
     return report["messagesPerSecond"], report["clientCPUSeconds"] / report["seconds"]

@@ -28,7 +28,7 @@ import os
 import subprocess
 import tempfile
 
-from run_bench import run_stamp, stamp_line, fmt, free_port, med, stop, wait_until_listening
+from run_bench import run_stamp, stamp_line, fmt, free_port, med, stop, wait_until_listening, ws_bench_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -101,19 +101,13 @@ def start_server(loops, scenario, port):
 def measure(loops, scenario, duration, warmup):
     port = free_port()
     proc = start_server(loops, scenario, port)
-    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
     try:
         cmd = [WS_BENCH, "--url", "ws://127.0.0.1:%d/ws" % port, "--duration", str(duration),
-               "--warmup", str(warmup), "--server-pid", str(proc.pid), "--json", out, "--quiet"]
-        result = subprocess.run(pinned(scenario["client_cpus"], cmd + scenario["bench_flags"]),
-                                capture_output=True, text=True, timeout=duration + warmup + 120)
-        if result.returncode != 0:
-            raise RuntimeError("ws-bench failed:\n%s%s" % (result.stdout, result.stderr))
-        with open(out) as f:
-            report = json.load(f)
+               "--warmup", str(warmup), "--server-pid", str(proc.pid)]
+        report = ws_bench_json(pinned(scenario["client_cpus"], cmd + scenario["bench_flags"]), duration + warmup + 120,
+                               "echo-server --loops %d" % loops)
     finally:
         stop(proc)
-        os.unlink(out)
     return {"messagesPerSecond": report["messagesPerSecond"],
             "messagesPerServerCPUSecond": report.get("messagesPerServerCPUSecond"),
             "serverCores": (report.get("serverCPUSeconds") or 0) / report["seconds"] if report.get("seconds") else None}

@@ -21,13 +21,12 @@ Usage: run_tls_bench.py [--repeats N] [--duration S] [--out docs/benchmarks-tls.
 """
 import argparse
 import contextlib
-import json
 import os
 import subprocess
 import tempfile
 import time
 
-from run_bench import render_saved, run_stamp, save_run, stamp_line, BIN, HERE, TOP, fmt, free_port, med, stop, wait_until_listening
+from run_bench import render_saved, run_stamp, save_run, stamp_line, BIN, HERE, TOP, fmt, free_port, med, stop, wait_until_listening, ws_bench_json
 
 ECHO = os.path.join(TOP, ".build", "release", "echo-server")
 WS_BENCH = os.path.join(BIN, "ws-bench")
@@ -60,21 +59,13 @@ def cpu_seconds(pid):
 
 
 def ws_bench(scheme, port, pid, flags, timeout):
-    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
-    try:
-        cmd = ["taskset", "-c", "0", WS_BENCH, "--url", "%s://127.0.0.1:%d/ws" % (scheme, port),
-               "--server-pid", str(pid), "--json", out, "--quiet"] + flags
-        if scheme == "wss":
-            # The run's own certificate, verified against the authority that
-            # signed it (make-tls-cert.sh writes ca.pem beside it).
-            cmd += ["--ca-file", CA_FILE[0]]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if result.returncode != 0:
-            raise RuntimeError("ws-bench failed:\n%s%s" % (result.stdout, result.stderr))
-        with open(out) as f:
-            return json.load(f)
-    finally:
-        os.unlink(out)
+    cmd = ["taskset", "-c", "0", WS_BENCH, "--url", "%s://127.0.0.1:%d/ws" % (scheme, port),
+           "--server-pid", str(pid)] + flags
+    if scheme == "wss":
+        # The run's own certificate, verified against the authority that
+        # signed it (make-tls-cert.sh writes ca.pem beside it).
+        cmd += ["--ca-file", CA_FILE[0]]
+    return ws_bench_json(cmd, timeout)
 
 
 @contextlib.contextmanager
