@@ -99,8 +99,9 @@ final class Bench {
     let plan: StagePlan
     var stageIndex = 0
     var stageStartedAt: UInt64 = 0
+    /// `failed` and `received` when the stage began: its counts are the growth.
     var stageFailedAtStart = 0
-    var stageReceived = 0
+    var stageReceivedAtStart = 0
     var stageHistogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
     var finishedStages: [(seconds: Double, messages: Int, histogram: Histogram<UInt64>, errors: Int)] = []
     /// The load runs (a staged run's connections send from the moment they open).
@@ -445,10 +446,7 @@ final class Bench {
         receivedInSecond += 1
         if measuring { received += 1 }
         if let latencyNanoseconds { secondHistogram.record(latencyNanoseconds) }
-        if staged {
-            stageReceived += 1
-            if let latencyNanoseconds { stageHistogram.record(latencyNanoseconds) }
-        }
+        if staged, let latencyNanoseconds { stageHistogram.record(latencyNanoseconds) }
     }
 
     /// Once a second: a sample of the series and, on a terminal, the live line.

@@ -39,20 +39,20 @@ extension Bench {
         stageIndex = index
         stageStartedAt = now
         stageFailedAtStart = failed
-        stageReceived = 0
+        stageReceivedAtStart = received
         stageHistogram.reset()
+        let stage = config.stages[index]
         // The open loop's schedule starts again at the stage's rate.
-        currentRate = config.stages[index].rate
+        currentRate = stage.rate
         rateStart = now
         scheduled = 0
-        let stage = config.stages[index]
         log("stage \(index + 1): \(stage.connections) connections\(stage.rate.map { ", \($0) msg/s" } ?? ""), \(stage.seconds) s")
     }
 
     /// The current stage's figures are final (its end, or the run's).
     func endStage() {
-        finishedStages.append((Double(Bench.nanoseconds() - stageStartedAt) / 1e9, stageReceived, stageHistogram,
-                               failed - stageFailedAtStart))
+        finishedStages.append((Double(Bench.nanoseconds() - stageStartedAt) / 1e9, received - stageReceivedAtStart,
+                               stageHistogram, failed - stageFailedAtStart))
     }
 
     /// Closes `count` open connections, the newest first, with 1000.

@@ -70,8 +70,6 @@ struct StagePlan {
     /// Connections opened (or closed) a second on this loop; nil for the even ramp.
     let connectRate: Double?
 
-    var totalSeconds: Double { stages.reduce(0) { $0 + $1.seconds } }
-
     /// The stage `elapsed` seconds into the run falls in (nil once it is over).
     func stage(at elapsed: Double) -> (index: Int, start: Double)? {
         var start = 0.0
