@@ -13,20 +13,20 @@ import WebSocketCore
 /// one before, up to `maxDelay`. An attempt that opens starts the count again.
 public struct ReconnectPolicy: Sendable {
     /// The wait before the first attempt after a drop.
-    public var firstDelay: Duration = .zero
+    public var firstDelay: Duration
     /// The wait before the second attempt; each later one doubles it.
-    public var backoff: Duration = .seconds(1)
+    public var backoff: Duration
     /// The longest wait between attempts.
-    public var maxDelay: Duration = .seconds(30)
+    public var maxDelay: Duration
     /// Attempts in a row that may fail before the sequence throws the last
     /// one's error (nil: no limit, until the task is cancelled).
     public var maxAttempts: Int?
     /// Each wait is scaled by a random factor in 1 ± `jitter` (0 to 1).
-    public var jitter = 0.2
+    public var jitter: Double
     /// Whether the first connect is retried too (a service that may start
     /// before its server). By default its failure is thrown at once, as a
     /// wrong URL or a refused handshake should be.
-    public var retriesFirstConnect = false
+    public var retriesFirstConnect: Bool
     /// Whether the server's close with this code is followed by a new
     /// connection. By default a close that says the server is going away,
     /// restarting, overloaded or broken (1001, 1011–1014) and a lost
@@ -39,10 +39,9 @@ public struct ReconnectPolicy: Sendable {
     /// or a counter. Runs on the iterating task, before the next wait.
     public var onFailedAttempt: (@Sendable (_ error: WebSocketClientError, _ attempt: Int) -> Void)?
 
-    /// The default: at once, then 1, 2, 4, ... up to 30 seconds, without end.
-    public init() {}
-
-    /// A policy with these waits and limits (the rest as by default).
+    /// A policy with these waits and limits; by default: at once, then 1,
+    /// 2, 4, ... up to 30 seconds, ±20%, without end, the first connect not
+    /// retried.
     public init(firstDelay: Duration = .zero, backoff: Duration = .seconds(1), maxDelay: Duration = .seconds(30),
                 maxAttempts: Int? = nil, jitter: Double = 0.2, retriesFirstConnect: Bool = false) {
         self.firstDelay = firstDelay

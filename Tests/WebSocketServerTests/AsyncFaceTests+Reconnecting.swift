@@ -166,19 +166,18 @@ extension AsyncFaceTests {
             }
             // Three attempts: at once, after 100 ms, after 200 more.
             #expect(clock.now - started >= .milliseconds(300))
-            var bad = Self.quick
-            bad.jitter = 2
-            await #expect(throws: AsyncWebSocketError.invalidOption("jitter must be in 0...1")) {
-                for try await _ in AsyncWebSocketClient.connections(to: url, reconnect: bad) {}
-            }
-            bad = ReconnectPolicy(backoff: .zero)
-            await #expect(throws: AsyncWebSocketError.invalidOption("backoff must be positive")) {
-                for try await _ in AsyncWebSocketClient.connections(to: url, reconnect: bad) {}
-            }
-            // A wait that doubling could overflow is refused, not trapped on.
-            bad = ReconnectPolicy(backoff: .seconds(Int64.max / 2), maxDelay: .seconds(Int64.max))
-            await #expect(throws: AsyncWebSocketError.invalidOption("delays must be from 0 to 24 hours")) {
-                for try await _ in AsyncWebSocketClient.connections(to: url, reconnect: bad) {}
+            // Values out of range are a typed error at the first step, never
+            // a trap (a wait that doubling could overflow among them).
+            let refused: [(ReconnectPolicy, String)] = [
+                (ReconnectPolicy(jitter: 2), "jitter must be in 0...1"),
+                (ReconnectPolicy(backoff: .zero), "backoff must be positive"),
+                (ReconnectPolicy(backoff: .seconds(Int64.max / 2), maxDelay: .seconds(Int64.max)),
+                 "delays must be from 0 to 24 hours"),
+            ]
+            for (bad, problem) in refused {
+                await #expect(throws: AsyncWebSocketError.invalidOption(problem)) {
+                    for try await _ in AsyncWebSocketClient.connections(to: url, reconnect: bad) {}
+                }
             }
             // The body leaves its connection open: the sequence closes it (1000) and ends.
             let server = try await Server.start()
