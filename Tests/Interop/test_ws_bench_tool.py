@@ -19,11 +19,12 @@ from test_ws_bench import WS_BENCH
 
 
 
-def bench(url, *args, timeout=60):
-    """Runs ws-bench; its exit status and its --json report."""
+def bench(url, *args, timeout=60, timing=("--duration", "1", "--warmup", "0.2")):
+    """Runs ws-bench (a short window unless `timing` says otherwise); its
+    exit status and its --json report."""
     out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
-    result = subprocess.run([WS_BENCH, "--url", url, "--duration", "1", "--warmup", "0.2", "--json", out, "--quiet",
-                             *args], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([WS_BENCH, "--url", url, *timing, "--json", out, "--quiet", *args],
+                            capture_output=True, text=True, timeout=timeout)
     with open(out) as f:
         text = f.read()
     os.unlink(out)
@@ -335,15 +336,9 @@ def test_pubsub_counts_every_delivery_and_its_latency(python_peer, certificates)
         chat.wait(timeout=10)
 
 
-def staged(url, *args, timeout=60):
+def staged(url, *args):
     """Runs ws-bench with a plan of its own (no --duration or --warmup)."""
-    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
-    result = subprocess.run([WS_BENCH, "--url", url, "--json", out, "--quiet", *args],
-                            capture_output=True, text=True, timeout=timeout)
-    with open(out) as f:
-        text = f.read()
-    os.unlink(out)
-    return result, (json.loads(text) if text else None)
+    return bench(url, *args, timing=())
 
 
 def test_stages_step_the_connections_and_the_rate(echo_server, tmp_path):
