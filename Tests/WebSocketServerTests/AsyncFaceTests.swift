@@ -151,7 +151,7 @@ struct AsyncFaceTests {
             let stalledAt = progress.sent.withLock { $0 }
             let rssGrowth = residentBytes() - rssBefore
             let buffered = await group.servers[0].loopBufferedInbound()
-            // The figures, for the log (docs/options.md quotes a run's).
+            // The figures, for the log.
             print("slow consumer: the sender stalled after \(stalledAt) of \(total) messages of 32 KiB; the loop held "
                   + "\(buffered) B for the task; RSS grew \(rssGrowth >> 20) MiB")
             // What the sender got through bounds what either end can hold:

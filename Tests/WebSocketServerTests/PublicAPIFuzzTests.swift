@@ -199,10 +199,16 @@ final class FuzzWorld {
             if Date() > deadline { throw TestError("the loop did not wind down") }
             usleep(100)
         }
-        do { try loop.close() } catch {
-            let users = (loop.runtimeContext as? LoopContext)?.userCount
-            throw TestError("closing the loop: \(error); open: \(loop.openHandles()); context users: \(users.map(String.init) ?? "none")")
-        }
+        try closeOrExplain(loop, "the loop")
+    }
+}
+
+/// Closes `loop`, or throws what kept it open: its handles and how many
+/// users still hold its runtime context (a leak's first clue).
+func closeOrExplain(_ loop: EventLoop, _ what: String) throws {
+    do { try loop.close() } catch {
+        let users = (loop.runtimeContext as? LoopContext)?.userCount
+        throw TestError("closing \(what): \(error); open: \(loop.openHandles()); context users: \(users.map(String.init) ?? "none")")
     }
 }
 
@@ -277,9 +283,7 @@ func fuzzGroup(seed: UInt64) throws {
         loop.runNoWait()
         usleep(200)
     }
-    do { try loop.close() } catch {
-        throw TestError("closing the client's loop: \(error); open: \(loop.openHandles())")
-    }
+    try closeOrExplain(loop, "the client's loop")
 }
 
 final class GroupFuzzHandler: WebSocketHandler, @unchecked Sendable {
