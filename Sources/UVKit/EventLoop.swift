@@ -147,11 +147,11 @@ public final class EventLoop: @unchecked Sendable {
         return names
     }
 
-    func takeWriteRequest() -> UnsafeMutablePointer<uv_write_t> {
+    package func takeWriteRequest() -> UnsafeMutablePointer<uv_write_t> {
         writeRequests.popLast() ?? .allocate(capacity: 1)
     }
 
-    func returnWriteRequest(_ request: UnsafeMutablePointer<uv_write_t>) {
+    package func returnWriteRequest(_ request: UnsafeMutablePointer<uv_write_t>) {
         if writeRequests.count < 1024 { writeRequests.append(request) } else { request.deallocate() }
     }
 }

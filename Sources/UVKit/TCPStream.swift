@@ -26,7 +26,7 @@ open class TCPStream: UVHandle {
         super.init(loop: loop, memory: memory)
     }
 
-    @usableFromInline var stream: UnsafeMutablePointer<uv_stream_t> {
+    var stream: UnsafeMutablePointer<uv_stream_t> {
         UnsafeMutableRawPointer(rawHandle).assumingMemoryBound(to: uv_stream_t.self)
     }
 
@@ -34,47 +34,23 @@ open class TCPStream: UVHandle {
         UnsafeMutableRawPointer(rawHandle).assumingMemoryBound(to: uv_tcp_t.self)
     }
 
+    /// The calls that do not depend on who owns the handle.
+    public var handle: TCPHandle { TCPHandle(tcp) }
+
     // MARK: Connection set-up
 
     /// Takes the next pending connection of `listener`.
-    public func accept(from listener: TCPListener) throws {
-        let server = UnsafeMutableRawPointer(listener.tcp).assumingMemoryBound(to: uv_stream_t.self)
-        try UVError.check(uv_accept(server, stream))
-    }
-
-    /// Takes a connected socket accepted on another loop (`handOver`): a
-    /// libuv handle belongs to its loop, so the descriptor crosses, not the
-    /// handle.
-    public func open(descriptor: Int32) throws {
-        try UVError.check(uv_tcp_open(tcp, uv_os_sock_t(descriptor)))
-    }
-
-    /// A descriptor of this connected socket for another loop to `open`: a
-    /// duplicate, since closing this handle closes its own. The caller closes
-    /// this handle and owns the duplicate.
-    public func duplicateDescriptor() throws -> Int32 {
-        var fd = uv_os_fd_t()
-        try UVError.check(uv_fileno(rawHandle, &fd))
-        // Close-on-exec like the original (libuv accepts with SOCK_CLOEXEC),
-        // which a plain dup() would not carry over.
-        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
-        if copy < 0 { throw UVError(-errno) }
-        return copy
-    }
+    public func accept(from listener: TCPListener) throws { try handle.accept(from: listener) }
 
     /// Connects to `address`, from `source` if given (to spread many client
     /// connections over several loopback addresses). `didConnect` reports the end.
     public func connect(to address: SocketAddress, from source: SocketAddress? = nil) throws {
-        if let source {
-            try UVError.check(source.withSockaddr { uv_tcp_bind(tcp, $0, 0) })
-        }
+        if let source { try handle.bind(to: source) }
         let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
-        let rc = address.withSockaddr { addr in
-            uv_tcp_connect(request, tcp, addr) { request, status in
-                let owner = UVHandle.owner(of: request!.pointee.handle, as: TCPStream.self)
-                request!.deallocate()
-                owner?.takeUnretainedValue().didConnect(status < 0 ? UVError(status) : nil)
-            }
+        let rc = handle.connect(request, to: address) { request, status in
+            let owner = UVHandle.owner(of: request!.pointee.handle, as: TCPStream.self)
+            request!.deallocate()
+            owner?.takeUnretainedValue().didConnect(status < 0 ? UVError(status) : nil)
         }
         if rc < 0 {
             request.deallocate()
@@ -82,10 +58,8 @@ open class TCPStream: UVHandle {
         }
     }
 
-    /// Disables Nagle's algorithm: frames are corked by the caller already.
-    public func setNoDelay(_ on: Bool) {
-        uv_tcp_nodelay(tcp, on ? 1 : 0)
-    }
+    /// Disables Nagle's algorithm.
+    public func setNoDelay(_ on: Bool) { handle.setNoDelay(on) }
 
     // MARK: Reading
 
@@ -140,67 +114,14 @@ open class TCPStream: UVHandle {
     // MARK: Writing
 
     /// Writes what the kernel takes now, without queueing, from up to three
-    /// pieces in order. Returns the bytes written (0 when the socket buffer is
-    /// full, or while a queued write is pending) or throws on a real error.
-    @inlinable
+    /// pieces in order (`TCPHandle.trySend`). Returns the bytes written (0
+    /// when the socket buffer is full, or while a queued write is pending)
+    /// or throws on a real error.
     public func tryWrite(_ a: UnsafeRawBufferPointer,
                          _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                          _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws -> Int {
-        if b.count == 0 && c.count == 0 { return try trySend(a.baseAddress, a.count) }
-        var pieces = (IOPiece(base: a.baseAddress, length: a.count), IOPiece(base: b.baseAddress, length: b.count),
-                      IOPiece(base: c.baseAddress, length: c.count))
-        let n = c.count > 0 ? 3 : (b.count > 0 ? 2 : 1)
-        return try withUnsafePointer(to: &pieces) {
-            try tryWrite(pieces: UnsafeRawPointer($0).assumingMemoryBound(to: IOPiece.self), count: n)
-        }
-    }
-
-    /// Writes what the kernel takes now of `count` pieces, in order, with one
-    /// `send`/`sendmsg` on the handle's socket: the bytes written, 0 when the
-    /// socket buffer is full or while a queued write is pending (it goes
-    /// first, as `uv_try_write` has it); throws on a real error. The pieces
-    /// are `IOPiece`s, laid out as `struct iovec`, so they pass without a copy.
-    ///
-    /// Not `uv_try_write`, which does the same with `write`/`writev`: on a
-    /// socket those pass through the VFS layer (`vfs_write`, `fdget_pos`),
-    /// 6.8% of the server's time on the fan-out benchmark against 5% for the
-    /// socket calls (perf, side by side). The handle stays libuv's: its loop
-    /// polls it, and queued writes still go through `uv_write`.
-    @inlinable
-    public func tryWrite(pieces: UnsafePointer<IOPiece>, count: Int) throws -> Int {
-        if count == 1 { return try trySend(pieces.pointee.base, pieces.pointee.length) }
-        if count == 0 || writesInFlight > 0 { return 0 }
-        var message = msghdr()
-        message.msg_iov = UnsafeMutablePointer(mutating: UnsafeRawPointer(pieces).assumingMemoryBound(to: iovec.self))
-        message.msg_iovlen = min(count, 1024)  // Linux's IOV_MAX
-        let fd = stream.pointee.io_watcher.fd
-        while true {
-            let written = sendmsg(fd, &message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-            if written >= 0 { return written }
-            if try !Self.sendFailed() { return 0 }
-        }
-    }
-
-    /// One piece: `send`, the shortest way in.
-    @inlinable
-    func trySend(_ base: UnsafeRawPointer?, _ count: Int) throws -> Int {
         if writesInFlight > 0 { return 0 }
-        let fd = stream.pointee.io_watcher.fd
-        while true {
-            let written = send(fd, base, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-            if written >= 0 { return written }
-            if try !Self.sendFailed() { return 0 }
-        }
-    }
-
-    /// After a failed send: true to try again (EINTR), false when the socket
-    /// buffer is full, or throws the error.
-    @usableFromInline @inline(never)
-    static func sendFailed() throws -> Bool {
-        let code = errno
-        if code == EINTR { return true }
-        if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return false }
-        throw UVError(-code)
+        return try handle.trySend(a, b, c)
     }
 
     /// Queues `bytes` for writing. They must stay valid and unchanged until
@@ -245,9 +166,7 @@ open class TCPStream: UVHandle {
     open func didShutdown(_ error: UVError?) {}
 
     /// The connected peer's address (for logs), or nil once it is gone.
-    public func peerAddress() -> SocketAddress? {
-        try? SocketAddress.filled { uv_tcp_getpeername(tcp, $0, $1) }
-    }
+    public func peerAddress() -> SocketAddress? { handle.peerAddress() }
 }
 
 /// One piece of a gathered write: where and how many bytes, laid out as

@@ -492,7 +492,7 @@ public final class WebSocketServer<Handler: WebSocketHandler> {
         do {
             try accepted.accept(from: listener!)
             var command = LoopCommand(.adopt)
-            command.descriptor = try accepted.duplicateDescriptor()
+            command.descriptor = try accepted.handle.duplicateDescriptor()
             if !group.inboxes[target].post(command, control: true) {
                 logger.debug("connection dropped: loop \(target) is not taking connections")
                 Glibc.close(command.descriptor)

@@ -3,12 +3,11 @@ import UVKit
 import WebSocketCompression
 import WebSocketCore
 
-/// What the connections of one server or one client share: the handler, the
-/// settings, the counters and the loop's context, and what to do at the two
-/// moments only the owner knows about (an HTTP head arrived; a connection is
-/// gone). The server and the client each make one; every connection holds it.
-package final class Endpoint<Handler: WebSocketHandler> {
-    package let handler: Handler
+/// What the connections of one server or one client share: the settings, the
+/// counters and the loop's context. Not generic, so the connection's code
+/// reads them directly; `Endpoint<Handler>` adds the handler and the owner's
+/// hooks. The server and the client each make one; every connection holds it.
+package class EndpointCore {
     package let context: LoopContext
     package let settings: ConnectionSettings
     /// The extensions this end negotiates, in order of preference: made once
@@ -34,6 +33,28 @@ package final class Endpoint<Handler: WebSocketHandler> {
     /// The server or client this endpoint belongs to (for `connection.server`);
     /// nil once it has gone, while its last connections close.
     package weak var owner: AnyObject?
+    /// HTTP keep-alive: how long a kept-alive connection may wait for its
+    /// next request, and how long a response may go without a byte taken by
+    /// the peer (ms; 0: no limit). Set by a server that serves files.
+    package var httpIdleTimeout: UInt64 = 5_000
+    package var httpSendTimeout: UInt64 = 60_000
+
+    init(context: LoopContext, settings: ConnectionSettings, logger: Logger,
+         compression: CompressionOptions?, extensions: [any ExtensionNegotiator]) {
+        deflate = compression.map { PermessageDeflate(options: $0) }
+        negotiators = (deflate.map { [$0] } ?? []) + extensions
+        self.logger = logger
+        logsDebug = logger.logLevel <= .debug
+        self.context = context
+        self.settings = settings
+    }
+}
+
+/// An endpoint of a `Handler`'s connections: the handler, and what to do at
+/// the moments only the owner knows about (an HTTP head arrived; a
+/// connection is gone).
+package final class Endpoint<Handler: WebSocketHandler>: EndpointCore {
+    package let handler: Handler
     /// The HTTP phase ended (a request head for the server, the response head
     /// for the client, or why none came); once per connection.
     package var httpPhaseEnded: (WebSocketConnection<Handler>, HTTPPhaseOutcome) -> Void = { connection, _ in
@@ -44,11 +65,6 @@ package final class Endpoint<Handler: WebSocketHandler> {
     /// A response streamed by `sendHTTP` can go on: the queue that
     /// `notifyWhenHTTPQueueDrains` waited for is empty.
     package var httpDrained: (WebSocketConnection<Handler>) -> Void = { _ in }
-    /// HTTP keep-alive: how long a kept-alive connection may wait for its
-    /// next request, and how long a response may go without a byte taken by
-    /// the peer (ms; 0: no limit). Set by a server that serves files.
-    package var httpIdleTimeout: UInt64 = 5_000
-    package var httpSendTimeout: UInt64 = 60_000
     /// The connection's handle has closed: forget it.
     package var connectionClosed: (WebSocketConnection<Handler>) -> Void = { _ in }
 
@@ -57,12 +73,7 @@ package final class Endpoint<Handler: WebSocketHandler> {
     ///   - extensions: the other extensions, after permessage-deflate in order of preference.
     package init(handler: Handler, context: LoopContext, settings: ConnectionSettings, logger: Logger,
                  compression: CompressionOptions?, extensions: [any ExtensionNegotiator]) {
-        deflate = compression.map { PermessageDeflate(options: $0) }
-        negotiators = (deflate.map { [$0] } ?? []) + extensions
-        self.logger = logger
-        logsDebug = logger.logLevel <= .debug
         self.handler = handler
-        self.context = context
-        self.settings = settings
+        super.init(context: context, settings: settings, logger: logger, compression: compression, extensions: extensions)
     }
 }

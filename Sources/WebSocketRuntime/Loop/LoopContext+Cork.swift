@@ -12,7 +12,7 @@ extension LoopContext {
     /// own corked bytes and the kernel left some of them queued: the frame
     /// must then queue behind them.
     @inline(__always)
-    func cork(_ transport: Transport, opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer,
+    func cork(_ transport: AnyWebSocketConnection, opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer,
               maskKey: UInt32?) -> Bool {
         // Wrapping arithmetic: a payload here is under 16 KiB and the cork
         // 64 KiB, so none of these sums can overflow, and the checks would
@@ -35,7 +35,7 @@ extension LoopContext {
     /// and `cork` takes over. Branches and stores only, no call: most replies
     /// in a read callback after its first take this path.
     @inline(__always)
-    func corkShortFrame(for transport: Transport, opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> Bool {
+    func corkShortFrame(for transport: AnyWebSocketConnection, opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> Bool {
         let end = corkCount &+ 2 &+ payload.count
         // `corkThread`: a send from a thread other than the one whose read
         // callback holds the cork (a misuse) goes the general way, which
@@ -49,7 +49,7 @@ extension LoopContext {
 
     /// Compares addresses: neither side is loaded, so nothing is retained.
     @inline(__always)
-    func corkIsOwned(by transport: Transport) -> Bool {
+    func corkIsOwned(by transport: AnyWebSocketConnection) -> Bool {
         corkOwner?.toOpaque() == Unmanaged.passUnretained(transport).toOpaque()
     }
 
@@ -77,7 +77,7 @@ extension LoopContext {
 
     /// Hands over what is corked for `transport` (to go first in its next
     /// write); valid until the cork is next written.
-    func takeCorked(for transport: Transport) -> UnsafeRawBufferPointer {
+    func takeCorked(for transport: AnyWebSocketConnection) -> UnsafeRawBufferPointer {
         if !corkIsOwned(by: transport) {
             flushCork()
             return UnsafeRawBufferPointer(start: nil, count: 0)
@@ -106,12 +106,12 @@ extension LoopContext {
         }
     }
 
-    func flushCork(ifOwner transport: Transport) {
+    func flushCork(ifOwner transport: AnyWebSocketConnection) {
         if corkIsOwned(by: transport) { flushCork() }
     }
 
     /// Drops what is corked for a transport that is closing.
-    func forgetCork(_ transport: Transport) {
+    func forgetCork(_ transport: AnyWebSocketConnection) {
         if corkIsOwned(by: transport) {
             corkCount = 0
             corkOwner = nil

@@ -41,7 +41,7 @@ package final class LoopContext {
     /// Not counted: a transport leaves the cork (`forgetCork`) before it is
     /// freed. `Unmanaged`, so that comparing it (`corkIsOwned(by:)`) and
     /// lending it to write the cork take no retain and release per message.
-    @exclusivity(unchecked) var corkOwner: Unmanaged<Transport>?
+    @exclusivity(unchecked) var corkOwner: Unmanaged<AnyWebSocketConnection>?
     /// Read callbacks running: frames wait in the cork for the check handle.
     /// Outside them (a timer, `execute`, a close callback) nothing would flush
     /// before the loop blocks again, so a corked frame is written at once.
@@ -59,7 +59,7 @@ package final class LoopContext {
     @exclusivity(unchecked) package var wheel: TimingWheel
     /// Who owns each wheel slot; not counted (a transport is held by its
     /// connection until its close callback, where it gives the slot back).
-    private var timed = SlotTable<Unmanaged<Transport>>()
+    private var timed = SlotTable<Unmanaged<AnyWebSocketConnection>>()
     private var expired: [Int32] = []
     private let sweepTimer: Timer
     private let flushCheck: IterationHook
@@ -191,7 +191,7 @@ package final class LoopContext {
 
     // MARK: Deadlines
 
-    func reserveSlot(for transport: Transport) -> Int32 {
+    func reserveSlot(for transport: AnyWebSocketConnection) -> Int32 {
         let slot = timed.insert(Unmanaged.passUnretained(transport))
         wheel.reserve(slots: timed.capacity)
         return slot

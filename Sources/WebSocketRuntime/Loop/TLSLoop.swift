@@ -33,7 +33,7 @@ package final class TLSLoop {
     @exclusivity(unchecked) var outputCount = 0
     /// Where `output` goes when it fills before the call ends; set before
     /// every SSL call, cleared when that transport closes.
-    @exclusivity(unchecked) unowned(unsafe) var writer: Transport?
+    @exclusivity(unchecked) unowned(unsafe) var writer: AnyWebSocketConnection?
     /// The first record's worth of several plaintext pieces (a header and
     /// its payload) copied together, so that a header never makes a record
     /// of its own.
@@ -44,7 +44,7 @@ package final class TLSLoop {
     @exclusivity(unchecked) package var handshakeBudget = TLSLoop.handshakesPerIteration
     /// Connections whose handshake waits for a later iteration, oldest first;
     /// not counted (each removes itself when it closes).
-    private var waiting: [Unmanaged<Transport>] = []
+    private var waiting: [Unmanaged<AnyWebSocketConnection>] = []
     private var waitingHead = 0
     private let resume: IterationHook
 
@@ -79,7 +79,7 @@ package final class TLSLoop {
             let transport = waiting[waitingHead]
             waitingHead += 1
             resumed += 1
-            transport._withUnsafeGuaranteedRef { $0.handshakeTurnCame() }
+            transport._withUnsafeGuaranteedRef { $0.tls?.turnCame($0) }
         }
         if waitingHead == waiting.count {
             waiting.removeAll(keepingCapacity: true)
@@ -87,11 +87,11 @@ package final class TLSLoop {
         }
     }
 
-    func wait(_ transport: Transport) {
+    func wait(_ transport: AnyWebSocketConnection) {
         waiting.append(Unmanaged.passUnretained(transport))
     }
 
-    func stopWaiting(_ transport: Transport) {
+    func stopWaiting(_ transport: AnyWebSocketConnection) {
         if let index = waiting[waitingHead...].firstIndex(where: { $0.toOpaque() == Unmanaged.passUnretained(transport).toOpaque() }) {
             waiting.remove(at: index)
         }

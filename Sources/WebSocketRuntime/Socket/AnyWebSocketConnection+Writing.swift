@@ -1,79 +1,12 @@
 import UVKit
 import WebSocketCore
 
-/// The transport seam: every byte a connection reads or writes passes through
-/// here, between the connection and the TCP stream. It owns the write side
-/// (the loop's cork, the by-reference `writev`, the outbound queue and
-/// backpressure) and hands reads to its connection. TLS plugs in here: its
-/// subclass decrypts into the buffer the parser reads and encrypts what the
-/// cork and the queue hold, and the connection above does not change.
-///
-/// Not generic, so the cork, the wheel and the flush reach it with direct calls
-/// whatever the connection's handler type. Loop thread only.
-package class Transport: TCPStream {
-    // Fields in order of size: a class is laid out as declared, and there is
-    // one of these per connection.
-
-    /// The loop's context, not counted (the connection's endpoint holds it).
-    /// Lent with `_withUnsafeGuaranteedRef` on the per-message path: loading
-    /// an `unowned(unsafe)` reference into a value retains it (callgrind: a
-    /// retain and a release per message, about 40 instructions).
-    let contextRef: Unmanaged<LoopContext>
-    package var context: LoopContext { contextRef.takeUnretainedValue() }
-    /// When the kernel last took bytes, in the loop's milliseconds.
-    @exclusivity(unchecked) package var lastWrite: UInt64
-    @exclusivity(unchecked) var outbound = OutboundQueue()
-    /// Its deadline's slot in the context's wheel.
-    @exclusivity(unchecked) package private(set) var slot: Int32 = -1
-    /// 32 bits, so that it packs beside the slot (larger limits are clamped
-    /// to 2 GiB, which no queue in memory reaches anyway).
-    private let maxBackpressureBytes: Int32
-    var maxBackpressure: Int { Int(maxBackpressureBytes) }
-    /// Past this, sends are dropped: twice `maxBackpressure` plus a read.
-    /// Derived, not stored: only a send behind a queue needs it.
-    var hardQueueLimit: Int { 2 &* maxBackpressure &+ context.readRing.capacity }
-    package let role: Role
-    @exclusivity(unchecked) package var pausedForBackpressure = false
-    /// The application holds reading (`WebSocketConnection.pauseReading`):
-    /// a drained queue does not resume it, only the application does.
-    @exclusivity(unchecked) package private(set) var readingHeld = false
-    @exclusivity(unchecked) var owesDrainEvent = false
-    /// Writes are over: the handle is closing (or a write failed).
-    @exclusivity(unchecked) package var writesClosed = false
-    /// Publications are staged for this transport this turn
-    /// (`PublicationStaging`): they go out before anything else it writes.
-    @exclusivity(unchecked) var hasStaged = false
-    /// TLS: every write is sealed first (`sealAndWrite`), and the queue holds
-    /// ciphertext. A flag beside the others, so a plain transport pays a
-    /// branch and no byte for it.
-    @exclusivity(unchecked) var encrypts = false
-    /// Payloads from this size on go to the socket by reference (writev of
-    /// header and payload) instead of being copied into the cork.
-    static let byReferenceThreshold = 16 * 1024
-
-    package init(context: LoopContext, role: Role, maxBackpressure: Int) {
-        contextRef = Unmanaged.passUnretained(context)
-        self.role = role
-        maxBackpressureBytes = Int32(clamping: maxBackpressure)
-        lastWrite = context.loop.now
-        super.init(loop: context.loop)
-        slot = context.reserveSlot(for: self)
-    }
-
-    /// Bytes queued in user space, not yet taken by the kernel.
-    package var queuedCount: Int { outbound.count }
-
-    // MARK: Events for the connection (overridden by `ConnectionStream`)
-
-    /// A write failed: the connection is lost.
-    package func writeDidFail() {}
-    /// The queue that made a send report `.backpressure` has drained.
-    package func queueDidDrain() {}
-    /// The wheel reached this transport's deadline.
-    package func deadlineReached(now: UInt64) {}
-    /// Reading stopped for backpressure (for the connection's debug log).
-    package func didPauseForBackpressure() {}
-
+/// The write funnel: every byte a connection writes passes through here,
+/// frames, HTTP heads and staged publications alike. It owns the loop's cork
+/// while it writes, the by-reference `writev`, the queue and backpressure;
+/// with TLS, `writeNow` hands the plaintext to the codec and the sealed
+/// records come back through `writeCiphertext`. Loop thread only.
+extension AnyWebSocketConnection {
     // MARK: Deadlines
 
     package final func schedule(at deadline: UInt64?) {
@@ -108,7 +41,7 @@ package class Transport: TCPStream {
     final func sendAnyFrame(_ opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer) -> SendStatus {
         context.loop.checkThread("WebSocketConnection.send")
         if writesClosed { return .dropped }
-        if outbound.isEmpty && payload.count < Transport.byReferenceThreshold {
+        if outbound.isEmpty && payload.count < AnyWebSocketConnection.byReferenceThreshold {
             let corked = contextRef._withUnsafeGuaranteedRef { context in
                 let key: UInt32? = role == .client ? context.maskKeys.next() : nil
                 return context.cork(self, opcode: opcode, fin: fin, rsv: rsv, payload: payload, maskKey: key)
@@ -137,7 +70,7 @@ package class Transport: TCPStream {
         if outbound.count > hardQueueLimit { return .dropped }
         let key = contextRef._withUnsafeGuaranteedRef { $0.maskKeys.next() }
         FrameWriter.withHeader(opcode: opcode, fin: fin, rsv: rsv, payloadLength: payload.count, maskKey: key) { header in
-            if !outbound.isEmpty && !encrypts {
+            if !outbound.isEmpty && tls == nil {
                 outbound.append(header)
                 outbound.appendMasked(payload, key: key)
                 startQueuedWrite()
@@ -161,7 +94,7 @@ package class Transport: TCPStream {
                 if writesClosed { return }
                 // With TLS every slice is sealed as it goes (the queue holds
                 // ciphertext), so only a plain transport stops here.
-                if !outbound.isEmpty && !encrypts {
+                if !outbound.isEmpty && tls == nil {
                     // The socket is full: the rest waits in the queue.
                     outbound.appendMasked(UnsafeRawBufferPointer(rebasing: payload[offset...]), key: key, phase: phase)
                     startQueuedWrite()
@@ -181,8 +114,8 @@ package class Transport: TCPStream {
         if writesClosed { return .dropped }
         if !outbound.isEmpty {
             if outbound.count > hardQueueLimit { return .dropped }
-            if encrypts {
-                sealAndWrite(header, payload, UnsafeRawBufferPointer(start: nil, count: 0))
+            if let tls {
+                tls.seal(header, payload, UnsafeRawBufferPointer(start: nil, count: 0), on: self)
                 return checkBackpressure()
             }
             outbound.append(header)
@@ -206,7 +139,7 @@ package class Transport: TCPStream {
         return contextRef._withUnsafeGuaranteedRef { context in
             // Corked bytes of this transport's are older: they go first.
             if context.corkIsOwned(by: self) { context.flushCork() }
-            if encrypts || !outbound.isEmpty {
+            if tls != nil || !outbound.isEmpty {
                 return sendFramed(header: context.bytes(of: frame), payload: UnsafeRawBufferPointer(start: nil, count: 0))
             }
             context.staging.add(slot: slot, offset: frame.offset, length: frame.length)
@@ -255,9 +188,8 @@ package class Transport: TCPStream {
         while start < count {
             let n = min(1024, count - start)
             let written: Int
-            do { written = try tryWrite(pieces: pieces + start, count: n) } catch {
-                writesClosed = true
-                writeDidFail()
+            do { written = writesInFlight > 0 ? 0 : try handle.trySend(pieces: pieces + start, count: n) } catch {
+                writeFailed()
                 return
             }
             if written > 0 { lastWrite = contextRef._withUnsafeGuaranteedRef { $0.loop.now } }
@@ -286,8 +218,8 @@ package class Transport: TCPStream {
     /// whose sealed records go behind the queue).
     final func writeNow(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                         _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
-        if encrypts {
-            sealAndWrite(a, b, c)
+        if let tls {
+            tls.seal(a, b, c, on: self)
             return
         }
         writeToSocket(a, b, c)
@@ -322,10 +254,10 @@ package class Transport: TCPStream {
         }
         var written: Int
         do {
-            written = try tryWrite(a.count > 0 ? a : b, a.count > 0 ? b : c, a.count > 0 ? c : UnsafeRawBufferPointer(start: nil, count: 0))
+            written = writesInFlight > 0 ? 0
+                : try handle.trySend(a.count > 0 ? a : b, a.count > 0 ? b : c, a.count > 0 ? c : UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
-            writesClosed = true
-            writeDidFail()
+            writeFailed()
             return
         }
         // Lent, not loaded: `context` would retain and release it per write.
@@ -350,23 +282,21 @@ package class Transport: TCPStream {
     final func startQueuedWrite() {
         guard !writesClosed, let bytes = outbound.takePendingForWrite() else { return }
         do {
-            try write(bytes)
+            try queueWrite(bytes)
         } catch {
             outbound.completeWrite()
-            writesClosed = true
-            writeDidFail()
+            writeFailed()
         }
     }
 
-    package override func didCompleteWrite(_ error: UVError?) {
+    final func didCompleteWrite(_ error: UVError?) {
         outbound.completeWrite()
         if writesClosed { return }
         if error != nil {
-            writesClosed = true
-            writeDidFail()
+            writeFailed()
             return
         }
-        lastWrite = context.loop.now
+        lastWrite = contextRef._withUnsafeGuaranteedRef { $0.loop.now }
         startQueuedWrite()
         if pausedForBackpressure && outbound.count <= maxBackpressure / 2 {
             pausedForBackpressure = false
@@ -378,76 +308,16 @@ package class Transport: TCPStream {
         }
     }
 
-    /// Past `maxBackpressure`, reading from this peer stops when the queue grew
-    /// from replies to what we read: a peer that sends without reading can then
-    /// not make an echo grow our memory past the limit plus a ring.
-    @inline(__always)
-    package final func checkBackpressure() -> SendStatus {
-        // Nothing queued, the usual case after a send: no limit can be passed.
-        if outbound.isEmpty { return .sent }
-        return checkQueuedBackpressure()
-    }
+    /// Bytes queued in user space, not yet taken by the kernel.
+    package final var queuedCount: Int { outbound.count }
 
-    final func checkQueuedBackpressure() -> SendStatus {
-        if outbound.count > maxBackpressure {
-            owesDrainEvent = true
-            // Stopping reads bounds what a handler that replies to what it
-            // reads (an echo) can queue for a peer that does not read, so it
-            // applies when the bytes are such replies: sent inside a read
-            // callback. Sends from elsewhere (a message sent from didOpen, a
-            // timer's broadcast) are bounded by the hard cap instead; stopping
-            // for them gains nothing and deadlocks two ends that each sent one
-            // message larger than the limit, each waiting for the other to read.
-            if !pausedForBackpressure && contextRef._withUnsafeGuaranteedRef({ $0.corkDepth > 0 && $0.corkHoldsReplies }) {
-                pausedForBackpressure = true
-                stopReading()
-                didPauseForBackpressure()
-            }
-            return .backpressure
-        }
-        return .sent
-    }
-
-    /// True if bytes are queued, and `queueDidDrain` then follows once they
-    /// are written (a streamed HTTP body waits for that before its next piece).
-    package final func notifyWhenDrained() -> Bool {
-        if outbound.isEmpty || writesClosed { return false }
-        owesDrainEvent = true
-        return true
-    }
-
-    /// Reading resumes (after a pause for backpressure, or the application's
-    /// hold) for a connection that must see the peer's FIN or close frame.
-    package final func resumeReading() {
-        pausedForBackpressure = false
-        endReadingHold()
-        try? startReading()
-    }
-
-    /// The application stops reading from this peer until `releaseReading`.
-    /// Bytes of the read being parsed are still delivered (at most one read
-    /// more); the kernel's buffer then fills and TCP's window stops the peer.
-    package final func holdReading() {
-        if readingHeld || writesClosed { return }
-        readingHeld = true
-        context.readingHoldBegan()
-        stopReading()
-    }
-
-    /// The application's hold is over (released, resumed or closed): the
-    /// loop no longer runs for it alone.
-    private func endReadingHold() {
-        guard readingHeld else { return }
-        readingHeld = false
-        context.readingHoldEnded()
-    }
-
-    /// Ends the application's hold; reading restarts unless the queue still
-    /// holds it paused for backpressure (then its drain restarts it).
-    package final func releaseReading() {
-        guard readingHeld else { return }
-        endReadingHold()
-        if !pausedForBackpressure && !writesClosed { try? startReading() }
+    /// A write failed (the kernel refused, or TLS could not seal): writes are
+    /// over, and the connection is lost, reported after the current call.
+    final func writeFailed() {
+        writesClosed = true
+        // Often inside a send, so inside a handler's callback: the loss is
+        // reported from the close callback (`loseFromCall`).
+        loseFromCall()
     }
 
     /// Sends FIN after what is corked and queued (and TLS's close_notify);
@@ -456,32 +326,7 @@ package class Transport: TCPStream {
         context.flushCork(ifOwner: self)
         // FIN goes after every byte of this turn, staged publications too.
         if hasStaged { writeStaged() }
-        if encrypts { sendCloseNotify() }
-        shutdown()
-    }
-
-    // MARK: TLS (overridden by `SecureConnectionStream`)
-
-    /// Seals up to three plaintext pieces, in order, and writes the records.
-    func sealAndWrite(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ c: UnsafeRawBufferPointer) {}
-    /// Sends TLS's close_notify alert (RFC 8446 §6.1) before FIN.
-    func sendCloseNotify() {}
-    /// The loop's handshake cap held this transport back; it may go on now.
-    func handshakeTurnCame() {}
-
-    /// Closes the handle now; `didClose` follows in a later iteration.
-    package final func closeNow() {
-        endReadingHold()
-        writesClosed = true
-        context.forgetCork(self)
-        context.wheel.cancel(slot)
-        stopReading()
-        close()
-    }
-
-    package override func didClose() {
-        endReadingHold()
-        outbound.deallocate()
-        context.freeSlot(slot)
+        tls?.sendCloseNotify(on: self)
+        shutdownWriting()
     }
 }

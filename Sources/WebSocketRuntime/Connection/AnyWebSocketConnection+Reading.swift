@@ -1,14 +1,15 @@
 import UVKit
 import WebSocketCore
 
-/// The read path: bytes land in the loop's ring, the state machine turns them
-/// into actions, and this file carries them out.
+/// The read path: bytes land in the loop's ring (or the head buffer), the
+/// state machine turns them into actions, and this file carries them out.
+/// With TLS these are the plaintext pieces the codec decrypts.
 ///
-/// It runs in the unspecialized code of a generic class (UVKit calls through
-/// the vtable), where every use of `endpoint`, `handler` or `context` would
-/// retain and release it; the `Unmanaged` references lend them instead.
-extension WebSocketConnection {
-    func readBuffer() -> UnsafeMutableRawBufferPointer {
+/// The endpoint and the context are lent through their `Unmanaged`
+/// references: loading them as values would retain and release each per
+/// message.
+extension AnyWebSocketConnection {
+    final func plainReadBuffer() -> UnsafeMutableRawBufferPointer {
         switch phase {
         case .http:
             return headReadBuffer()
@@ -30,7 +31,7 @@ extension WebSocketConnection {
         }
     }
 
-    func didRead(_ count: Int) {
+    final func plainDidRead(_ count: Int) {
         switch phase {
         case .http:
             if count > 0 {
@@ -70,10 +71,10 @@ extension WebSocketConnection {
                 return
             case .message(let chunk, let type, let isFinal):
                 if isFinal { endpointRef._withUnsafeGuaranteedRef { $0.metrics.messagesReceived &+= 1 } }
-                handlerRef._withUnsafeGuaranteedRef { $0.didReceive(self, chunk: chunk, type: type, isFinal: isFinal) }
+                deliver(chunk, type: type, isFinal: isFinal)
             case .sendPong(let payload):
-                _ = streamRef._withUnsafeGuaranteedRef { $0.sendFrame(.pong, fin: true, payload: payload) }
-                handlerRef._withUnsafeGuaranteedRef { $0.didReceivePing(self, payload: payload) }
+                _ = sendFrame(.pong, fin: true, payload: payload)
+                deliverPing(payload)
             case .pong(let payload, let measured):
                 pongArrived(payload, measured: measured)
             case .closed(let code, let reason, let sendClose):
@@ -105,10 +106,10 @@ extension WebSocketConnection {
     @inline(never)
     private func pongArrived(_ payload: UnsafeRawBufferPointer, measured: Bool) {
         if measured, let milliseconds = machine.roundTripTime {
-            endpoint.metrics.pongsReceived &+= 1
-            endpoint.metrics.roundTripMillisecondsTotal &+= Int(clamping: milliseconds)
-            endpoint.roundTrips.record(milliseconds)
+            endpointCore.metrics.pongsReceived &+= 1
+            endpointCore.metrics.roundTripMillisecondsTotal &+= Int(clamping: milliseconds)
+            endpointCore.roundTrips.record(milliseconds)
         }
-        handlerRef._withUnsafeGuaranteedRef { $0.didReceivePong(self, payload: payload) }
+        deliverPong(payload)
     }
 }

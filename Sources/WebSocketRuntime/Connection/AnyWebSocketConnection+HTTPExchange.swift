@@ -9,28 +9,28 @@ import WebSocketCore
 /// While a response is under way (`httpResponding`), later requests pile up
 /// in the head buffer unparsed, up to its limit (then reading stops until
 /// the response ends); they are answered one after another, in order.
-extension WebSocketConnection {
+extension AnyWebSocketConnection {
     /// Sends part of a response: its head, or a piece of its body. The bytes
     /// are copied if the kernel does not take them all.
     package func sendHTTP(_ bytes: UnsafeRawBufferPointer) {
         guard phase == .http else { return }
-        stream.sendRaw(bytes)
+        sendRaw(bytes)
     }
 
     /// Sends a response head and (a piece of) its body with one write.
     package func sendHTTP(_ head: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer) {
         guard phase == .http else { return }
-        _ = stream.sendFramed(header: head, payload: body)
+        _ = sendFramed(header: head, payload: body)
     }
 
     /// True if bytes wait in the connection's queue; the endpoint's
     /// `httpDrained` is then called once it empties. False: go on at once.
     package func notifyWhenHTTPQueueDrains() -> Bool {
-        phase == .http && stream.notifyWhenDrained()
+        phase == .http && notifyWhenQueueDrains()
     }
 
     /// Bytes not yet taken by the kernel.
-    package var queuedByteCount: Int { stream.queuedCount }
+    package var queuedByteCount: Int { queuedCount }
 
     /// The response to the head of `headLength` bytes is complete. Kept
     /// alive, the connection takes the next pipelined request (if one is
@@ -48,7 +48,7 @@ extension WebSocketConnection {
         if httpExchanges < .max { httpExchanges += 1 }
         machine.lastRead = context.loop.now
         // A full buffer of pipelined requests stopped reading.
-        try? stream.startReading()
+        try? startReading()
         scheduleDeadline()
         // Inside `headBytesArrived`'s loop, the loop takes the next head.
         if !httpDispatching && head.count > 0 { headBytesArrived(scannedBefore: 0) }
@@ -67,10 +67,10 @@ extension WebSocketConnection {
     /// last response) began.
     func httpDeadline() -> UInt64? {
         if httpResponding {
-            let timeout = endpoint.httpSendTimeout
-            return timeout > 0 ? max(stream.lastWrite, machine.lastRead) + timeout : nil
+            let timeout = endpointCore.httpSendTimeout
+            return timeout > 0 ? max(lastWrite, machine.lastRead) + timeout : nil
         }
-        let timeout = httpExchanges > 0 && head.count == 0 ? endpoint.httpIdleTimeout : endpoint.settings.handshakeTimeout
+        let timeout = httpExchanges > 0 && head.count == 0 ? endpointCore.httpIdleTimeout : endpointCore.settings.handshakeTimeout
         return timeout > 0 ? machine.lastRead + timeout : nil
     }
 
@@ -80,10 +80,10 @@ extension WebSocketConnection {
             // was set: not stalled.
             guard let deadline = httpDeadline() else { return }
             if deadline > now {
-                stream.schedule(at: deadline)
+                schedule(at: deadline)
                 return
             }
-            logEvent("HTTP response stalled: the peer takes nothing", ["queued": "\(stream.queuedCount)"])
+            logEvent("HTTP response stalled: the peer takes nothing", ["queued": "\(queuedCount)"])
             abortHTTP()
             return
         }
@@ -93,7 +93,7 @@ extension WebSocketConnection {
             return
         }
         // Slowloris, or a server that never answers: the head did not come in time.
-        endpoint.httpPhaseEnded(self, .timedOut)
+        httpPhaseEnded(.timedOut)
         closeNow()
     }
 }

@@ -2,61 +2,14 @@ import TLSKit
 import UVKit
 import WebSocketCompression
 import WebSocketCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A connection's life around the frames: the HTTP head, the switch to
 /// frames, the one way frames end, draining, deadlines and the close callback.
-extension WebSocketConnection {
-    // MARK: Starting
-
-    /// Server role: takes the listener's next pending connection and reads its request.
-    package func accept(from listener: TCPListener) throws {
-        try stream.accept(from: listener)
-        stream.setNoDelay(true)
-        try stream.startReading()
-        scheduleDeadline()
-    }
-
-    /// Server role: takes a connection another loop accepted (its descriptor,
-    /// which this connection's stream owns from here, failed or not) and
-    /// reads its request.
-    package func adopt(descriptor: Int32) throws {
-        do { try stream.open(descriptor: descriptor) } catch {
-            Glibc.close(descriptor)
-            throw error
-        }
-        stream.setNoDelay(true)
-        try stream.startReading()
-        scheduleDeadline()
-    }
-
-    /// Client role: connects; `endpoint.connectFinished` reports the end.
-    package func connect(to address: SocketAddress, from source: SocketAddress?, request: ClientHandshakeState) throws {
-        clientHandshake = request
-        try stream.connect(to: address, from: source)
-        scheduleDeadline()
-    }
-
-    func didConnect(_ error: UVError?) {
-        if error == nil {
-            stream.setNoDelay(true)
-            do { try stream.startReading() } catch {
-                endpoint.connectFinished(self, error as? UVError ?? UVError(-1))
-                return
-            }
-            if var request = clientHandshake?.request {
-                request.withUTF8 { stream.sendRaw(UnsafeRawBufferPointer($0)) }
-            }
-        }
-        endpoint.connectFinished(self, error)
-    }
-
+extension AnyWebSocketConnection {
     // MARK: The HTTP head
 
     func headReadBuffer() -> UnsafeMutableRawBufferPointer {
-        head.room(limit: endpoint.settings.headLimits.maxHeadSize)
+        head.room(limit: endpointCore.settings.headLimits.maxHeadSize)
     }
 
     /// Hands every complete head to the endpoint, one at a time: a kept-alive
@@ -68,15 +21,15 @@ extension WebSocketConnection {
         defer { httpDispatching = false }
         var scanned = scannedBefore
         while phase == .http && !httpResponding {
-            switch HTTPHeadParser.parse(head.view(), limits: endpoint.settings.headLimits, scannedBefore: scanned) {
+            switch HTTPHeadParser.parse(head.view(), limits: endpointCore.settings.headLimits, scannedBefore: scanned) {
             case .incomplete:
                 return
             case .failure(let error):
                 httpResponding = true
-                endpoint.httpPhaseEnded(self, .malformed(error))
+                httpPhaseEnded(.malformed(error))
             case .complete(let request, let length):
                 httpResponding = true
-                endpoint.httpPhaseEnded(self, .head(request, length: length))
+                httpPhaseEnded(.head(request, length: length))
             }
             // A response still under way is timed by `httpSendTimeout` from
             // now on, not by the head's deadline.
@@ -96,7 +49,7 @@ extension WebSocketConnection {
     /// Writes an HTTP head (the server's 101) before any frame.
     package func writeHTTP(_ text: String) {
         var text = text
-        text.withUTF8 { stream.sendRaw(UnsafeRawBufferPointer($0)) }
+        text.withUTF8 { sendRaw(UnsafeRawBufferPointer($0)) }
     }
 
     /// The handshake succeeded: frames from now on. Bytes after the head (a
@@ -106,17 +59,17 @@ extension WebSocketConnection {
         if let deflate = messageExtension as? DeflateSending, deflate.sendsWithoutContext {
             sharedCompressionWindow = deflate.sendWindowBits
         }
-        let settings = endpoint.settings
+        let settings = endpointCore.settings
         let now = context.loop.now
         machine = WebSocketStateMachine(role: settings.role, maxMessageSize: settings.maxMessageSize,
                                         keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout,
                                         messageExtension: messageExtension, now: now)
         phase = .frames
         clientHandshake = nil
-        endpoint.metrics.webSocketsOpened &+= 1
+        endpointCore.metrics.webSocketsOpened &+= 1
         logEvent("WebSocket open", ["path": "\(path ?? "")", "subprotocol": "\(subprotocol ?? "none")",
                                     "extension": "\(messageExtension.map { "\(type(of: $0))" } ?? "none")"])
-        handler.didOpen(self)
+        deliverOpen()
         // Move the early bytes into the loop's ring in pieces it can hold,
         // parsing as they go.
         var offset = headLength
@@ -135,7 +88,7 @@ extension WebSocketConnection {
     package func respondAndClose(_ response: [UInt8]) {
         freeHead()
         phase = .draining
-        response.withUnsafeBytes { stream.sendRaw($0) }
+        response.withUnsafeBytes { sendRaw($0) }
         beginDraining()
     }
 
@@ -174,7 +127,7 @@ extension WebSocketConnection {
                     UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
         withUnsafeMutableBytes(of: &body) { raw in
             let length = ClosePayload.write(code: code, reason: reason, into: raw.baseAddress!)
-            _ = stream.sendFrame(.close, fin: true, payload: UnsafeRawBufferPointer(start: raw.baseAddress!, count: length))
+            _ = sendFrame(.close, fin: true, payload: UnsafeRawBufferPointer(start: raw.baseAddress!, count: length))
         }
     }
 
@@ -183,7 +136,7 @@ extension WebSocketConnection {
     func connectionLost() {
         switch phase {
         case .http:
-            endpoint.httpPhaseEnded(self, .connectionLost)
+            httpPhaseEnded(.connectionLost)
             closeNow()
         case .frames:
             if machine.connectionLost(now: context.loop.now) { reportClose(code: .abnormalClosure, reason: "") }
@@ -198,12 +151,12 @@ extension WebSocketConnection {
     /// Ends the connection at once, from inside a call that found it lost (a
     /// send the kernel refused) or was asked to (`abort()`): the handle closes
     /// now, and a WebSocket's handler hears 1006 from the close callback
-    /// (`streamDidClose`), not from inside this call.
+    /// (`connectionDidClose`), not from inside this call.
     func loseFromCall() {
         switch phase {
         case .frames:
             phase = machine.connectionLost(now: context.loop.now) ? .lost : .closed
-            stream.closeNow()
+            closeHandle()
         case .http, .draining:
             connectionLost()
         case .closed, .lost:
@@ -214,7 +167,7 @@ extension WebSocketConnection {
     /// The TLS handshake failed: the HTTP phase ends with the reason.
     func tlsFailed(_ failure: TLSFailure) {
         guard phase == .http else { return connectionLost() }
-        endpoint.httpPhaseEnded(self, .tlsFailed(failure))
+        httpPhaseEnded(.tlsFailed(failure))
         closeNow()
     }
 
@@ -226,9 +179,9 @@ extension WebSocketConnection {
     }
 
     func reportClose(code: CloseCode, reason: String) {
-        endpoint.metrics.closesByCode[code.rawValue, default: 0] += 1
+        endpointCore.metrics.closesByCode[code.rawValue, default: 0] += 1
         logEvent("WebSocket closed", ["code": "\(code.rawValue)", "reason": "\(reason)"])
-        handler.didClose(self, code: code, reason: reason)
+        deliverClose(code: code, reason: reason)
     }
 
     /// FIN after what is queued, then wait for the peer's FIN (reads are
@@ -241,8 +194,8 @@ extension WebSocketConnection {
         // an HTTP answer no frames were exchanged and the machine is still open
         // (it would ping an HTTP connection, or with pings off wait forever).
         machine.closeWithoutFrames(now: context.loop.now)
-        if stream.pausedForBackpressure { stream.resumeReading() }
-        stream.finishWriting()
+        if pausedForBackpressure { resumeReadingForClose() }
+        finishWriting()
         // Frames are over: a partial one waiting for more bytes never completes.
         if let l = leftover {
             context.leftoverPool.give(l)
@@ -254,13 +207,14 @@ extension WebSocketConnection {
     func closeNow() {
         if phase == .closed || phase == .lost { return }
         phase = .closed
-        stream.closeNow()
+        closeHandle()
     }
 
-    /// The close callback: the last event of a connection. It reports a loss
-    /// found inside a call, tells its owner (if still there) and lets go of
-    /// the context share and the hold `init` took.
-    func streamDidClose() {
+    /// From the handle's close callback: the last event of a connection. It
+    /// reports a loss found inside a call, tells its owner (if still there)
+    /// and lets go of the context share `init` took; the close callback then
+    /// lets go of the object's hold on itself.
+    final func connectionDidClose() {
         if phase == .lost {
             phase = .closed
             reportClose(code: .abnormalClosure, reason: "")
@@ -271,18 +225,15 @@ extension WebSocketConnection {
             leftover = nil
         }
         freeHead()
-        endpoint.connectionClosed(self)
+        ownerForgets()
         context.release()
-        // The caller (the stream's close callback) holds this connection for
-        // the rest of the call.
-        Unmanaged.passUnretained(self).release()
     }
 
     func queueDidDrain() {
         if isOpen {
-            handler.didDrain(self)
+            deliverDrain()
         } else if phase == .http && httpResponding {
-            endpoint.httpDrained(self)
+            httpDrained()
         }
     }
 
@@ -292,12 +243,12 @@ extension WebSocketConnection {
     func scheduleDeadline() {
         switch phase {
         case .http:
-            stream.schedule(at: httpDeadline())
+            schedule(at: httpDeadline())
         case .frames, .draining:
-            machine.lastWrite = max(machine.lastWrite, stream.lastWrite)
-            stream.schedule(at: machine.nextDeadline(now: context.loop.now))
+            machine.lastWrite = max(machine.lastWrite, lastWrite)
+            schedule(at: machine.nextDeadline(now: context.loop.now))
         case .closed, .lost:
-            stream.schedule(at: nil)
+            schedule(at: nil)
         }
     }
 
@@ -307,22 +258,22 @@ extension WebSocketConnection {
             httpDeadlineReached(now: now)
             return
         case .frames, .draining:
-            machine.lastWrite = max(machine.lastWrite, stream.lastWrite)
+            machine.lastWrite = max(machine.lastWrite, lastWrite)
             // The application holds reading: a pong could not be read, and
             // the stall is ours, so the peer counts as heard from now.
-            if stream.readingHeld { machine.lastRead = now }
-            switch machine.deadlineReached(now: now, readingPaused: stream.pausedForBackpressure) {
+            if readingHeld { machine.lastRead = now }
+            switch machine.deadlineReached(now: now, readingPaused: pausedForBackpressure) {
             case .none:
                 break
             case .sendPing:
-                endpoint.metrics.pingsSent &+= 1
-                _ = stream.sendFrame(.ping, fin: true, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+                endpointCore.metrics.pingsSent &+= 1
+                _ = sendFrame(.ping, fin: true, payload: UnsafeRawBufferPointer(start: nil, count: 0))
             case .peerIsDead:
                 // §7.4.1: 1011 if we can still write; a peer whose socket does
                 // not take even that is dropped.
-                endpoint.metrics.deadPeersClosed &+= 1
-                logEvent("keep-alive timeout: no frame since the ping", ["queued": "\(stream.queuedCount)"])
-                if stream.queuedCount == 0 { fail(.internalError, reason: "keep-alive timeout") } else { abort() }
+                endpointCore.metrics.deadPeersClosed &+= 1
+                logEvent("keep-alive timeout: no frame since the ping", ["queued": "\(queuedCount)"])
+                if queuedCount == 0 { fail(.internalError, reason: "keep-alive timeout") } else { abort() }
                 return
             case .abort:
                 connectionLost()
