@@ -95,16 +95,17 @@ def main():
     if args.cache_sim:
         return report_whole_process(out, sent, args)
     inclusive = annotate(out, "--inclusive=yes")
-    # Two figures, each found in both code structures (the connection as a
-    # TCPStream subclass before the runtime split, the connection with a
-    # ConnectionStream after), so a worktree of an older main is measured the
-    # same way:
-    #   read callback: the connection's didRead, inclusive (parse, unmask, the
-    #     handler, framing into the cork, the leftover stash);
+    # Two figures, each found in every code structure the project has had
+    # (the connection as a TCPStream subclass, then with a ConnectionStream,
+    # then one object per socket), so a worktree of an older main is
+    # measured the same way:
+    #   read callback: the connection's read of plaintext, inclusive (parse,
+    #     unmask, the handler, framing into the cork, the leftover stash);
     #   readFrames: the parse-and-dispatch loop alone (the figure this page
     #     used first).
     patterns = {
-        "read callback": r"(16ConnectionStreamC7didReadyySiF|15WebSocketServer0aB10ConnectionC7didReadyySiF)$",
+        "read callback": r"(16ConnectionStreamC7didReadyySiF|15WebSocketServer0aB10ConnectionC7didReadyySiF"
+                         r"|ConnectionC12plainDidReadyySiF)$",
         "readFrames": r"ConnectionC10readFrames(yyF|.*3nowyAA11LoopContextC_s6UInt64VtF)$",
     }
     figures = {}

@@ -52,5 +52,3 @@ public final class WebSocketConnection<Handler: WebSocketHandler>: AnyWebSocketC
     override func ownerForgets() { endpoint.connectionClosed(self) }
 }
 
-@available(*, unavailable)
-extension WebSocketConnection: Sendable {}

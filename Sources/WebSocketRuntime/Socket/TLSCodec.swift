@@ -150,6 +150,10 @@ final class TLSCodec {
             // thread) would make a good result look failed.
             ERR_clear_error()
             let n = SSL_read(ssl, base, Int32(clamping: region.count))
+            // Asked now, before the piece is parsed: a reply sealed meanwhile
+            // writes through the loop's shared BIO, which clears the retry
+            // flag this answer is read from.
+            let error = n > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, n)
             if tls.outputCount > 0 && isTLS12 {
                 // A TLS 1.2 peer got a record written back from a read: its
                 // renegotiation, refused with an alert (h2o spots it the same way).
@@ -163,7 +167,7 @@ final class TLSCodec {
             // loop's ring, and ending the read moves it back.
             connection.plainDidRead(Int(max(n, 0)))
             if n > 0 { continue }
-            switch SSL_get_error(ssl, n) {
+            switch error {
             case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
                 return
             case SSL_ERROR_ZERO_RETURN:
