@@ -13,7 +13,7 @@ extension AnyWebSocketConnection {
         endpointCore.logger.debug("\(message())", metadata: all)
     }
 
-    /// The transport stopped reading: the queue for this peer passed
+    /// The connection stopped reading: the queue for this peer passed
     /// `maxBackpressure` with replies to what it sent.
     func readingPausedForBackpressure() {
         endpointCore.metrics.backpressurePauses &+= 1

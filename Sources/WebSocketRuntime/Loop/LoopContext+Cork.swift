@@ -1,27 +1,27 @@
 import UVKit
 import WebSocketCore
 
-/// The cork: one 64 KiB buffer per loop that gathers the frames a transport
+/// The cork: one 64 KiB buffer per loop that gathers the frames a connection
 /// produces during read callbacks, written with one system call when another
-/// transport needs it, when it is full, or when the poll phase ends. The rule
-/// that keeps bytes in order: the cork may hold a transport's bytes only while
-/// that transport's queue is empty.
+/// connection needs it, when it is full, or when the poll phase ends. The rule
+/// that keeps bytes in order: the cork may hold a connection's bytes only while
+/// that connection's queue is empty.
 extension LoopContext {
     /// Copies a frame into the cork (masked with `maskKey` in the client role).
-    /// Returns false, copying nothing, when making room flushed the transport's
+    /// Returns false, copying nothing, when making room flushed the connection's
     /// own corked bytes and the kernel left some of them queued: the frame
     /// must then queue behind them.
     @inline(__always)
-    func cork(_ transport: AnyWebSocketConnection, opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer,
+    func cork(_ connection: AnyWebSocketConnection, opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer,
               maskKey: UInt32?) -> Bool {
         // Wrapping arithmetic: a payload here is under 16 KiB and the cork
         // 64 KiB, so none of these sums can overflow, and the checks would
         // cost a branch each per message.
         let frameLength = FrameWriter.headerLength(payloadLength: payload.count, masked: maskKey != nil) &+ payload.count
-        if !corkIsOwned(by: transport) || corkCount &+ frameLength > corkCapacity {
+        if !corkIsOwned(by: connection) || corkCount &+ frameLength > corkCapacity {
             flushCork()
-            if !transport.outbound.isEmpty { return false }
-            corkOwner = Unmanaged.passUnretained(transport)
+            if !connection.outbound.isEmpty { return false }
+            corkOwner = Unmanaged.passUnretained(connection)
         }
         corkCount &+= FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, rsv: rsv,
                                              payload: payload, maskKey: maskKey)
@@ -31,16 +31,16 @@ extension LoopContext {
 
     /// The common case of `cork`, for a server's short frame (payload under
     /// 126 bytes): inside a read callback, with the cork already this
-    /// transport's and room left. Returns false, writing nothing, otherwise,
+    /// connection's and room left. Returns false, writing nothing, otherwise,
     /// and `cork` takes over. Branches and stores only, no call: most replies
     /// in a read callback after its first take this path.
     @inline(__always)
-    func corkShortFrame(for transport: AnyWebSocketConnection, opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> Bool {
+    func corkShortFrame(for connection: AnyWebSocketConnection, opcode: Opcode, fin: Bool, payload: UnsafeRawBufferPointer) -> Bool {
         let end = corkCount &+ 2 &+ payload.count
         // `corkThread`: a send from a thread other than the one whose read
         // callback holds the cork (a misuse) goes the general way, which
         // checks the thread in full and traps.
-        guard corkDepth > 0, corkIsOwned(by: transport), end <= corkCapacity,
+        guard corkDepth > 0, corkIsOwned(by: connection), end <= corkCapacity,
               corkThread == LoopThread.currentIdentity else { return false }
         _ = FrameWriter.writeFrame(into: corkStorage + corkCount, opcode: opcode, fin: fin, payload: payload)
         corkCount = end
@@ -49,8 +49,8 @@ extension LoopContext {
 
     /// Compares addresses: neither side is loaded, so nothing is retained.
     @inline(__always)
-    func corkIsOwned(by transport: AnyWebSocketConnection) -> Bool {
-        corkOwner?.toOpaque() == Unmanaged.passUnretained(transport).toOpaque()
+    func corkIsOwned(by connection: AnyWebSocketConnection) -> Bool {
+        corkOwner?.toOpaque() == Unmanaged.passUnretained(connection).toOpaque()
     }
 
     @inline(__always) package func beginCork() {
@@ -75,10 +75,10 @@ extension LoopContext {
         if corkDepth == 0 { flushCork() }
     }
 
-    /// Hands over what is corked for `transport` (to go first in its next
+    /// Hands over what is corked for `connection` (to go first in its next
     /// write); valid until the cork is next written.
-    func takeCorked(for transport: AnyWebSocketConnection) -> UnsafeRawBufferPointer {
-        if !corkIsOwned(by: transport) {
+    func takeCorked(for connection: AnyWebSocketConnection) -> UnsafeRawBufferPointer {
+        if !corkIsOwned(by: connection) {
             flushCork()
             return UnsafeRawBufferPointer(start: nil, count: 0)
         }
@@ -106,13 +106,13 @@ extension LoopContext {
         }
     }
 
-    func flushCork(ifOwner transport: AnyWebSocketConnection) {
-        if corkIsOwned(by: transport) { flushCork() }
+    func flushCork(ifOwner connection: AnyWebSocketConnection) {
+        if corkIsOwned(by: connection) { flushCork() }
     }
 
-    /// Drops what is corked for a transport that is closing.
-    func forgetCork(_ transport: AnyWebSocketConnection) {
-        if corkIsOwned(by: transport) {
+    /// Drops what is corked for a connection that is closing.
+    func forgetCork(_ connection: AnyWebSocketConnection) {
+        if corkIsOwned(by: connection) {
             corkCount = 0
             corkOwner = nil
         }

@@ -34,11 +34,11 @@ package final class LoopContext {
     // latest, when the poll phase ends (the check handle). libuv reads one
     // stream up to 32 times in a row, so the echo of a large message read in
     // ring-sized pieces leaves in cork-sized writes, not one write per piece.
-    // Owned by one transport at a time.
+    // Owned by one connection at a time.
     let corkStorage: UnsafeMutableRawPointer
     let corkCapacity = 64 * 1024
     @exclusivity(unchecked) var corkCount = 0
-    /// Not counted: a transport leaves the cork (`forgetCork`) before it is
+    /// Not counted: a connection leaves the cork (`forgetCork`) before it is
     /// freed. `Unmanaged`, so that comparing it (`corkIsOwned(by:)`) and
     /// lending it to write the cork take no retain and release per message.
     @exclusivity(unchecked) var corkOwner: Unmanaged<AnyWebSocketConnection>?
@@ -55,9 +55,9 @@ package final class LoopContext {
     /// further away.
     @exclusivity(unchecked) var corkThread: UInt = 0
 
-    // Deadlines: one coarse timer sweeping a wheel of transport slots.
+    // Deadlines: one coarse timer sweeping a wheel of connection slots.
     @exclusivity(unchecked) package var wheel: TimingWheel
-    /// Who owns each wheel slot; not counted (a transport is held by its
+    /// Who owns each wheel slot; not counted (a connection is held by its
     /// connection until its close callback, where it gives the slot back).
     private var timed = SlotTable<Unmanaged<AnyWebSocketConnection>>()
     private var expired: [Int32] = []
@@ -191,8 +191,8 @@ package final class LoopContext {
 
     // MARK: Deadlines
 
-    func reserveSlot(for transport: AnyWebSocketConnection) -> Int32 {
-        let slot = timed.insert(Unmanaged.passUnretained(transport))
+    func reserveSlot(for connection: AnyWebSocketConnection) -> Int32 {
+        let slot = timed.insert(Unmanaged.passUnretained(connection))
         wheel.reserve(slots: timed.capacity)
         return slot
     }
@@ -202,14 +202,14 @@ package final class LoopContext {
         timed.remove(at: slot)
     }
 
-    /// Writes every transport's staged publications, one `writev` each. A
-    /// transport is alive here: a close started this turn ends in the close
+    /// Writes every connection's staged publications, one `writev` each. A
+    /// connection is alive here: a close started this turn ends in the close
     /// callbacks, which run after this phase.
     func writeStaged() {
         var index = 0
         while index < staging.slotCount {
-            timed[staging.slot(at: index)]?._withUnsafeGuaranteedRef { transport in
-                if transport.hasStaged { transport.writeStaged() }
+            timed[staging.slot(at: index)]?._withUnsafeGuaranteedRef { connection in
+                if connection.hasStaged { connection.writeStaged() }
             }
             index += 1
         }

@@ -15,11 +15,11 @@ package struct StagedFrame {
 /// Many publications in one turn (a publisher's burst, a busy room) then cost
 /// each subscriber one system call, not one each.
 ///
-/// Order: a transport with staged frames writes them before anything else it
-/// writes (`Transport.writeToSocket` writes them first), and staging for a
-/// transport that holds the cork writes the cork first, so a connection's own
-/// sends and the publications it gets keep their order. TLS transports and
-/// transports with a queue are not staged (their bytes go through the queue).
+/// Order: a connection with staged frames writes them before anything else it
+/// writes (`AnyWebSocketConnection.writeToSocket` writes them first), and staging for a
+/// connection that holds the cork writes the cork first, so a connection's own
+/// sends and the publications it gets keep their order. TLS connections and
+/// connections with a queue are not staged (their bytes go through the queue).
 ///
 /// Loop thread only. Its buffers are manual, grow to the traffic and are
 /// never shrunk, so a steady fan-out allocates nothing and pays no array
@@ -39,10 +39,10 @@ struct PublicationStaging {
     private var entries: UnsafeMutablePointer<Entry>
     private var entryCount = 0
     private var entryCapacity: Int
-    /// By the transport's wheel slot: its first and last entry (-1: none).
+    /// By the connection's wheel slot: its first and last entry (-1: none).
     private var heads: UnsafeMutablePointer<(Int32, Int32)>
     private var headCapacity: Int
-    /// Transports with staged entries, by wheel slot, in the order they got
+    /// Connections with staged entries, by wheel slot, in the order they got
     /// their first one this turn.
     private var slots: UnsafeMutablePointer<Int32>
     private(set) var slotCount = 0
@@ -109,12 +109,12 @@ struct PublicationStaging {
         return Int32(offset)
     }
 
-    /// Adds a reference to the frame at `offset` for the transport in `slot`.
+    /// Adds a reference to the frame at `offset` for the connection in `slot`.
     @inline(__always)
     mutating func add(slot: Int32, offset: Int32, length: Int32) {
         let s = Int(slot)
         if s >= headCapacity { growHeads(to: s + 1) }
-        // A frame that follows the transport's last one in the arena (a burst
+        // A frame that follows the connection's last one in the arena (a burst
         // to one topic) lengthens that reference: one piece, nothing to join.
         let last = heads[s].1
         if last >= 0, entries[Int(last)].offset &+ entries[Int(last)].length == offset {
@@ -136,7 +136,7 @@ struct PublicationStaging {
         }
     }
 
-    /// The frames staged for the transport in `slot`, in order, into
+    /// The frames staged for the connection in `slot`, in order, into
     /// `pieces` (valid until the next `stage` or `take`); the slot's list is
     /// emptied.
     mutating func take(slot: Int32) {

@@ -32,7 +32,7 @@ package final class TLSLoop {
     let outputCapacity = 128 * 1024
     @exclusivity(unchecked) var outputCount = 0
     /// Where `output` goes when it fills before the call ends; set before
-    /// every SSL call, cleared when that transport closes.
+    /// every SSL call, cleared when that connection closes.
     @exclusivity(unchecked) unowned(unsafe) var writer: AnyWebSocketConnection?
     /// The first record's worth of several plaintext pieces (a header and
     /// its payload) copied together, so that a header never makes a record
@@ -76,10 +76,10 @@ package final class TLSLoop {
         handshakeBudget = TLSLoop.handshakesPerIteration
         var resumed = 0
         while waitingHead < waiting.count && resumed < TLSLoop.handshakesPerIteration {
-            let transport = waiting[waitingHead]
+            let connection = waiting[waitingHead]
             waitingHead += 1
             resumed += 1
-            transport._withUnsafeGuaranteedRef { $0.tls?.turnCame($0) }
+            connection._withUnsafeGuaranteedRef { $0.tls?.turnCame($0) }
         }
         if waitingHead == waiting.count {
             waiting.removeAll(keepingCapacity: true)
@@ -87,12 +87,12 @@ package final class TLSLoop {
         }
     }
 
-    func wait(_ transport: AnyWebSocketConnection) {
-        waiting.append(Unmanaged.passUnretained(transport))
+    func wait(_ connection: AnyWebSocketConnection) {
+        waiting.append(Unmanaged.passUnretained(connection))
     }
 
-    func stopWaiting(_ transport: AnyWebSocketConnection) {
-        if let index = waiting[waitingHead...].firstIndex(where: { $0.toOpaque() == Unmanaged.passUnretained(transport).toOpaque() }) {
+    func stopWaiting(_ connection: AnyWebSocketConnection) {
+        if let index = waiting[waitingHead...].firstIndex(where: { $0.toOpaque() == Unmanaged.passUnretained(connection).toOpaque() }) {
             waiting.remove(at: index)
         }
     }

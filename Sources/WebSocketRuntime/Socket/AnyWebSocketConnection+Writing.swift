@@ -64,7 +64,7 @@ extension AnyWebSocketConnection {
     /// A client frame too large for the cork. The payload must be masked, and
     /// the caller's bytes may not change, so it is masked a slice at a time
     /// into the loop's scratch buffer and each slice written at once, behind
-    /// what the cork holds for this transport: the kernel usually takes it all,
+    /// what the cork holds for this connection: the kernel usually takes it all,
     /// and only what it refuses is copied to the queue (masked on the way).
     final func sendMasked(_ opcode: Opcode, fin: Bool, rsv: UInt8, payload: UnsafeRawBufferPointer) -> SendStatus {
         if outbound.count > hardQueueLimit { return .dropped }
@@ -93,7 +93,7 @@ extension AnyWebSocketConnection {
                 offset += n
                 if writesClosed { return }
                 // With TLS every slice is sealed as it goes (the queue holds
-                // ciphertext), so only a plain transport stops here.
+                // ciphertext), so only a plain connection stops here.
                 if !outbound.isEmpty && tls == nil {
                     // The socket is full: the rest waits in the queue.
                     outbound.appendMasked(UnsafeRawBufferPointer(rebasing: payload[offset...]), key: key, phase: phase)
@@ -107,7 +107,7 @@ extension AnyWebSocketConnection {
 
     /// Sends a frame whose header is built (a broadcast builds it once for all
     /// peers). Bytes already queued go first, so with a queue the frame is
-    /// copied behind it; otherwise what this transport has corked, the header
+    /// copied behind it; otherwise what this connection has corked, the header
     /// and the payload (by reference) leave in one writev, and only what the
     /// kernel refuses is copied. Both views need only live for the call.
     package final func sendFramed(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> SendStatus {
@@ -128,16 +128,16 @@ extension AnyWebSocketConnection {
     }
 
     /// A publication staged this turn (`LoopContext.stageFrame`), for this
-    /// transport: referenced, written at the end of the turn with the others
-    /// staged for it. A transport with a queue, or TLS, takes it at once
+    /// connection: referenced, written at the end of the turn with the others
+    /// staged for it. A connection with a queue, or TLS, takes it at once
     /// through `sendFramed` instead.
-    /// A transport whose queue holds `queueLimit` bytes or more gets it
+    /// A connection whose queue holds `queueLimit` bytes or more gets it
     /// dropped.
     @inline(__always)
     package final func sendStaged(_ frame: StagedFrame, queueLimit: Int) -> SendStatus {
         if writesClosed || outbound.count >= queueLimit { return .dropped }
         return contextRef._withUnsafeGuaranteedRef { context in
-            // Corked bytes of this transport's are older: they go first.
+            // Corked bytes of this connection's are older: they go first.
             if context.corkIsOwned(by: self) { context.flushCork() }
             if tls != nil || !outbound.isEmpty {
                 return sendFramed(header: context.bytes(of: frame), payload: UnsafeRawBufferPointer(start: nil, count: 0))
@@ -148,7 +148,7 @@ extension AnyWebSocketConnection {
         }
     }
 
-    /// Writes what is staged for this transport, in one write when it fits
+    /// Writes what is staged for this connection, in one write when it fits
     /// the staging's gather buffer; what the kernel does not take is copied
     /// to the queue.
     final func writeStaged() {
@@ -213,7 +213,7 @@ extension AnyWebSocketConnection {
         _ = sendFramed(header: bytes, payload: UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
-    /// Writes up to three pieces with one try-write (`TCPStream.tryWrite`) and queues (copies) only
+    /// Writes up to three pieces with one try-write (`TCPHandle.trySend`) and queues (copies) only
     /// what the kernel did not take. Only with nothing queued (or with TLS,
     /// whose sealed records go behind the queue).
     final func writeNow(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),

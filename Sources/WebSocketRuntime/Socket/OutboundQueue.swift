@@ -7,7 +7,7 @@ import WebSocketCore
 /// grow. Both are freed when they empty, so a burst's memory goes back to the
 /// allocator instead of staying with an idle connection.
 ///
-/// One pointer in every transport: the two buffers and their counts live in a
+/// One pointer in every connection: the two buffers and their counts live in a
 /// small block allocated with the first queued byte and freed when both
 /// buffers are gone, so a connection with nothing queued (nearly all of them,
 /// nearly always) pays 8 bytes for its queue, not 40. The pointer is nil
