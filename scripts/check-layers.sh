@@ -19,7 +19,12 @@ forbid Sources/WebSocketCore Foundation CLibUV UVKit WebSocketRuntime WebSocketS
 forbid Sources/WebSocketCompression Foundation CLibUV UVKit WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto CMasking
 forbid Sources/UVKit Foundation WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient CLibCrypto WebSocketCompression CZlib CMasking CLibSSL TLSKit
 forbid Sources/TLSKit Foundation CLibUV UVKit WebSocketCore WebSocketRuntime WebSocketServer WebSocketClient WebSocketCompression CZlib CMasking
-forbid Sources/WebSocketRuntime Foundation CLibUV CLibCrypto CZlib WebSocketServer WebSocketClient CMasking
+forbid Sources/WebSocketRuntime Foundation CLibCrypto CZlib WebSocketServer WebSocketClient CMasking
+# libuv directly only where the one object per socket holds its uv_tcp_t and
+# takes its callbacks (Socket/); the rest of the runtime goes through UVKit.
+forbid Sources/WebSocketRuntime/Loop CLibUV
+forbid Sources/WebSocketRuntime/Connection CLibUV
+for file in Sources/WebSocketRuntime/*.swift; do forbid "$file" CLibUV; done
 forbid Sources/WebSocketServer Foundation CLibUV CLibCrypto CZlib WebSocketClient CMasking CLibSSL
 forbid Sources/WebSocketClient Foundation CLibUV CLibCrypto CZlib WebSocketServer CMasking CLibSSL
 forbid Sources/WebSocketAsync Foundation CLibUV CLibCrypto CZlib WebSocketServer CMasking CLibSSL TLSKit WebSocketCompression CHiredis WebSocketBackplane
