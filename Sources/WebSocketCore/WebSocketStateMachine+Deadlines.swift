@@ -26,6 +26,9 @@ extension WebSocketStateMachine {
             return keepAlive.evaluate(now: now, lastRead: lastRead, lastWrite: lastWrite, pingSentAt: outstandingPing).nextCheck
         case .closeSent, .closed:
             return closeStartedAt &+ closeTimeout
+        case .connecting:
+            // The runtime times the opening handshake itself (its HTTP phase).
+            return nil
         }
     }
 
@@ -51,6 +54,8 @@ extension WebSocketStateMachine {
             }
         case .closeSent, .closed:
             return now >= closeStartedAt &+ closeTimeout ? .abort : .none
+        case .connecting:
+            return .none
         }
     }
 }

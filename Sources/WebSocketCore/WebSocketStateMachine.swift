@@ -8,13 +8,19 @@
 /// does the I/O. It reads no clock: every call that needs the time is given
 /// `now`, so the whole protocol is tested with byte literals and numbers.
 ///
-/// States: `open` (frames flow both ways), `closeSent` (our close frame is out,
-/// §7.1.2: we wait for the peer's), `closed` (frames are over: the runtime ends
-/// the TCP connection). `closed` is entered once, and that moment is the one
-/// time the application is told how the connection ended.
+/// States: `connecting` (§4: the opening handshake is under way; the
+/// runtime reads and writes HTTP), `open` (frames flow both ways),
+/// `closeSent` (our close frame is out, §7.1.2: we wait for the peer's),
+/// `closed` (frames are over, or never began: the runtime ends the TCP
+/// connection). `closed` is entered once, and the moment it is entered from
+/// `open` or `closeSent` is the one time the application is told how the
+/// connection ended. The runtime keeps no state of its own beside these:
+/// whether the socket is closing is the socket's.
 public struct WebSocketStateMachine {
     /// Where the connection is in RFC 6455 §7's life.
     public enum State: Sendable, Equatable {
+        /// The opening handshake (§4) is under way: no frames yet.
+        case connecting
         case open
         case closeSent
         case closed
@@ -77,9 +83,13 @@ public struct WebSocketStateMachine {
     ///   - closeTimeout: milliseconds to wait for the peer's close frame.
     ///   - messageExtension: the extension agreed in the handshake, if any.
     ///   - now: the time the connection opened.
+    ///   - connecting: start in `connecting`, for a connection whose opening
+    ///     handshake has not completed (a machine made once it has starts `open`).
     public init(role: Role, maxMessageSize: Int, keepAlive: KeepAlivePolicy = KeepAlivePolicy(interval: 0, timeout: 0),
-                closeTimeout: UInt64 = 5000, messageExtension: (any MessageExtension)? = nil, now: UInt64 = 0) {
+                closeTimeout: UInt64 = 5000, messageExtension: (any MessageExtension)? = nil, now: UInt64 = 0,
+                connecting: Bool = false) {
         self.role = role
+        if connecting { currentState = .connecting }
         parser = FrameParser(role: role, maxMessageSize: UInt64(maxMessageSize))
         keepAliveInterval = UInt32(clamping: keepAlive.interval)
         keepAliveTimeout = UInt32(clamping: keepAlive.timeout)
@@ -103,7 +113,9 @@ public struct WebSocketStateMachine {
     /// A per-message extension was negotiated: sends go through it.
     @inlinable public var usesExtension: Bool { hasExtension }
     /// Frames may still arrive: open, or waiting for the peer's close.
-    @inlinable public var readsFrames: Bool { currentState != .closed }
+    @inlinable public var readsFrames: Bool { currentState == .open || currentState == .closeSent }
+    /// The opening handshake is under way (§4): the connection speaks HTTP.
+    @inlinable public var isConnecting: Bool { currentState == .connecting }
     /// A whole message (a broadcast) may be sent now: open, and not between
     /// the fragments of a message of our own (§5.4).
     @inlinable public var canSendWholeMessage: Bool { currentState == .open && !sendingFragmented }
@@ -169,12 +181,14 @@ public struct WebSocketStateMachine {
         return .closed(code, reason: UnsafeRawBufferPointer(start: nil, count: 0), sendClose: send)
     }
 
-    /// The TCP connection ended (EOF, an error, or our own abort). Returns true
-    /// when frames were not over yet: the application is then told 1006 (§7.1.5).
-    public mutating func connectionLost(now: UInt64) -> Bool {
-        if currentState == .closed { return false }
-        enterClosed(now: now)
-        return true
+    /// The TCP connection ended (EOF, an error, or our own abort). Returns
+    /// the code to tell the application when frames were under way (1006,
+    /// §7.1.5), or nil when there is nothing to tell: frames never began, or
+    /// their end was told already.
+    public mutating func connectionLost(now: UInt64) -> CloseCode? {
+        let report = readsFrames
+        if currentState != .closed { enterClosed(now: now) }
+        return report ? .abnormalClosure : nil
     }
 
     /// The runtime stops exchanging frames without a closing handshake (after
@@ -222,14 +236,24 @@ public struct WebSocketStateMachine {
         return true
     }
 
-    /// The application starts the closing handshake (§7.1.2). True when a close
-    /// frame is to be sent now; the peer's close, or the close timeout, ends it.
-    public mutating func startClosing(now: UInt64) -> Bool {
-        guard currentState == .open else { return false }
+    /// The application starts the closing handshake (§7.1.2): a close frame
+    /// goes now, and the peer's close, or the close timeout, ends it. Once
+    /// it began, or before frames (connecting) or after them, nothing goes.
+    public mutating func startClosing(now: UInt64) -> CloseRequestAction {
+        guard currentState == .open else { return .none }
         currentState = .closeSent
         closeStartedAt = now
-        return true
+        return .sendCloseFrame
     }
+}
+
+/// What the runtime does when the application asks to close.
+public enum CloseRequestAction: Sendable, Equatable {
+    /// Write a close frame now and wait for the peer's, up to the close timeout.
+    case sendCloseFrame
+    /// Nothing: the closing handshake began already, or frames never began
+    /// or are over.
+    case none
 }
 
 /// What the runtime does next with what it received.

@@ -28,8 +28,8 @@ final class Harness {
 
     // Mutating calls wrapped, so #expect can take them (it evaluates its
     // operands as immutable values).
-    func startClosing(now: UInt64) -> Bool { machine.startClosing(now: now) }
-    func connectionLost(now: UInt64) -> Bool { machine.connectionLost(now: now) }
+    func startClosing(now: UInt64) -> Bool { machine.startClosing(now: now) == .sendCloseFrame }
+    func connectionLost(now: UInt64) -> Bool { machine.connectionLost(now: now) == .abnormalClosure }
     func dataFrame(type: MessageType, isFinal: Bool) -> Opcode? { machine.dataFrame(type: type, isFinal: isFinal) }
     func deadlineReached(now: UInt64, readingPaused: Bool = false) -> WebSocketStateMachine.DeadlineAction {
         machine.deadlineReached(now: now, readingPaused: readingPaused)
@@ -67,6 +67,34 @@ struct StateMachineTests {
         #expect(h.feed(h.peer(0x9, [1, 2, 3])) == [.sendPong([1, 2, 3])])
         #expect(h.feed(h.peer(0xA, [9])) == [.pong([9])])
         #expect(h.machine.isOpen)
+    }
+
+    @Test("§4: CONNECTING sends no frame, closes nothing and reports no loss; its end is closed, never open", arguments: roles)
+    func connecting(role: Role) {
+        var machine = WebSocketStateMachine(role: role, maxMessageSize: 1 << 20, now: 5, connecting: true)
+        #expect(machine.state == .connecting && machine.isConnecting)
+        #expect(!machine.isOpen && !machine.readsFrames)
+        let opcode = machine.dataFrame(type: .text, isFinal: true)
+        let close = machine.startClosing(now: 6)
+        let ping = machine.pingSent(now: 6)
+        #expect(opcode == nil && close == .none && !ping)
+        #expect(machine.nextDeadline(now: 6) == nil, "the runtime times the opening handshake")
+        let lost = machine.connectionLost(now: 7)
+        #expect(lost == nil, "no WebSocket yet: nothing for the application")
+        #expect(machine.state == .closed && !machine.isConnecting)
+        var answered = WebSocketStateMachine(role: role, maxMessageSize: 1 << 20, now: 5, connecting: true)
+        answered.closeWithoutFrames(now: 8)
+        #expect(answered.state == .closed)
+        #expect(answered.nextDeadline(now: 8) == 8 + answered.closeTimeout, "the wait for the peer's FIN is timed")
+    }
+
+    @Test("§7.1.5: a loss while frames flow is 1006 to the application, told once", arguments: roles)
+    func lossIsReported(role: Role) {
+        var machine = WebSocketStateMachine(role: role, maxMessageSize: 1 << 20)
+        let first = machine.connectionLost(now: 1)
+        let second = machine.connectionLost(now: 2)
+        #expect(first == .abnormalClosure)
+        #expect(second == nil)
     }
 
     @Test("§7.1.2: the peer's close while open is answered with its code and reason, once", arguments: roles)

@@ -6,10 +6,10 @@ import WebSocketCore
 /// loop thread; after `didClose` sends only report `.dropped`.
 extension AnyWebSocketConnection {
     /// True while messages can be sent: the handshake is done and no close has begun.
-    public final var isOpen: Bool { phase == .frames && machine.isOpen }
+    public final var isOpen: Bool { machine.isOpen }
 
     /// Still reading the HTTP head: no WebSocket yet.
-    package var isInHTTPPhase: Bool { phase == .http }
+    package var isInHTTPPhase: Bool { machine.isConnecting && !isClosing }
 
     /// Bytes queued in user space, not yet taken by the kernel.
     public final var bufferedAmount: Int { queuedCount }
@@ -35,7 +35,7 @@ extension AnyWebSocketConnection {
         // The thread is checked where the frame is written: the cork's
         // fast path takes only the thread whose read callback holds the
         // cork, and every other path checks it in full (`sendAnyFrame`).
-        guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
+        guard machine.readsFrames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
         let status = machine.usesExtension
             ? sendThroughExtension(payload, opcode: opcode, isFinal: isFinal)
             : sendFrame(opcode, fin: isFinal, payload: payload)
@@ -52,7 +52,7 @@ extension AnyWebSocketConnection {
     public final func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true, compress: Bool) -> SendStatus {
         if compress || !machine.usesExtension { return send(payload, type: type, isFinal: isFinal) }
         checkThread("WebSocketConnection.send")
-        guard phase == .frames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
+        guard machine.readsFrames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
         let status = sendThroughExtension(payload, opcode: opcode, isFinal: isFinal, mayEncode: false)
         countSent(status, bytes: payload.count, isFinal: isFinal)
         return status
@@ -92,7 +92,7 @@ extension AnyWebSocketConnection {
     @discardableResult
     public final func ping(_ payload: [UInt8] = []) -> SendStatus {
         checkThread("WebSocketConnection.ping")
-        guard phase == .frames, payload.count <= 125, machine.pingSent(now: context.loop.now) else { return .dropped }
+        guard machine.readsFrames, payload.count <= 125, machine.pingSent(now: context.loop.now) else { return .dropped }
         return payload.withUnsafeBytes { sendFrame(.ping, fin: true, payload: $0) }
     }
 
@@ -106,7 +106,7 @@ extension AnyWebSocketConnection {
     /// warning level: the peer would otherwise fail the connection with 1002.
     public final func close(code: CloseCode = .normalClosure, reason: String = "") {
         checkThread("WebSocketConnection.close")
-        guard phase == .frames, machine.startClosing(now: context.loop.now) else { return }
+        guard machine.startClosing(now: context.loop.now) == .sendCloseFrame else { return }
         // The peer's close frame must be read, whatever the application held.
         if readingHeld { resumeReadingForClose() }
         let code = sendableCloseCode(code)
@@ -127,7 +127,7 @@ extension AnyWebSocketConnection {
     /// peer that leaves meanwhile is seen only once reading resumes.
     public final func pauseReading() {
         checkThread("WebSocketConnection.pauseReading")
-        guard phase == .frames else { return }
+        guard machine.readsFrames else { return }
         holdReading()
     }
 
@@ -135,7 +135,7 @@ extension AnyWebSocketConnection {
     /// still holds it paused for backpressure: its drain resumes it then).
     public final func resumeReading() {
         checkThread("WebSocketConnection.resumeReading")
-        guard phase == .frames else { return }
+        guard machine.readsFrames else { return }
         releaseReading()
         // The keep-alive clock restarts from now: nothing was read meanwhile.
         machine.lastRead = max(machine.lastRead, context.loop.now)
@@ -202,7 +202,7 @@ extension AnyWebSocketConnection {
     package final func sendPrepared(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
                               bytes: Int? = nil) -> SendStatus {
         checkThread("WebSocketServer.broadcast")
-        guard phase == .frames, machine.canSendWholeMessage else { return .dropped }
+        guard machine.readsFrames, machine.canSendWholeMessage else { return .dropped }
         let status = sendFramed(header: header, payload: payload)
         countSent(status, bytes: bytes ?? payload.count, isFinal: true)
         return status
@@ -224,7 +224,7 @@ extension AnyWebSocketConnection {
     /// connections of one endpoint adds once (`Topics`' fan-out loop).
     @inline(__always)
     package final func stagePublication(_ frame: StagedFrame, queueLimit: Int) -> SendStatus {
-        guard phase == .frames, machine.isOpen, machine.canSendWholeMessage else { return .dropped }
+        guard machine.readsFrames, machine.isOpen, machine.canSendWholeMessage else { return .dropped }
         return sendStaged(frame, queueLimit: queueLimit)
     }
 
@@ -232,7 +232,7 @@ extension AnyWebSocketConnection {
     /// compression context): a whole message, never inside one of its own
     /// fragmented messages (§5.4).
     package final func sendWholeMessage(_ payload: UnsafeRawBufferPointer, type: MessageType) -> SendStatus {
-        guard phase == .frames, machine.canSendWholeMessage else { return .dropped }
+        guard machine.readsFrames, machine.canSendWholeMessage else { return .dropped }
         return send(payload, type: type)
     }
 

@@ -13,20 +13,20 @@ extension AnyWebSocketConnection {
     /// Sends part of a response: its head, or a piece of its body. The bytes
     /// are copied if the kernel does not take them all.
     package func sendHTTP(_ bytes: UnsafeRawBufferPointer) {
-        guard phase == .http else { return }
+        guard isInHTTPPhase else { return }
         sendRaw(bytes)
     }
 
     /// Sends a response head and (a piece of) its body with one write.
     package func sendHTTP(_ head: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer) {
-        guard phase == .http else { return }
+        guard isInHTTPPhase else { return }
         _ = sendFramed(header: head, payload: body)
     }
 
     /// True if bytes wait in the connection's queue; the endpoint's
     /// `httpDrained` is then called once it empties. False: go on at once.
     package func notifyWhenHTTPQueueDrains() -> Bool {
-        phase == .http && notifyWhenQueueDrains()
+        isInHTTPPhase && notifyWhenQueueDrains()
     }
 
     /// Bytes not yet taken by the kernel.
@@ -37,7 +37,7 @@ extension AnyWebSocketConnection {
     /// already here) or waits `httpIdleTimeout` for it; otherwise it sends
     /// FIN after the response and closes as `respondAndClose` does.
     package func finishHTTPResponse(headLength: Int, keepAlive: Bool) {
-        guard phase == .http else { return }
+        guard isInHTTPPhase else { return }
         guard keepAlive else {
             freeHead()
             beginDraining()
@@ -55,7 +55,7 @@ extension AnyWebSocketConnection {
     }
 
     /// A plain HTTP response is under way (a graceful shutdown lets it end).
-    package var isRespondingHTTP: Bool { phase == .http && httpResponding }
+    package var isRespondingHTTP: Bool { isInHTTPPhase && httpResponding }
 
     /// How many responses this connection has finished and kept going.
     package var httpExchangeCount: Int { Int(httpExchanges) }

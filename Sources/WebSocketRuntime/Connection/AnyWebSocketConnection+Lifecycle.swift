@@ -20,7 +20,7 @@ extension AnyWebSocketConnection {
         httpDispatching = true
         defer { httpDispatching = false }
         var scanned = scannedBefore
-        while phase == .http && !httpResponding {
+        while machine.isConnecting && !isClosing && !httpResponding {
             switch HTTPHeadParser.parse(head.view(), limits: endpointCore.settings.headLimits, scannedBefore: scanned) {
             case .incomplete:
                 return
@@ -33,7 +33,7 @@ extension AnyWebSocketConnection {
             }
             // A response still under way is timed by `httpSendTimeout` from
             // now on, not by the head's deadline.
-            if phase == .http && httpResponding { scheduleDeadline() }
+            if machine.isConnecting && !isClosing && httpResponding { scheduleDeadline() }
             // A response that ended inside the call left the next head (if
             // any) at the front of the buffer, not yet scanned.
             scanned = 0
@@ -64,7 +64,6 @@ extension AnyWebSocketConnection {
         machine = WebSocketStateMachine(role: settings.role, maxMessageSize: settings.maxMessageSize,
                                         keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout,
                                         messageExtension: messageExtension, now: now)
-        phase = .frames
         clientHandshake = nil
         endpointCore.metrics.webSocketsOpened &+= 1
         logEvent("WebSocket open", ["path": "\(path ?? "")", "subprotocol": "\(subprotocol ?? "none")",
@@ -73,7 +72,7 @@ extension AnyWebSocketConnection {
         // Move the early bytes into the loop's ring in pieces it can hold,
         // parsing as they go.
         var offset = headLength
-        while offset < head.count && phase == .frames {
+        while offset < head.count && machine.readsFrames {
             let n = context.readRing.write(headBytes(from: offset))
             if n == 0 { break }
             offset += n
@@ -81,13 +80,13 @@ extension AnyWebSocketConnection {
         }
         stashLeftover()
         freeHead()
-        if phase == .frames { scheduleDeadline() }
+        if machine.readsFrames { scheduleDeadline() }
     }
 
     /// Sends a whole HTTP response (a file, an error status) and ends the connection.
     package func respondAndClose(_ response: [UInt8]) {
         freeHead()
-        phase = .draining
+        machine.closeWithoutFrames(now: context.loop.now)
         response.withUnsafeBytes { sendRaw($0) }
         beginDraining()
     }
@@ -107,7 +106,7 @@ extension AnyWebSocketConnection {
     /// Fails the connection with `code` (§7.1.7) through the state machine's one
     /// failure path: a close frame if one may still be sent, the handler told once.
     package func fail(_ code: CloseCode, reason: String = "") {
-        guard phase == .frames else { return }
+        guard machine.readsFrames else { return }
         guard case .closed(let code, _, let sendClose) = machine.fail(code, now: context.loop.now) else { return }
         var reason = reason
         reason.withUTF8 { framesEnded(code: code, reason: UnsafeRawBufferPointer($0), sendClose: sendClose) }
@@ -134,18 +133,10 @@ extension AnyWebSocketConnection {
     /// The TCP connection ended or failed, or the application aborted: the
     /// handler hears 1006 if frames were not over, and the handle closes.
     func connectionLost() {
-        switch phase {
-        case .http:
-            httpPhaseEnded(.connectionLost)
-            closeNow()
-        case .frames:
-            if machine.connectionLost(now: context.loop.now) { reportClose(code: .abnormalClosure, reason: "") }
-            closeNow()
-        case .draining:
-            closeNow()
-        case .closed, .lost:
-            break
-        }
+        if isClosing { return }
+        if machine.isConnecting { httpPhaseEnded(.connectionLost) }
+        if let code = machine.connectionLost(now: context.loop.now) { reportClose(code: code, reason: "") }
+        closeNow()
     }
 
     /// Ends the connection at once, from inside a call that found it lost (a
@@ -153,20 +144,15 @@ extension AnyWebSocketConnection {
     /// now, and a WebSocket's handler hears 1006 from the close callback
     /// (`connectionDidClose`), not from inside this call.
     func loseFromCall() {
-        switch phase {
-        case .frames:
-            phase = machine.connectionLost(now: context.loop.now) ? .lost : .closed
-            closeHandle()
-        case .http, .draining:
-            connectionLost()
-        case .closed, .lost:
-            break
-        }
+        if isClosing { return }
+        guard machine.readsFrames else { return connectionLost() }
+        lossToReport = machine.connectionLost(now: context.loop.now)
+        closeHandle()
     }
 
     /// The TLS handshake failed: the HTTP phase ends with the reason.
     func tlsFailed(_ failure: TLSFailure) {
-        guard phase == .http else { return connectionLost() }
+        guard machine.isConnecting, !isClosing else { return connectionLost() }
         httpPhaseEnded(.tlsFailed(failure))
         closeNow()
     }
@@ -188,11 +174,10 @@ extension AnyWebSocketConnection {
     /// discarded) up to the close timeout. Closing at once instead could reset
     /// the connection and destroy the close frame in flight.
     func beginDraining() {
-        guard phase != .closed && phase != .lost else { return }
-        phase = .draining
+        if isClosing { return }
         // Every drain is timed by the close timeout, never by keep-alive: after
-        // an HTTP answer no frames were exchanged and the machine is still open
-        // (it would ping an HTTP connection, or with pings off wait forever).
+        // an HTTP answer no frames were exchanged, and the machine goes from
+        // connecting to closed (draining is a closed machine on an open socket).
         machine.closeWithoutFrames(now: context.loop.now)
         if pausedForBackpressure { resumeReadingForClose() }
         finishWriting()
@@ -205,8 +190,8 @@ extension AnyWebSocketConnection {
     }
 
     func closeNow() {
-        if phase == .closed || phase == .lost { return }
-        phase = .closed
+        if isClosing { return }
+        machine.closeWithoutFrames(now: context.loop.now)
         closeHandle()
     }
 
@@ -215,9 +200,9 @@ extension AnyWebSocketConnection {
     /// and lets go of the context share `init` took; the close callback then
     /// lets go of the object's hold on itself.
     final func connectionDidClose() {
-        if phase == .lost {
-            phase = .closed
-            reportClose(code: .abnormalClosure, reason: "")
+        if let code = lossToReport {
+            lossToReport = nil
+            reportClose(code: code, reason: "")
         }
         assembler.deallocate()
         if let l = leftover {
@@ -232,7 +217,7 @@ extension AnyWebSocketConnection {
     func queueDidDrain() {
         if isOpen {
             deliverDrain()
-        } else if phase == .http && httpResponding {
+        } else if machine.isConnecting && httpResponding && !isClosing {
             httpDrained()
         }
     }
@@ -241,23 +226,23 @@ extension AnyWebSocketConnection {
 
     /// Puts the connection's next deadline on the loop's wheel.
     func scheduleDeadline() {
-        switch phase {
-        case .http:
+        if isClosing {
+            schedule(at: nil)
+        } else if machine.isConnecting {
             schedule(at: httpDeadline())
-        case .frames, .draining:
+        } else {
             machine.lastWrite = max(machine.lastWrite, lastWrite)
             schedule(at: machine.nextDeadline(now: context.loop.now))
-        case .closed, .lost:
-            schedule(at: nil)
         }
     }
 
     func deadlineReached(now: UInt64) {
-        switch phase {
-        case .http:
+        if isClosing { return }
+        if machine.isConnecting {
             httpDeadlineReached(now: now)
             return
-        case .frames, .draining:
+        }
+        do {
             machine.lastWrite = max(machine.lastWrite, lastWrite)
             // The application holds reading: a pong could not be read, and
             // the stall is ours, so the peer counts as heard from now.
@@ -280,8 +265,6 @@ extension AnyWebSocketConnection {
                 return
             }
             scheduleDeadline()
-        case .closed, .lost:
-            break
         }
     }
 }

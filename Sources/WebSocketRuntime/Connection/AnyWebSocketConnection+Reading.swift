@@ -10,10 +10,7 @@ import WebSocketCore
 /// message.
 extension AnyWebSocketConnection {
     final func plainReadBuffer() -> UnsafeMutableRawBufferPointer {
-        switch phase {
-        case .http:
-            return headReadBuffer()
-        case .frames:
+        if machine.readsFrames {
             // Reads land in the loop's ring, behind what this connection's last
             // read left unparsed. The ring is empty between callbacks; reset it
             // anyway, in case a read ended in an error after the last allocation.
@@ -26,20 +23,14 @@ extension AnyWebSocketConnection {
                 }
                 return context.readRing.writableRegion
             }
-        case .draining, .closed, .lost:
-            return contextRef._withUnsafeGuaranteedRef { $0.scratch }
         }
+        if machine.isConnecting { return headReadBuffer() }
+        // Draining: frames are over, reads only wait for the peer's FIN.
+        return contextRef._withUnsafeGuaranteedRef { $0.scratch }
     }
 
     final func plainDidRead(_ count: Int) {
-        switch phase {
-        case .http:
-            if count > 0 {
-                let scanned = head.count
-                head.commit(count)
-                headBytesArrived(scannedBefore: scanned)
-            }
-        case .frames:
+        if machine.readsFrames {
             let now = contextRef._withUnsafeGuaranteedRef { context in
                 context.readRing.commitWrite(count)
                 return context.loop.now
@@ -48,8 +39,10 @@ extension AnyWebSocketConnection {
             endpointRef._withUnsafeGuaranteedRef { $0.metrics.bytesReceived &+= count }
             readFrames(now: now)
             stashLeftover()
-        case .draining, .closed, .lost:
-            break
+        } else if machine.isConnecting && count > 0 {
+            let scanned = head.count
+            head.commit(count)
+            headBytesArrived(scannedBefore: scanned)
         }
     }
 
@@ -65,7 +58,7 @@ extension AnyWebSocketConnection {
     }
 
     private func readFrames(_ context: LoopContext, now: UInt64) {
-        while phase == .frames {
+        while machine.readsFrames {
             switch machine.receive(&context.readRing, now: now) {
             case .needMoreData:
                 return
@@ -89,7 +82,7 @@ extension AnyWebSocketConnection {
     /// small ring of this connection's until its next read.
     func stashLeftover() {
         contextRef._withUnsafeGuaranteedRef { context in
-            if !context.readRing.isEmpty && phase == .frames {
+            if !context.readRing.isEmpty && machine.readsFrames {
                 let count = context.readRing.count
                 // At most 131 bytes by the parser's rules; a pooled ring holds 256.
                 let l = context.leftoverPool.take(toHold: count)

@@ -62,7 +62,6 @@ public class AnyWebSocketConnection {
     @exclusivity(unchecked) final var machine: WebSocketStateMachine
 
     final package let role: Role
-    @exclusivity(unchecked) final var phase = ConnectionPhase.http
     /// With permessage-deflate and no context of this end's: the window its
     /// messages are compressed with (0 otherwise), so a broadcast compresses
     /// once for every connection with the same window.
@@ -105,6 +104,11 @@ public class AnyWebSocketConnection {
     @exclusivity(unchecked) final var writesInFlight: Int32 = 0
     /// Responses finished on this connection with it kept open (saturating).
     final var httpExchanges: UInt16 = 0
+    /// The connection was lost inside a call (a send the kernel refused,
+    /// `abort()`): the handler hears this code from the close callback,
+    /// never from inside that call, so no callback of the handler runs
+    /// inside another.
+    final var lossToReport: CloseCode?
 
     /// Payloads from this size on go to the socket by reference (writev of
     /// header and payload) instead of being copied into the cork.
@@ -122,8 +126,11 @@ public class AnyWebSocketConnection {
         maxBackpressureBytes = Int32(clamping: settings.maxBackpressure)
         let now = context.loop.now
         lastWrite = now
+        // CONNECTING (§4) until the opening handshake completes; the machine
+        // made then (`openWebSocket`) starts open.
         machine = WebSocketStateMachine(role: settings.role, maxMessageSize: settings.maxMessageSize,
-                                        keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout, now: now)
+                                        keepAlive: settings.keepAlive, closeTimeout: settings.closeTimeout, now: now,
+                                        connecting: true)
         uv_tcp_init(context.loop.raw, handle.raw)
         tcp.data = Unmanaged.passUnretained(self).toOpaque()
         slot = context.reserveSlot(for: self)
@@ -170,24 +177,6 @@ public class AnyWebSocketConnection {
     func httpDrained() {}
     /// The handle has closed: the owner forgets this connection.
     func ownerForgets() {}
-}
-
-/// Where a connection is in its life.
-enum ConnectionPhase {
-    /// Reading the HTTP head (the request on a server, the response on a client).
-    case http
-    /// WebSocket frames flow; the state machine decides.
-    case frames
-    /// Frames are over: FIN goes out after the queued writes, reads are
-    /// discarded until the peer's FIN or the close timeout.
-    case draining
-    /// The handle is closing.
-    case closed
-    /// The handle is closing because the connection was lost inside a call
-    /// (a send the kernel refused, `abort()`): the handler hears 1006 from
-    /// the close callback, never from inside that call, so no callback of
-    /// the handler runs inside another.
-    case lost
 }
 
 /// A client connection's opening handshake in progress. A class, so that a
