@@ -224,6 +224,11 @@ extension AnyWebSocketConnection {
 
     // MARK: Deadlines
 
+    /// Puts `deadline` (nil: none) on the loop's wheel, in this connection's slot.
+    package final func schedule(at deadline: UInt64?) {
+        if let deadline { context.wheel.schedule(slot, at: deadline) } else { context.wheel.cancel(slot) }
+    }
+
     /// Puts the connection's next deadline on the loop's wheel.
     func scheduleDeadline() {
         if isClosing {

@@ -7,12 +7,6 @@ import WebSocketCore
 /// with TLS, `writeNow` hands the plaintext to the codec and the sealed
 /// records come back through `writeCiphertext`. Loop thread only.
 extension AnyWebSocketConnection {
-    // MARK: Deadlines
-
-    package final func schedule(at deadline: UInt64?) {
-        if let deadline { context.wheel.schedule(slot, at: deadline) } else { context.wheel.cancel(slot) }
-    }
-
     // MARK: Writing
 
     /// Frames and writes one frame. A small one with nothing queued goes into
