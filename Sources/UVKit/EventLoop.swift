@@ -147,10 +147,12 @@ public final class EventLoop: @unchecked Sendable {
         return names
     }
 
+    /// A write request from the loop's pool (a new one when it is empty).
     package func takeWriteRequest() -> UnsafeMutablePointer<uv_write_t> {
         writeRequests.popLast() ?? .allocate(capacity: 1)
     }
 
+    /// Gives a write request back to the pool once its callback has run.
     package func returnWriteRequest(_ request: UnsafeMutablePointer<uv_write_t>) {
         if writeRequests.count < 1024 { writeRequests.append(request) } else { request.deallocate() }
     }

@@ -77,6 +77,22 @@ public struct TCPHandle {
         try? SocketAddress.filled { uv_tcp_getpeername(raw, $0, $1) }
     }
 
+    /// Queues `bytes` for writing with a request from `loop`'s pool;
+    /// `callback` runs once they are written or failed (the request's
+    /// `handle` is this one; the callback gives the request back with
+    /// `EventLoop.returnWriteRequest`). The bytes must stay valid and
+    /// unchanged until then. Throws, with the request back in the pool, when
+    /// libuv refuses.
+    public func queueWrite(_ bytes: UnsafeRawBufferPointer, on loop: EventLoop, _ callback: uv_write_cb) throws {
+        let request = loop.takeWriteRequest()
+        var buf = uv_buf_init(UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: CChar.self)), UInt32(bytes.count))
+        let rc = uv_write(request, stream, &buf, 1, callback)
+        if rc < 0 {
+            loop.returnWriteRequest(request)
+            throw UVError(rc)
+        }
+    }
+
     // MARK: Writing without queueing
 
     /// Writes what the kernel takes now of `count` pieces, in order, with one

@@ -127,9 +127,7 @@ open class TCPStream: UVHandle {
     /// Queues `bytes` for writing. They must stay valid and unchanged until
     /// `didCompleteWrite` runs for this write.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        let request = loop.takeWriteRequest()
-        var buf = uv_buf_init(UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: CChar.self)), UInt32(bytes.count))
-        let rc = uv_write(request, stream, &buf, 1) { request, status in
+        try handle.queueWrite(bytes, on: loop) { request, status in
             guard let owner = UVHandle.owner(of: request!.pointee.handle, as: TCPStream.self)?.takeUnretainedValue() else {
                 request!.deallocate()
                 return
@@ -137,10 +135,6 @@ open class TCPStream: UVHandle {
             owner.loop.returnWriteRequest(request!)
             owner.writesInFlight -= 1
             owner.didCompleteWrite(status < 0 ? UVError(status) : nil)
-        }
-        if rc < 0 {
-            loop.returnWriteRequest(request)
-            throw UVError(rc)
         }
         writesInFlight += 1
     }

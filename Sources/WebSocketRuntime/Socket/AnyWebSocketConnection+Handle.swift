@@ -148,19 +148,12 @@ extension AnyWebSocketConnection {
 
     /// Queues `bytes`, which stay valid and unchanged until `didCompleteWrite`.
     final func queueWrite(_ bytes: UnsafeRawBufferPointer) throws {
-        let loop = contextRef._withUnsafeGuaranteedRef { $0.loop }
-        let request = loop.takeWriteRequest()
-        var buf = uv_buf_init(UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: CChar.self)), UInt32(bytes.count))
-        let rc = uv_write(request, handle.stream, &buf, 1) { request, status in
+        try handle.queueWrite(bytes, on: contextRef._withUnsafeGuaranteedRef { $0.loop }) { request, status in
             AnyWebSocketConnection.owner(of: UnsafeMutableRawPointer(request!.pointee.handle!))._withUnsafeGuaranteedRef { owner in
                 owner.contextRef._withUnsafeGuaranteedRef { $0.loop.returnWriteRequest(request!) }
                 owner.writesInFlight -= 1
                 owner.didCompleteWrite(status < 0 ? UVError(status) : nil)
             }
-        }
-        if rc < 0 {
-            loop.returnWriteRequest(request)
-            throw UVError(rc)
         }
         writesInFlight += 1
     }
