@@ -110,7 +110,7 @@ soak: test-deps build
 
 ## AddressSanitizer over the whole Swift suite, with the public-API fuzzer at 3,000 sequences.
 asan: deps
-	FUZZ_SEQUENCES=$${FUZZ_SEQUENCES:-3000} LSAN_OPTIONS=suppressions=$(abspath Tests/lsan.supp) $(SWIFT) test --sanitize=address --scratch-path .build-asan
+	FUZZ_SEQUENCES=$${FUZZ_SEQUENCES:-3000} LSAN_OPTIONS=suppressions=$(abspath Tests/lsan.supp) ASAN_OPTIONS=suppressions=$(abspath Tests/asan.supp) $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 ## The public-call safety tests in a release build, where a trap has no debug checks around it.
 safety-release: deps

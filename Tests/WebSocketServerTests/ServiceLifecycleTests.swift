@@ -54,7 +54,10 @@ struct ServiceLifecycleTests {
     func connect(_ count: Int, port: Int) throws -> [TestClient] {
         var clients: [TestClient] = []
         for i in 0..<count {
-            let client = try TestClient(port: port)
+            // Reads wait up to a minute: the shutdown these tests await runs in
+            // the service group's tasks, which in a full `make asan` run can
+            // wait longer than the default 10 s for a thread of the pool.
+            let client = try TestClient(port: port, timeout: 60)
             try client.sendText("hi \(i)")
             #expect(try client.nextMessage() == .message(.text, Array("hi \(i)".utf8)))
             clients.append(client)
