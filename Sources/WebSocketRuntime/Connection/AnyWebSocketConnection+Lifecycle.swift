@@ -247,30 +247,28 @@ extension AnyWebSocketConnection {
             httpDeadlineReached(now: now)
             return
         }
-        do {
-            machine.lastWrite = max(machine.lastWrite, lastWrite)
-            // The application holds reading: a pong could not be read, and
-            // the stall is ours, so the peer counts as heard from now.
-            if readingHeld { machine.lastRead = now }
-            switch machine.deadlineReached(now: now, readingPaused: pausedForBackpressure) {
-            case .none:
-                break
-            case .sendPing:
-                endpointCore.metrics.pingsSent &+= 1
-                _ = sendFrame(.ping, fin: true, payload: UnsafeRawBufferPointer(start: nil, count: 0))
-            case .peerIsDead:
-                // §7.4.1: 1011 if we can still write; a peer whose socket does
-                // not take even that is dropped.
-                endpointCore.metrics.deadPeersClosed &+= 1
-                logEvent("keep-alive timeout: no frame since the ping", ["queued": "\(queuedCount)"])
-                if queuedCount == 0 { fail(.internalError, reason: "keep-alive timeout") } else { abort() }
-                return
-            case .abort:
-                connectionLost()
-                return
-            }
-            scheduleDeadline()
+        machine.lastWrite = max(machine.lastWrite, lastWrite)
+        // The application holds reading: a pong could not be read, and
+        // the stall is ours, so the peer counts as heard from now.
+        if readingHeld { machine.lastRead = now }
+        switch machine.deadlineReached(now: now, readingPaused: pausedForBackpressure) {
+        case .none:
+            break
+        case .sendPing:
+            endpointCore.metrics.pingsSent &+= 1
+            _ = sendFrame(.ping, fin: true, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+        case .peerIsDead:
+            // §7.4.1: 1011 if we can still write; a peer whose socket does
+            // not take even that is dropped.
+            endpointCore.metrics.deadPeersClosed &+= 1
+            logEvent("keep-alive timeout: no frame since the ping", ["queued": "\(queuedCount)"])
+            if queuedCount == 0 { fail(.internalError, reason: "keep-alive timeout") } else { abort() }
+            return
+        case .abort:
+            connectionLost()
+            return
         }
+        scheduleDeadline()
     }
 }
 
