@@ -35,7 +35,7 @@ extension AnyWebSocketConnection {
         // The thread is checked where the frame is written: the cork's
         // fast path takes only the thread whose read callback holds the
         // cork, and every other path checks it in full (`sendAnyFrame`).
-        guard machine.readsFrames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
+        guard let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
         let status = machine.usesExtension
             ? sendThroughExtension(payload, opcode: opcode, isFinal: isFinal)
             : sendFrame(opcode, fin: isFinal, payload: payload)
@@ -52,7 +52,7 @@ extension AnyWebSocketConnection {
     public final func send(_ payload: UnsafeRawBufferPointer, type: MessageType, isFinal: Bool = true, compress: Bool) -> SendStatus {
         if compress || !machine.usesExtension { return send(payload, type: type, isFinal: isFinal) }
         checkThread("WebSocketConnection.send")
-        guard machine.readsFrames, let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
+        guard let opcode = machine.dataFrame(type: type, isFinal: isFinal) else { return .dropped }
         let status = sendThroughExtension(payload, opcode: opcode, isFinal: isFinal, mayEncode: false)
         countSent(status, bytes: payload.count, isFinal: isFinal)
         return status
@@ -92,7 +92,7 @@ extension AnyWebSocketConnection {
     @discardableResult
     public final func ping(_ payload: [UInt8] = []) -> SendStatus {
         checkThread("WebSocketConnection.ping")
-        guard machine.readsFrames, payload.count <= 125, machine.pingSent(now: context.loop.now) else { return .dropped }
+        guard payload.count <= 125, machine.pingSent(now: context.loop.now) else { return .dropped }
         return payload.withUnsafeBytes { sendFrame(.ping, fin: true, payload: $0) }
     }
 
@@ -202,7 +202,7 @@ extension AnyWebSocketConnection {
     package final func sendPrepared(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
                               bytes: Int? = nil) -> SendStatus {
         checkThread("WebSocketServer.broadcast")
-        guard machine.readsFrames, machine.canSendWholeMessage else { return .dropped }
+        guard machine.canSendWholeMessage else { return .dropped }
         let status = sendFramed(header: header, payload: payload)
         countSent(status, bytes: bytes ?? payload.count, isFinal: true)
         return status
@@ -224,7 +224,7 @@ extension AnyWebSocketConnection {
     /// connections of one endpoint adds once (`Topics`' fan-out loop).
     @inline(__always)
     package final func stagePublication(_ frame: StagedFrame, queueLimit: Int) -> SendStatus {
-        guard machine.readsFrames, machine.isOpen, machine.canSendWholeMessage else { return .dropped }
+        guard machine.canSendWholeMessage else { return .dropped }
         return sendStaged(frame, queueLimit: queueLimit)
     }
 
@@ -232,7 +232,7 @@ extension AnyWebSocketConnection {
     /// compression context): a whole message, never inside one of its own
     /// fragmented messages (§5.4).
     package final func sendWholeMessage(_ payload: UnsafeRawBufferPointer, type: MessageType) -> SendStatus {
-        guard machine.readsFrames, machine.canSendWholeMessage else { return .dropped }
+        guard machine.canSendWholeMessage else { return .dropped }
         return send(payload, type: type)
     }
 

@@ -27,9 +27,7 @@ extension AnyWebSocketConnection {
     /// Server role: takes the listener's next pending connection and reads its request.
     package final func accept(from listener: TCPListener) throws {
         try handle.accept(from: listener)
-        handle.setNoDelay(true)
-        try startReading()
-        scheduleDeadline()
+        try readRequest()
     }
 
     /// Server role: takes a connection another loop accepted (its descriptor,
@@ -39,13 +37,15 @@ extension AnyWebSocketConnection {
             Glibc.close(descriptor)
             throw error
         }
+        try readRequest()
+    }
+
+    /// A server's connected socket: reading starts, timed by the handshake timeout.
+    private func readRequest() throws {
         handle.setNoDelay(true)
         try startReading()
         scheduleDeadline()
     }
-
-    /// A descriptor of this connected socket for another loop (`adopt`).
-    package final func duplicateDescriptor() throws -> Int32 { try handle.duplicateDescriptor() }
 
     /// Client role: connects; `connectFinished` reports the end.
     package final func connect(to address: SocketAddress, from source: SocketAddress?, request: ClientHandshakeState) throws {
@@ -67,6 +67,7 @@ extension AnyWebSocketConnection {
     /// The TCP connect ended. With TLS the handshake goes first and the HTTP
     /// request after it (`TLSCodec` calls `didConnect` then).
     private func tcpConnected(_ error: UVError?) {
+        if error == nil { handle.setNoDelay(true) }
         if error == nil, let tls {
             tls.start(on: self)
             return
@@ -78,7 +79,6 @@ extension AnyWebSocketConnection {
     /// client's request goes out.
     final func didConnect(_ error: UVError?) {
         if error == nil {
-            handle.setNoDelay(true)
             do { try startReading() } catch {
                 connectFinished(error as? UVError ?? UVError(-1))
                 return
@@ -175,7 +175,7 @@ extension AnyWebSocketConnection {
     // MARK: Closing
 
     /// Closes the handle now; `handleDidClose` follows in a later iteration.
-    package final func closeHandle() {
+    final func closeHandle() {
         endReadingHold()
         writesClosed = true
         contextRef._withUnsafeGuaranteedRef { context in

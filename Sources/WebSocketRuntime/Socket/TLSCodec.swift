@@ -101,7 +101,6 @@ final class TLSCodec {
     /// goes now; the HTTP request follows once the handshake is done.
     func start(on connection: AnyWebSocketConnection) {
         guard ssl != nil else { return refuseWithoutSession(connection) }
-        connection.handle.setNoDelay(true)
         do { try connection.startReading() } catch {
             connection.connectFinished(error as? UVError ?? UVError(-1))
             return
